@@ -1,0 +1,166 @@
+/**
+ * Who runs when: one job at a time per lane (a loaded model), first come first served, and the newest job
+ * of a document wins: scheduling a job for a document cancels that document's queued or running job.
+ * A queued job is dropped at once; a running one is asked to stop (its work sees the cancel listener fire
+ * and ends at the next step boundary).
+ */
+
+export type CancelReason = 'cancelled' | 'superseded' | 'shutdown';
+
+export class JobCancelledError extends Error {
+  override name = 'JobCancelledError';
+  constructor(
+    readonly reason: CancelReason,
+    /** Denoising steps completed before the job stopped (0 when it never ran). */
+    readonly stepsDone: number,
+    /** Steps planned, when the job had started. */
+    readonly stepsPlanned?: number,
+  ) {
+    super(
+      stepsPlanned === undefined
+        ? `${reason} before it started`
+        : `${reason} after step ${stepsDone} of ${stepsPlanned}`,
+    );
+  }
+}
+
+/** What a job's work sees of its own cancellation. */
+export interface JobContext {
+  readonly id: number;
+  /** Why the job was cancelled, once it has been. */
+  readonly cancelReason: CancelReason | undefined;
+  /** Called once, when the job is cancelled while running. */
+  onCancel(listener: (reason: CancelReason) => void): void;
+}
+
+export interface ScheduledJob<T> {
+  readonly id: number;
+  readonly result: Promise<T>;
+  cancel(reason: CancelReason): void;
+}
+
+type JobState = 'queued' | 'running' | 'settled';
+
+class Job<T> implements JobContext, ScheduledJob<T> {
+  state: JobState = 'queued';
+  cancelReason: CancelReason | undefined;
+  readonly result: Promise<T>;
+  resolve!: (value: T) => void;
+  reject!: (error: unknown) => void;
+  private cancelListener: ((reason: CancelReason) => void) | undefined;
+
+  constructor(
+    readonly id: number,
+    readonly lane: string,
+    readonly documentId: string | undefined,
+    readonly work: (job: JobContext) => Promise<T>,
+    private readonly dequeue: (job: Job<T>) => void,
+  ) {
+    this.result = new Promise<T>((resolve, reject) => {
+      this.resolve = resolve;
+      this.reject = reject;
+    });
+  }
+
+  onCancel(listener: (reason: CancelReason) => void): void {
+    this.cancelListener = listener;
+    if (this.cancelReason) listener(this.cancelReason);
+  }
+
+  cancel(reason: CancelReason): void {
+    if (this.state === 'settled' || this.cancelReason) return;
+    this.cancelReason = reason;
+    if (this.state === 'queued') {
+      this.dequeue(this);
+      this.settle(() => this.reject(new JobCancelledError(reason, 0)));
+    } else {
+      this.cancelListener?.(reason);
+    }
+  }
+
+  settle(action: () => void): void {
+    if (this.state === 'settled') return;
+    this.state = 'settled';
+    action();
+  }
+}
+
+export class Scheduler {
+  private nextId = 1;
+  private readonly lanes = new Map<string, { queue: Job<unknown>[]; running: Job<unknown> | undefined }>();
+  private readonly byDocument = new Map<string, Job<unknown>>();
+
+  /** Queues `work` on `lane`; a job of the same document still queued or running is superseded. */
+  schedule<T>(lane: string, documentId: string | undefined, work: (job: JobContext) => Promise<T>): ScheduledJob<T> {
+    const job = new Job<T>(this.nextId++, lane, documentId, work, (j) => this.remove(j as Job<unknown>));
+    if (documentId !== undefined) {
+      this.byDocument.get(documentId)?.cancel('superseded');
+      this.byDocument.set(documentId, job as Job<unknown>);
+    }
+    this.lane(lane).queue.push(job as Job<unknown>);
+    this.pump(lane);
+    return job;
+  }
+
+  /** Jobs running or queued. */
+  get busy(): number {
+    let n = 0;
+    for (const lane of this.lanes.values()) n += lane.queue.length + (lane.running ? 1 : 0);
+    return n;
+  }
+
+  cancelAll(reason: CancelReason): void {
+    for (const lane of this.lanes.values()) {
+      for (const job of [...lane.queue]) job.cancel(reason);
+      lane.running?.cancel(reason);
+    }
+  }
+
+  /** Resolves once no job is running or queued. */
+  async idle(): Promise<void> {
+    for (;;) {
+      const pending = [...this.lanes.values()].flatMap((l) => [...l.queue, ...(l.running ? [l.running] : [])]);
+      if (pending.length === 0) return;
+      await Promise.allSettled(pending.map((j) => j.result));
+    }
+  }
+
+  private lane(name: string) {
+    let lane = this.lanes.get(name);
+    if (!lane) this.lanes.set(name, (lane = { queue: [], running: undefined }));
+    return lane;
+  }
+
+  private remove(job: Job<unknown>): void {
+    const lane = this.lane(job.lane);
+    const at = lane.queue.indexOf(job);
+    if (at >= 0) lane.queue.splice(at, 1);
+    this.forget(job);
+  }
+
+  private forget(job: Job<unknown>): void {
+    if (job.documentId !== undefined && this.byDocument.get(job.documentId) === job) {
+      this.byDocument.delete(job.documentId);
+    }
+  }
+
+  private pump(laneName: string): void {
+    const lane = this.lane(laneName);
+    if (lane.running) return;
+    const job = lane.queue.shift();
+    if (!job) return;
+    lane.running = job;
+    job.state = 'running';
+    job
+      .work(job)
+      .then(
+        (value) => job.settle(() => job.resolve(value)),
+        (error) => job.settle(() => job.reject(error)),
+      )
+      .finally(() => {
+        lane.running = undefined;
+        this.forget(job);
+        this.pump(laneName);
+      });
+  }
+}
