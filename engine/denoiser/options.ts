@@ -1,0 +1,152 @@
+/**
+ * Decoding options: defaults, resolution (built-in defaults < the model's defaults < the request's overrides)
+ * and validation with messages that say which field is wrong and why; the engine answers a bad request with
+ * the message of `InvalidOptionsError`.
+ */
+import type { ModelFamily } from '../model/architecture';
+import {
+  ALGORITHMS,
+  CACHE_MODES,
+  GREEDY_ORDERS,
+  SCHEDULES,
+  type CacheMode,
+  type DecodingOptions,
+} from '../protocol';
+import { tileBlocks } from './schedule';
+
+export class InvalidOptionsError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'InvalidOptionsError';
+  }
+}
+
+/**
+ * The built-in defaults. `steps` above the fill length is lowered to it, so 256 means one token per step for
+ * fills up to 256 (LLaDA's README: best quality at steps == length). `refreshInterval` is only a placeholder:
+ * unless the model or the request sets it, it follows the cache mode (`defaultRefreshInterval`).
+ */
+export const DEFAULT_DECODING_OPTIONS: Readonly<DecodingOptions> = Object.freeze({
+  steps: 256,
+  blockLength: 32,
+  schedule: 'blocks',
+  threshold: 0.9,
+  algorithm: 'confidence',
+  temperature: 0,
+  seed: 0,
+  cache: 'decode',
+  refreshInterval: 8,
+  window: 4,
+  greedyOrder: 'confidence',
+});
+
+/**
+ * The refresh interval a cache mode uses when none is set. dKV-Cache's paper settings: Decode every 4 steps for
+ * Dream and every 8 for LLaDA; Prefill never. Greedy: the paper refreshes every 2 steps, but then half the steps
+ * are full passes and greedy cannot be more than 2x faster than `none`; every 8 steps keeps its lifespan short
+ * while letting its tiny query sets pay off (agreement vs `none` is measured by `compareWithNone`).
+ */
+export function defaultRefreshInterval(cache: CacheMode, family?: ModelFamily): number {
+  switch (cache) {
+    case 'decode':
+      return family === 'dream' ? 4 : 8;
+    case 'greedy':
+      return 8;
+    case 'prefill':
+    case 'none':
+      return 0;
+  }
+}
+
+const OPTION_NAMES = Object.keys(DEFAULT_DECODING_OPTIONS) as (keyof DecodingOptions)[];
+
+/**
+ * The options for one request. `fillLength` (the number of masks) is checked against the options when given;
+ * `family` picks the paper's refresh interval when neither the model nor the request sets one.
+ */
+export function resolveDecodingOptions(
+  modelDefaults: Partial<DecodingOptions> | undefined,
+  overrides: Partial<DecodingOptions> | undefined,
+  fillLength?: number,
+  family?: ModelFamily,
+): DecodingOptions {
+  const fromModel = definedFields(modelDefaults, "the model's decoding defaults");
+  const fromRequest = definedFields(overrides, 'the request');
+  const options: DecodingOptions = { ...DEFAULT_DECODING_OPTIONS, ...fromModel, ...fromRequest };
+  if (fromRequest.refreshInterval === undefined && fromModel.refreshInterval === undefined) {
+    options.refreshInterval = defaultRefreshInterval(options.cache, family);
+  }
+  validateDecodingOptions(options, fillLength);
+  return options;
+}
+
+/** Checks every field and the combinations; throws InvalidOptionsError naming the first problem. */
+export function validateDecodingOptions(options: DecodingOptions, fillLength?: number): void {
+  integerAtLeast('steps', options.steps, 1);
+  integerAtLeast('blockLength', options.blockLength, 1);
+  oneOf('schedule', options.schedule, SCHEDULES);
+  if (typeof options.threshold !== 'number' || !(options.threshold > 0 && options.threshold <= 1)) {
+    fail(`option 'threshold' must be a number in (0, 1], got ${show(options.threshold)}`);
+  }
+  oneOf('algorithm', options.algorithm, ALGORITHMS);
+  if (typeof options.temperature !== 'number' || !Number.isFinite(options.temperature) || options.temperature < 0) {
+    fail(`option 'temperature' must be a finite number >= 0, got ${show(options.temperature)}`);
+  }
+  if (!Number.isSafeInteger(options.seed) || options.seed < 0) {
+    fail(`option 'seed' must be an integer in 0..${Number.MAX_SAFE_INTEGER}, got ${show(options.seed)}`);
+  }
+  oneOf('cache', options.cache, CACHE_MODES);
+  integerAtLeast('refreshInterval', options.refreshInterval, 0);
+  integerAtLeast('window', options.window, 0);
+  oneOf('greedyOrder', options.greedyOrder, GREEDY_ORDERS);
+
+  if ((options.cache === 'decode' || options.cache === 'greedy') && options.refreshInterval < 1) {
+    fail(`cache '${options.cache}' needs refreshInterval >= 1 (0 = never refresh is only for 'prefill'), got ${options.refreshInterval}`);
+  }
+  if (options.cache === 'greedy' && options.greedyOrder === 'random' && options.schedule === 'threshold') {
+    fail("cache 'greedy' with greedyOrder 'random' fixes the rows to commit before the step, which the 'threshold' " +
+      "schedule cannot do; use greedyOrder 'confidence' or schedule 'blocks'/'timesteps'");
+  }
+
+  if (fillLength === undefined) return;
+  if (!Number.isInteger(fillLength) || fillLength < 1) fail(`length must be an integer >= 1, got ${show(fillLength)}`);
+  if (options.schedule !== 'threshold') {
+    const blocks = tileBlocks(0, fillLength, options.blockLength).length;
+    const steps = Math.min(options.steps, fillLength);
+    if (steps < blocks) {
+      fail(`steps (${options.steps}) must be at least the number of blocks (${blocks} = ceil(length ${fillLength} / ` +
+        `blockLength ${options.blockLength})); raise steps or blockLength`);
+    }
+  }
+}
+
+function definedFields(options: Partial<DecodingOptions> | undefined, source: string): Partial<DecodingOptions> {
+  if (options === undefined || options === null) return {};
+  if (typeof options !== 'object' || Array.isArray(options)) fail(`${source}: decoding options must be an object`);
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(options)) {
+    if (!OPTION_NAMES.includes(key as keyof DecodingOptions)) {
+      fail(`${source}: '${key}' is not a decoding option (known: ${OPTION_NAMES.join(', ')})`);
+    }
+    if (value !== undefined) out[key] = value;
+  }
+  return out as Partial<DecodingOptions>;
+}
+
+function integerAtLeast(name: string, value: unknown, min: number): void {
+  if (!Number.isSafeInteger(value) || (value as number) < min) fail(`option '${name}' must be an integer >= ${min}, got ${show(value)}`);
+}
+
+function oneOf(name: string, value: unknown, allowed: readonly string[]): void {
+  if (typeof value !== 'string' || !allowed.includes(value)) {
+    fail(`option '${name}' must be one of ${allowed.map((a) => `'${a}'`).join(', ')}, got ${show(value)}`);
+  }
+}
+
+function show(value: unknown): string {
+  return typeof value === 'string' ? `'${value}'` : JSON.stringify(value) ?? String(value);
+}
+
+function fail(message: string): never {
+  throw new InvalidOptionsError(message);
+}

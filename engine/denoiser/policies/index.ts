@@ -1,0 +1,21 @@
+/** Maps a request's cache mode to its policy; a new mode is a new file here and one more case. */
+import type { DecodingOptions } from '../../protocol';
+import type { CachePolicy } from '../cachePolicy';
+import { DecodePolicy } from './decode';
+import { GreedyPolicy } from './greedy';
+import { NoCachePolicy } from './none';
+import { PrefillPolicy } from './prefill';
+
+/** A fresh policy for one request (policies keep per-request scratch state). */
+export function createCachePolicy(options: DecodingOptions): CachePolicy {
+  switch (options.cache) {
+    case 'none':
+      return new NoCachePolicy();
+    case 'decode':
+      return new DecodePolicy(options.refreshInterval);
+    case 'greedy':
+      return new GreedyPolicy(options.refreshInterval, options.window, options.greedyOrder);
+    case 'prefill':
+      return new PrefillPolicy(options.refreshInterval);
+  }
+}
