@@ -1,0 +1,126 @@
+/**
+ * Devices → onnxruntime execution providers: which ones this platform's onnxruntime-node binary has, the
+ * order `auto` tries them in, the session options each needs, and which graph variant suits each one.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { isMainThread } from 'node:worker_threads';
+import { listSupportedBackends, type InferenceSession } from 'onnxruntime-node';
+import type { DeviceOption } from '../protocol';
+import type { ExecutionDevice, GraphVariant } from '../model/manifest';
+
+/** onnxruntime's backend name for each device. */
+const BACKEND_NAME: Record<ExecutionDevice, string> = { cpu: 'cpu', webgpu: 'webgpu', cuda: 'cuda', dml: 'dml', coreml: 'coreml' };
+
+/**
+ * GPU devices `auto` tries, best first, before falling back to the CPU. onnxruntime-node 1.30 ships CUDA
+ * only for Linux x64 (and only after its postinstall download), DirectML only on Windows, CoreML only on
+ * macOS; WebGPU (Dawn: Vulkan, D3D12, Metal) everywhere but Linux arm64.
+ */
+export function autoGpuOrder(platform: NodeJS.Platform = process.platform): ExecutionDevice[] {
+  switch (platform) {
+    case 'win32':
+      return ['dml', 'webgpu'];
+    case 'darwin':
+      return ['webgpu', 'coreml'];
+    default:
+      return ['cuda', 'webgpu'];
+  }
+}
+
+/** Where onnxruntime-node keeps its native binding and any downloaded provider libraries. */
+function bindingDir(): string {
+  return path.join(path.dirname(require.resolve('onnxruntime-node')), '..', 'bin', 'napi-v6', process.platform, process.arch);
+}
+
+/** Why `device` cannot be used with this binary, or null when onnxruntime-node has it. */
+export function backendUnavailableReason(device: ExecutionDevice): string | null {
+  const backend = listSupportedBackends().find((b) => b.name === BACKEND_NAME[device]);
+  if (!backend) return `this onnxruntime-node build (${process.platform}/${process.arch}) has no ${device} execution provider`;
+  if (!backend.bundled && device === 'cuda') {
+    // Not bundled: the package's postinstall downloads it, which ONNXRUNTIME_NODE_INSTALL=skip skips.
+    const library = 'libonnxruntime_providers_cuda.so';
+    if (!fs.existsSync(path.join(bindingDir(), library))) {
+      return `onnxruntime-node's CUDA provider (${library}) is not installed; it needs onnxruntime-node's CUDA download and CUDA 12 with cuDNN 9`;
+    }
+  }
+  return null;
+}
+
+/**
+ * Why `auto` should not try `device` on this machine, or null. On Linux, WebGPU without a GPU device node
+ * would at best find a software Vulkan driver, slower than the CPU provider; an explicit VK_ICD_FILENAMES
+ * means someone chose a driver on purpose, so it is tried then.
+ */
+export function autoSkipReason(device: ExecutionDevice, platform: NodeJS.Platform = process.platform): string | null {
+  if (device !== 'webgpu' || platform !== 'linux' || process.env.VK_ICD_FILENAMES) return null;
+  const nodes = [...listDir('/dev/dri').filter((n) => n.startsWith('renderD')), ...listDir('/dev').filter((n) => /^nvidia\d+$/.test(n))];
+  return nodes.length ? null : 'no GPU device (/dev/dri/renderD*, /dev/nvidia*) on this machine';
+}
+
+function listDir(dir: string): string[] {
+  try {
+    return fs.readdirSync(dir);
+  } catch {
+    return [];
+  }
+}
+
+/** The devices to try for a device setting, in order. */
+export function candidateDevices(option: DeviceOption): ExecutionDevice[] {
+  return option === 'auto' ? [...autoGpuOrder(), 'cpu'] : [option];
+}
+
+export function sessionOptionsFor(device: ExecutionDevice): InferenceSession.SessionOptions {
+  const common: InferenceSession.SessionOptions = { graphOptimizationLevel: 'all', logSeverityLevel: 3 };
+  switch (device) {
+    case 'dml':
+      // DirectML runs graphs with neither memory patterns nor parallel execution.
+      return { ...common, executionProviders: ['dml'], enableMemPattern: false, executionMode: 'sequential' };
+    default:
+      return { ...common, executionProviders: [BACKEND_NAME[device]] };
+  }
+}
+
+/**
+ * How well a graph variant suits a device; higher is better, null = unusable there.
+ * - cpu: fp32 activations (fp16 has few native CPU kernels and gets cast around) and full logits (no
+ *   transfer cost).
+ * - GPUs: fp16 activations and the stats head (reading back full-vocabulary logits dominates a step there).
+ * - The decomposed lowering ranks first except on WebGPU: GroupQueryAttention with causal=0 is unverified on
+ *   CUDA/DirectML/CoreML kernels, and the decomposed form is not slower on the CPU (see the runtime notes).
+ */
+export function variantScore(variant: GraphVariant, device: ExecutionDevice): number | null {
+  if (variant.devices && !variant.devices.includes(device)) return null;
+  const onCpu = device === 'cpu';
+  let score = 0;
+  if ((variant.cacheDtype === 'float32') === onCpu) score += 100;
+  if ((variant.head === 'logits') === onCpu) score += 10;
+  if (variant.attention === 'decomposed' || device === 'webgpu') score += 1;
+  return score;
+}
+
+/** The variants usable on `device`, best first (ties keep manifest order). */
+export function rankVariants(variants: GraphVariant[], device: ExecutionDevice): GraphVariant[] {
+  return variants
+    .map((variant, index) => ({ variant, index, score: variantScore(variant, device) }))
+    .filter((v): v is { variant: GraphVariant; index: number; score: number } => v.score !== null)
+    .sort((a, b) => b.score - a.score || a.index - b.index)
+    .map((v) => v.variant);
+}
+
+/** Where Debian's chromium package puts SwiftShader's Vulkan driver (a CPU implementation of Vulkan). */
+export const SWIFTSHADER_VULKAN_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
+
+/**
+ * Points the Vulkan loader at SwiftShader so the WebGPU provider runs without a GPU (tests, CI). The
+ * variable is read when the process first initialises WebGPU and a failed first attempt is not retried, so
+ * this must run on the main thread (worker threads have a private copy of the environment) before any
+ * WebGPU session is created anywhere in the process. Returns why it could not, or null on success.
+ */
+export function useSoftwareWebGpu(icd = SWIFTSHADER_VULKAN_ICD): string | null {
+  if (!isMainThread) return 'the Vulkan driver can only be chosen from the main thread';
+  if (!fs.existsSync(icd)) return `${icd} is missing (install Debian's chromium package for SwiftShader)`;
+  process.env.VK_ICD_FILENAMES = icd;
+  return null;
+}

@@ -1,0 +1,204 @@
+/**
+ * The step graph against the independent float64 reference forward, on onnxruntime-node's CPU provider.
+ *
+ * Tolerances. fp32: 1e-4 absolute on logits (|logit| ≲ 20) and K/V. float32 carries ~6e-8 relative
+ * precision; a tiny model's outputs are sums of at most a few hundred products through two layers, so
+ * accumulated rounding stays around 1e-5, and any semantic slip (a wrong RoPE angle, row, head group or
+ * hidden key) moves logits by 0.1 or more. fp16 weights and activations round every value to 2^-11
+ * relative: the bound there is 0.05 absolute on logits, plus equal argmax wherever the reference's top
+ * two logits are more than 0.1 apart.
+ */
+import { strict as assert } from 'node:assert';
+import type { ModelArchitecture } from '../../engine/model/architecture';
+import type { ModelManifest } from '../../engine/model/manifest';
+import type { VariantSpec } from '../../engine/model/modelFolder';
+import { SyntheticWeights, writeSyntheticModel, type SyntheticPreset } from '../../engine/model/synthetic';
+import { readAllWeights } from '../../engine/model/weights';
+import { referenceForward, referenceStats, type ReferenceOutputs } from '../../engine/reference/referenceForward';
+import { loadStepModel, type OnnxStepModel } from '../../engine/runtime/onnxStepModel';
+import type { StepResult } from '../../engine/graph/stepContract';
+import {
+  argmaxRows,
+  fromCache,
+  maxAbsDiff,
+  referenceBias,
+  stepFeeds,
+  takeRows,
+  temporaryDir,
+  type StepCall,
+} from './graphTestSupport';
+
+const FP32_TOLERANCE = 1e-4;
+const FP16_TOLERANCE = 0.05;
+const TOP_K = 8;
+
+const VARIANTS: VariantSpec[] = [
+  { precision: 'fp32', cacheDtype: 'float32', attention: 'gqa', head: 'logits', topK: 0 },
+  { precision: 'fp32', cacheDtype: 'float32', attention: 'decomposed', head: 'logits', topK: 0 },
+  { precision: 'fp16', cacheDtype: 'float16', attention: 'gqa', head: 'logits', topK: 0 },
+  { precision: 'fp16', cacheDtype: 'float16', attention: 'decomposed', head: 'logits', topK: 0 },
+  { precision: 'fp32', cacheDtype: 'float32', attention: 'gqa', head: 'stats', topK: TOP_K },
+  { precision: 'fp32', cacheDtype: 'float32', attention: 'decomposed', head: 'stats', topK: TOP_K },
+];
+const fileOf = (attention: string, dtype: string, head: string) =>
+  `step.${dtype === 'float16' ? 'fp16' : 'fp32'}.${dtype}.${attention}.${head === 'stats' ? `stats${TOP_K}` : 'logits'}.onnx`;
+
+const CASES: { title: string; preset: SyntheticPreset; overrides?: Partial<ModelArchitecture> }[] = [
+  { title: 'Dream family (GQA, q/k/v bias)', preset: 'tiny-dream' },
+  { title: 'LLaDA family (no GQA, no bias)', preset: 'tiny-llada' },
+  { title: 'Dream family with tied embeddings and qk-norm', preset: 'tiny-dream', overrides: { tieWordEmbeddings: true, qkNorm: true } },
+];
+
+// A canvas of 12 rows at positions with gaps; ids include the synthetic mask (257).
+const POSITIONS = [0, 1, 2, 3, 5, 6, 7, 9, 10, 11, 12, 14];
+const IDS = [12, 257, 40, 257, 257, 99, 3, 257, 310, 257, 7, 64];
+// Cached rows in shuffled order, query rows in permuted order (indices into the canvas).
+const CACHED = [5, 0, 9, 2, 7, 3, 10];
+const QUERIED = [8, 1, 11, 4, 6];
+const READ = [2, 0, 4]; // indices into QUERIED
+
+for (const testCase of CASES) {
+  describe(`step graph vs reference forward: ${testCase.title}`, function () {
+    let dir: string;
+    let manifest: ModelManifest;
+    let arch: ModelArchitecture;
+    let weights: Map<string, Float32Array>;
+    const models = new Map<string, OnnxStepModel>();
+
+    const model = (attention: 'gqa' | 'decomposed', dtype: 'float32' | 'float16' = 'float32', head = 'logits') => {
+      const m = models.get(fileOf(attention, dtype, head));
+      assert.ok(m, 'variant loaded');
+      return m;
+    };
+    const run = async (m: OnnxStepModel, call: StepCall) => m.run(stepFeeds(m, call));
+    const reference = (call: StepCall): ReferenceOutputs =>
+      referenceForward(arch, weights, {
+        inputIds: call.ids,
+        positionIds: call.positions,
+        bias: referenceBias(call.ids.length, call.pastKeys ? call.pastKeys[0].length / (arch.numKvHeads * arch.headDim) : 0, call.hidden),
+        logitsIndex: call.read,
+        pastKeys: call.pastKeys ?? Array.from({ length: arch.numLayers }, () => new Float32Array(0)),
+        pastValues: call.pastValues ?? Array.from({ length: arch.numLayers }, () => new Float32Array(0)),
+        contextLength: call.pastKeys ? call.pastKeys[0].length / (arch.numKvHeads * arch.headDim) : 0,
+      });
+    const logitsOf = (result: StepResult): Float32Array => {
+      assert.equal(result.predictions.kind, 'logits');
+      return result.predictions.logits;
+    };
+    const fullCall: StepCall = { ids: IDS, positions: POSITIONS, read: IDS.map((_, i) => i) };
+    /** The cached call: past rows from `full`'s new K/V in CACHED order, queries in QUERIED order. */
+    const cachedCall = (full: StepResult, cachedRows = CACHED): StepCall => {
+      const { numKvHeads: h, headDim: d } = arch;
+      return {
+        ids: QUERIED.map((i) => IDS[i]),
+        positions: QUERIED.map((i) => POSITIONS[i]),
+        read: READ,
+        pastKeys: full.newKeys.map((k) => takeRows(fromCache(k), h, IDS.length, d, cachedRows)),
+        pastValues: full.newValues.map((v) => takeRows(fromCache(v), h, IDS.length, d, cachedRows)),
+      };
+    };
+
+    before(async () => {
+      dir = temporaryDir('graph');
+      manifest = await writeSyntheticModel(dir, { preset: testCase.preset, architecture: testCase.overrides, seed: 3, variants: VARIANTS });
+      arch = manifest.architecture;
+      weights = await readAllWeights(arch, new SyntheticWeights(arch, 3));
+      for (const v of manifest.variants) models.set(v.file, (await loadStepModel(dir, manifest, { device: 'cpu', variant: v.file })).model);
+    });
+
+    after(async () => {
+      for (const m of models.values()) await m.release();
+    });
+
+    for (const attention of ['gqa', 'decomposed'] as const) {
+      it(`${attention}: a full pass (C = 0) gives the reference logits and post-RoPE K/V`, async () => {
+        const result = await run(model(attention), fullCall);
+        const expected = reference(fullCall);
+        assert.ok(maxAbsDiff(logitsOf(result), expected.logits.flatMap((r) => [...r])) < FP32_TOLERANCE);
+        for (let l = 0; l < arch.numLayers; l++) {
+          assert.ok(maxAbsDiff(fromCache(result.newKeys[l]), expected.newKeys[l]) < FP32_TOLERANCE, `new_key.${l}`);
+          assert.ok(maxAbsDiff(fromCache(result.newValues[l]), expected.newValues[l]) < FP32_TOLERANCE, `new_value.${l}`);
+        }
+      });
+
+      it(`${attention}: a cached pass over shuffled past rows and permuted queries equals the full pass`, async () => {
+        const full = await run(model(attention), fullCall);
+        const call = cachedCall(full);
+        const cached = await run(model(attention), call);
+        const fullLogits = logitsOf(full);
+        const v = arch.vocabSize;
+        const fullRows = READ.flatMap((r) => [...fullLogits.subarray(QUERIED[r] * v, (QUERIED[r] + 1) * v)]);
+        assert.ok(maxAbsDiff(logitsOf(cached), fullRows) < FP32_TOLERANCE, 'cached logits = full-pass logits');
+        const expected = reference(call);
+        assert.ok(maxAbsDiff(logitsOf(cached), expected.logits.flatMap((r) => [...r])) < FP32_TOLERANCE, 'cached logits = reference');
+        for (let l = 0; l < arch.numLayers; l++) {
+          const fullKeys = takeRows(fromCache(full.newKeys[l]), arch.numKvHeads, IDS.length, arch.headDim, QUERIED);
+          assert.ok(maxAbsDiff(fromCache(cached.newKeys[l]), fullKeys) < FP32_TOLERANCE, `new_key.${l}`);
+          assert.ok(maxAbsDiff(fromCache(cached.newKeys[l]), expected.newKeys[l]) < FP32_TOLERANCE, `reference new_key.${l}`);
+        }
+      });
+
+      it(`${attention}: hiding a cached row through attention_bias equals leaving it out`, async () => {
+        const full = await run(model(attention), fullCall);
+        const hiddenColumn = 2; // CACHED[2] = canvas row 9
+        const hidden = await run(model(attention), {
+          ...cachedCall(full),
+          hidden: QUERIED.map((_, row) => [row, hiddenColumn] as [number, number]),
+        });
+        const removed = await run(model(attention), cachedCall(full, CACHED.filter((_, i) => i !== hiddenColumn)));
+        const shown = await run(model(attention), cachedCall(full));
+        assert.ok(maxAbsDiff(logitsOf(hidden), logitsOf(removed)) < FP32_TOLERANCE);
+        assert.ok(maxAbsDiff(logitsOf(hidden), logitsOf(shown)) > 1e-3, 'the hidden row mattered');
+      });
+    }
+
+    it('gqa and decomposed lowerings agree', async () => {
+      const full = await run(model('gqa'), fullCall);
+      const fullDecomposed = await run(model('decomposed'), fullCall);
+      assert.ok(maxAbsDiff(logitsOf(full), logitsOf(fullDecomposed)) < FP32_TOLERANCE);
+      const cached = await run(model('gqa'), cachedCall(full));
+      const cachedDecomposed = await run(model('decomposed'), cachedCall(full));
+      assert.ok(maxAbsDiff(logitsOf(cached), logitsOf(cachedDecomposed)) < FP32_TOLERANCE);
+    });
+
+    for (const attention of ['gqa', 'decomposed'] as const) {
+      it(`${attention}: fp16 weights and activations stay within ${FP16_TOLERANCE} of the reference`, async () => {
+        const full = await run(model(attention, 'float16'), fullCall);
+        assert.ok(full.newKeys[0] instanceof Uint16Array, 'fp16 K/V come back as raw halves');
+        const call = cachedCall(full);
+        const cached = await run(model(attention, 'float16'), call);
+        const v = arch.vocabSize;
+        for (const [result, expected] of [
+          [full, reference(fullCall)],
+          [cached, reference(call)],
+        ] as const) {
+          const logits = logitsOf(result);
+          assert.ok(maxAbsDiff(logits, expected.logits.flatMap((r) => [...r])) < FP16_TOLERANCE);
+          const argmax = argmaxRows(logits, expected.logits.length, v);
+          expected.logits.forEach((row, r) => {
+            const sorted = [...row].sort((a, b) => b - a);
+            if (sorted[0] - sorted[1] > 0.1) assert.equal(argmax[r], row.indexOf(sorted[0]), `row ${r} argmax`);
+          });
+        }
+      });
+
+      it(`${attention}: the stats head gives the logits head's top-${TOP_K}, probabilities and entropy`, async () => {
+        const call = { ...fullCall, read: [11, 3, 0, 7] };
+        const logits = logitsOf(await run(model(attention), call));
+        const stats = await run(model(attention, 'float32', 'stats'), call);
+        assert.equal(stats.predictions.kind, 'stats');
+        if (stats.predictions.kind !== 'stats') return;
+        const { topIds, topProbs, entropy, k, rows } = stats.predictions;
+        assert.equal(k, TOP_K);
+        assert.equal(rows, 4);
+        const v = arch.vocabSize;
+        for (let r = 0; r < rows; r++) {
+          const expected = referenceStats(logits.subarray(r * v, (r + 1) * v), TOP_K);
+          assert.deepEqual([...topIds.subarray(r * k, (r + 1) * k)], expected.topIds);
+          assert.ok(maxAbsDiff(topProbs.subarray(r * k, (r + 1) * k), expected.topProbs) < 1e-5);
+          assert.ok(Math.abs(entropy[r] - expected.entropy) < 1e-4);
+        }
+      });
+    }
+  });
+}
