@@ -119,6 +119,16 @@ export interface LoadProgressParams {
 export const LoadProgressNotification = new NotificationType<LoadProgressParams>('dlm/loadProgress');
 
 // ---------------------------------------------------------------------------------------------------------
+// dlm/unloadModel
+
+export interface UnloadModelParams {
+  modelId: string;
+}
+
+/** Cancels the model's queued and running requests and releases its session (e.g. when the setting changes). */
+export const UnloadModelRequest = new RequestType<UnloadModelParams, void, void>('dlm/unloadModel');
+
+// ---------------------------------------------------------------------------------------------------------
 // dlm/infill
 
 export interface InfillParams {
@@ -145,6 +155,8 @@ export interface InfillStats {
   /** Sum over graph calls of the rows computed (Q). */
   rowsComputed: number;
   ms: number;
+  /** Of `ms`, the time spent in graph calls (the rest is host-side denoiser work and messaging). */
+  graphMs?: number;
   tokensPerSecond: number;
 }
 
