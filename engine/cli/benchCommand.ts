@@ -1,0 +1,69 @@
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { CACHE_MODES, type CacheMode } from '../protocol';
+import { BENCH_MODEL_NAMES, benchModelDescription, type BenchModelName } from '../bench/benchModels';
+import { BENCH_CANVASES } from '../bench/canvases';
+import { formatBenchTable, runBench } from '../bench/runBench';
+import { EXIT_OK, UsageError, numberOption, stringOption, type CliCommand, type OptionValues } from './command';
+import { DECODING_FLAGS, DEVICE_FLAG, decodingOverrides, deviceOption } from './decodingFlags';
+
+const { cache: _cacheFlag, ...decodingFlagsWithoutCache } = DECODING_FLAGS;
+
+/** A comma-separated selection from `known`, or all of them for 'all' or when absent. */
+function selection<T extends string>(options: OptionValues, flag: string, known: readonly T[]): T[] {
+  const raw = stringOption(options, flag);
+  if (raw === undefined || raw === 'all') return [...known];
+  const picked = raw.split(',').map((s) => s.trim());
+  for (const item of picked) {
+    if (!known.includes(item as T)) throw new UsageError(`--${flag} takes ${known.join(', ')} or all (comma-separated); got '${item}'.`);
+  }
+  return picked as T[];
+}
+
+export const benchCommand: CliCommand = {
+  name: 'bench',
+  summary: 'Measure every cache mode against none on synthetic models (tokens/s, speedup, agreement).',
+  synopsis: '[--model tiny,medium] [--canvas 1024+32,128+256] [--cache decode,greedy,prefill] [--json <file>] [options]',
+  details: [
+    'Models (random weights, built once into --models-dir):',
+    ...BENCH_MODEL_NAMES.map((name) => `  ${benchModelDescription(name)}`),
+    'Canvases: prompt tokens + fill tokens, steps = ' + BENCH_CANVASES.map((c) => `${c.steps} for ${c.name}`).join(', ') + '.',
+    'After a warm-up, the modes run interleaved for --rounds rounds; speed is the median.',
+    'The JSON file holds {"runs":[{model, device, promptTokens, genTokens, steps, cache, tokensPerSecond,',
+    'speedupVsNone, agreementVsNone, ...}]}.',
+  ].join('\n'),
+  options: {
+    model: { type: 'string', description: `Models to run: ${BENCH_MODEL_NAMES.join(', ')} or all.`, defaultText: 'all' },
+    canvas: { type: 'string', description: `Canvases: ${BENCH_CANVASES.map((c) => c.name).join(', ')} or all.`, defaultText: 'all' },
+    cache: { type: 'string', description: `Cache modes compared with none: ${CACHE_MODES.join(', ')} or all.`, defaultText: 'all' },
+    rounds: { type: 'integer', description: 'Interleaved rounds per canvas.', defaultText: '1' },
+    json: { type: 'string', valueName: 'file', description: 'Also write the runs to this JSON file.' },
+    'models-dir': { type: 'string', description: 'Where the synthetic models are kept.', defaultText: '.cache/bench-models' },
+    ...decodingFlagsWithoutCache,
+    ...DEVICE_FLAG,
+  },
+  async run({ options }) {
+    const models = selection<BenchModelName>(options, 'model', BENCH_MODEL_NAMES);
+    const canvasNames = selection(options, 'canvas', BENCH_CANVASES.map((c) => c.name));
+    const modes = selection<CacheMode>(options, 'cache', CACHE_MODES);
+    const rounds = numberOption(options, 'rounds') ?? 1;
+    if (rounds < 1) throw new UsageError(`--rounds must be at least 1; got ${rounds}.`);
+    const jsonFile = stringOption(options, 'json');
+    const runs = await runBench({
+      models,
+      canvases: BENCH_CANVASES.filter((c) => canvasNames.includes(c.name)),
+      modes,
+      device: deviceOption(options),
+      rounds,
+      modelsDir: path.resolve(stringOption(options, 'models-dir') ?? path.join('.cache', 'bench-models')),
+      overrides: decodingOverrides(options),
+      log: (message) => process.stderr.write(`[bench] ${message}\n`),
+    });
+    process.stdout.write(formatBenchTable(runs));
+    if (jsonFile) {
+      writeFileSync(jsonFile, `${JSON.stringify({ runs }, null, 2)}\n`);
+      process.stderr.write(`[bench] wrote ${jsonFile}\n`);
+    }
+    return EXIT_OK;
+  },
+};

@@ -1,0 +1,344 @@
+/**
+ * The engine: loaded models, infill requests and their scheduling. Both `dlm serve` (JSON-RPC) and the CLI
+ * drive it. Text is tokenized here on the main thread; each model's denoising loop runs in its own worker
+ * (modelWorker.ts). Requests are validated before they are queued, so a bad request never supersedes a
+ * good one.
+ */
+import path from 'node:path';
+import { version as ENGINE_VERSION } from '../../package.json';
+import type { SpecialTokens } from '../model/architecture';
+import { readManifest, type ModelManifest } from '../model/manifest';
+import { resolveModel, type ModelProgress } from '../model/modelManager';
+import { canvasPrefix } from '../model/prompting';
+import { Tokenizer } from '../model/tokenizer';
+import { InvalidOptionsError, resolveDecodingOptions } from '../denoiser/options';
+import {
+  ErrorCodes,
+  MASK_GLYPH,
+  type DecodingOptions,
+  type DeviceOption,
+  type EngineStatus,
+  type InfillParams,
+  type InfillProgressParams,
+  type InfillResult,
+  type InfillStats,
+  type LoadedModelInfo,
+  type LogParams,
+} from '../protocol';
+import { EngineError, invalidParams } from './errors';
+import { DenoiseStopped, InvalidDecodingOptions, ModelWorker, type WorkerProgress } from './modelWorker';
+import { JobCancelledError, Scheduler, type JobContext, type ScheduledJob } from './scheduler';
+
+export type EngineLog = (level: LogParams['level'], message: string) => void;
+
+export interface EngineOptions {
+  /** Where downloaded and converted models are kept. */
+  cacheDir: string;
+  log: EngineLog;
+}
+
+export type InfillProgress = Omit<InfillProgressParams, 'progressToken'>;
+
+export interface InfillHooks {
+  onProgress?(progress: InfillProgress): void;
+}
+
+/** An infill on token ids (what `infill` does after tokenizing; the benchmark uses it directly). */
+export interface TokenInfillRequest {
+  modelId: string;
+  documentId?: string;
+  prefixIds: number[];
+  suffixIds: number[];
+  length: number;
+  options?: Partial<DecodingOptions>;
+}
+
+export interface TokenInfillResult extends InfillResult {
+  /** The fill's token ids, trimmed like `text`. */
+  fillIds: number[];
+}
+
+interface LoadedModel {
+  info: LoadedModelInfo;
+  dir: string;
+  manifest: ModelManifest;
+  tokenizer: Tokenizer;
+  worker: ModelWorker;
+  /** Committed tokens that end the fill; progress shows nothing from the first one on. */
+  endTokens: Set<number>;
+}
+
+export class Engine {
+  private readonly models = new Map<string, LoadedModel>();
+  /** Loads in flight or done, by folder and device, so a repeated load returns the same model. */
+  private readonly loads = new Map<string, Promise<LoadedModelInfo>>();
+  private readonly scheduler = new Scheduler();
+  private nextModelNumber = 1;
+  private lastStats: InfillStats | undefined;
+  private shuttingDown = false;
+
+  constructor(private readonly options: EngineOptions) {}
+
+  async loadModel(
+    params: { model: string; device: DeviceOption },
+    onProgress?: (progress: ModelProgress) => void,
+  ): Promise<LoadedModelInfo> {
+    this.ensureRunning();
+    let dir: string;
+    try {
+      dir = await resolveModel(params.model, { cacheDir: this.options.cacheDir, onProgress });
+    } catch (error) {
+      throw new EngineError(ErrorCodes.ModelLoadFailed, (error as Error).message);
+    }
+    const key = `${dir}\u0000${params.device}`;
+    let load = this.loads.get(key);
+    if (!load) {
+      load = this.load(dir, params.device, onProgress);
+      this.loads.set(key, load);
+      load.catch(() => this.loads.delete(key));
+    }
+    return load;
+  }
+
+  private async load(
+    dir: string,
+    device: DeviceOption,
+    onProgress?: (progress: ModelProgress) => void,
+  ): Promise<LoadedModelInfo> {
+    const started = performance.now();
+    let manifest: ModelManifest;
+    let tokenizer: Tokenizer;
+    try {
+      manifest = readManifest(dir);
+      tokenizer = Tokenizer.load(path.join(dir, manifest.tokenizer));
+    } catch (error) {
+      throw new EngineError(ErrorCodes.ModelLoadFailed, `Cannot load the model in ${dir}: ${(error as Error).message}`);
+    }
+    let defaults: DecodingOptions;
+    try {
+      defaults = resolveDecodingOptions(manifest.decoding, {}, undefined, manifest.architecture.family);
+    } catch (error) {
+      throw new EngineError(ErrorCodes.ModelLoadFailed, `The model's decoding defaults are invalid: ${(error as Error).message}`);
+    }
+    onProgress?.({ stage: 'session', message: `Creating the ${device} session for ${manifest.name}` });
+    let session: Awaited<ReturnType<typeof ModelWorker.start>>;
+    try {
+      session = await ModelWorker.start(dir, manifest, device);
+    } catch (error) {
+      throw new EngineError(ErrorCodes.ModelLoadFailed, `Cannot start ${manifest.name} on ${device}: ${(error as Error).message}`);
+    }
+    const modelId = `${manifest.name}#${this.nextModelNumber++}`;
+    const info: LoadedModelInfo = {
+      modelId,
+      name: manifest.name,
+      family: manifest.architecture.family,
+      device: session.device,
+      ...(session.fallbackReason ? { deviceFallbackReason: session.fallbackReason } : {}),
+      maxCanvasTokens: manifest.architecture.maxPositions,
+      defaults,
+    };
+    const tokens = manifest.tokens;
+    this.models.set(modelId, {
+      info,
+      dir,
+      manifest,
+      tokenizer,
+      worker: session.worker,
+      endTokens: new Set([...tokens.eos, ...(tokens.pad === null ? [] : [tokens.pad])]),
+    });
+    const ms = Math.round(performance.now() - started);
+    this.options.log('info', `loaded ${manifest.name} from ${dir} on ${info.device} as ${modelId} in ${ms} ms`);
+    if (session.fallbackReason) {
+      this.options.log('warn', `${modelId}: device ${device} not used: ${session.fallbackReason}`);
+    }
+    return info;
+  }
+
+  /** Stops a model's worker; its queued and running requests are cancelled first. */
+  async unloadModel(modelId: string): Promise<void> {
+    const model = this.model(modelId);
+    this.models.delete(modelId);
+    for (const [key, load] of this.loads) {
+      if ((await load.catch(() => undefined))?.modelId === modelId) this.loads.delete(key);
+    }
+    await model.worker.dispose();
+    this.options.log('info', `unloaded ${modelId}`);
+  }
+
+  /** The ids a model's tokenizer gives `text` (e.g. to size a fill like the text it replaces). */
+  tokenize(modelId: string, text: string): number[] {
+    return this.model(modelId).tokenizer.encode(text);
+  }
+
+  /** The manifest of a loaded model. */
+  manifestOf(modelId: string): ModelManifest {
+    return this.model(modelId).manifest;
+  }
+
+  /** Tokenizes and schedules an infill; throws EngineError at once for a request that cannot run. */
+  infill(params: Omit<InfillParams, 'progressToken'>, hooks: InfillHooks = {}): ScheduledJob<InfillResult> {
+    const model = this.model(params.modelId);
+    // The model's own framing of an infill (e.g. a leading BOS) comes from its manifest.
+    const prefixIds = canvasPrefix(model.manifest.tokens, model.tokenizer.encode(params.prefix));
+    const suffixIds = model.tokenizer.encode(params.suffix);
+    const job = this.infillTokens({ ...params, prefixIds, suffixIds }, hooks);
+    return {
+      id: job.id,
+      cancel: (reason) => job.cancel(reason),
+      result: job.result.then(({ fillIds: _ids, ...result }) => result),
+    };
+  }
+
+  infillTokens(request: TokenInfillRequest, hooks: InfillHooks = {}): ScheduledJob<TokenInfillResult> {
+    this.ensureRunning();
+    const model = this.model(request.modelId);
+    const { length, prefixIds, suffixIds } = request;
+    const max = model.info.maxCanvasTokens;
+    if (!Number.isInteger(length) || length < 1) throw invalidParams(`length must be a whole number >= 1; got ${length}.`);
+    if (length > max) {
+      throw invalidParams(`length ${length} is more than the model's canvas of ${max} tokens.`);
+    }
+    const canvas = prefixIds.length + length + suffixIds.length;
+    if (canvas > max) {
+      throw new EngineError(
+        ErrorCodes.CanvasTooLong,
+        `The canvas is ${canvas} tokens (prefix ${prefixIds.length} + fill ${length} + suffix ${suffixIds.length}); ` +
+          `the model takes at most ${max}.`,
+        { prefixTokens: prefixIds.length, fillTokens: length, suffixTokens: suffixIds.length, maxCanvasTokens: max },
+      );
+    }
+    let options: DecodingOptions;
+    try {
+      options = resolveDecodingOptions(model.manifest.decoding, request.options ?? {}, length, model.manifest.architecture.family);
+    } catch (error) {
+      if (error instanceof InvalidOptionsError) throw invalidParams(error.message);
+      throw error;
+    }
+    return this.scheduler.schedule(request.modelId, request.documentId, (job) =>
+      this.run(job, model, { prefixIds, suffixIds, length, options }, hooks),
+    );
+  }
+
+  private async run(
+    job: JobContext,
+    model: LoadedModel,
+    request: { prefixIds: number[]; suffixIds: number[]; length: number; options: DecodingOptions },
+    hooks: InfillHooks,
+  ): Promise<TokenInfillResult> {
+    const { manifest, tokenizer, worker } = model;
+    job.onCancel(() => worker.cancel(job.id));
+    const onProgress = hooks.onProgress;
+    const started = performance.now();
+    let denoised;
+    try {
+      denoised = await worker.denoise(
+        job.id,
+        {
+          tokens: manifest.tokens as SpecialTokens,
+          logitShift: manifest.architecture.logitShift,
+          vocabSize: manifest.architecture.vocabSize,
+        },
+        request,
+        onProgress && ((progress) => job.cancelReason || onProgress(this.progressOf(model, progress))),
+      );
+    } catch (error) {
+      if (error instanceof DenoiseStopped) {
+        throw new JobCancelledError(job.cancelReason ?? 'cancelled', error.stepsDone, error.totalSteps);
+      }
+      if (error instanceof InvalidDecodingOptions) throw invalidParams(error.message);
+      throw error;
+    }
+    const { stats } = denoised;
+    // A job cancelled while its last step ran still counts as cancelled: its caller has moved on.
+    if (job.cancelReason) throw new JobCancelledError(job.cancelReason, stats.steps, stats.steps);
+    const ms = performance.now() - started;
+    const result: TokenInfillResult = {
+      text: tokenizer.decode(denoised.fill),
+      fillIds: denoised.fill,
+      endedEarly: denoised.endedEarly,
+      stats: {
+        cache: request.options.cache,
+        device: model.info.device,
+        promptTokens: request.prefixIds.length + request.suffixIds.length,
+        genTokens: request.length,
+        steps: stats.steps,
+        graphCalls: stats.graphCalls,
+        rowsComputed: stats.rowsComputed,
+        ms: Math.round(ms * 10) / 10,
+        graphMs: Math.round(denoised.graphMs * 10) / 10,
+        tokensPerSecond: Math.round((request.length / (ms / 1000)) * 10) / 10,
+      },
+    };
+    this.lastStats = result.stats;
+    return result;
+  }
+
+  /** Worker progress (token ids, NaN confidence where masked) as the text the editor shows. */
+  private progressOf(model: LoadedModel, progress: WorkerProgress): InfillProgress {
+    const mask = model.manifest.tokens.mask;
+    const pieces = model.tokenizer.pieces(progress.fill, mask);
+    let end = progress.fill.findIndex((id) => model.endTokens.has(id));
+    if (end < 0) end = pieces.length;
+    for (let i = end; i < pieces.length; i++) if (pieces[i] !== null) pieces[i] = '';
+    const confidence = Array.from(progress.confidence, (c, i) => (progress.fill[i] === mask || Number.isNaN(c) ? null : c));
+    return {
+      step: progress.step,
+      totalSteps: progress.totalSteps,
+      pieces,
+      confidence,
+      text: pieces
+        .slice(0, end)
+        .map((piece) => piece ?? MASK_GLYPH)
+        .join(''),
+    };
+  }
+
+  status(): EngineStatus {
+    return {
+      version: ENGINE_VERSION,
+      pid: process.pid,
+      models: [...this.models.values()].map((m) => m.info),
+      busy: this.scheduler.busy,
+      ...(this.lastStats ? { lastStats: this.lastStats } : {}),
+    };
+  }
+
+  /** Refuses new work, cancels what is queued or running, and stops every worker. */
+  async shutdown(): Promise<void> {
+    if (this.shuttingDown) return;
+    this.shuttingDown = true;
+    this.scheduler.cancelAll('shutdown');
+    await this.scheduler.idle();
+    await Promise.all([...this.models.values()].map((m) => m.worker.dispose()));
+    this.models.clear();
+  }
+
+  private model(modelId: string): LoadedModel {
+    const model = this.models.get(modelId);
+    if (!model) {
+      const loaded = [...this.models.keys()];
+      throw new EngineError(
+        ErrorCodes.ModelNotLoaded,
+        `No model "${modelId}" is loaded${loaded.length ? ` (loaded: ${loaded.join(', ')})` : ''}; call dlm/loadModel first.`,
+      );
+    }
+    return model;
+  }
+
+  private ensureRunning(): void {
+    if (this.shuttingDown) throw new EngineError(ErrorCodes.EngineShuttingDown, 'The engine is shutting down.');
+  }
+}
+
+/** The protocol error for a cancelled job. */
+export function cancelledJobError(error: JobCancelledError): EngineError {
+  const code =
+    error.reason === 'superseded'
+      ? ErrorCodes.Superseded
+      : error.reason === 'shutdown'
+        ? ErrorCodes.EngineShuttingDown
+        : ErrorCodes.RequestCancelled;
+  const what = error.reason === 'superseded' ? 'Superseded by a newer request for the same document' : error.reason === 'shutdown' ? 'The engine is shutting down' : 'Cancelled';
+  const when = error.stepsPlanned === undefined ? 'before it started' : `after step ${error.stepsDone} of ${error.stepsPlanned}`;
+  return new EngineError(code, `${what}: stopped ${when}.`, { stepsDone: error.stepsDone, stepsPlanned: error.stepsPlanned });
+}

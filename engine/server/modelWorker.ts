@@ -1,0 +1,159 @@
+/**
+ * The main thread's handle on a model worker: a `worker_threads` Worker that loads one model's step graph
+ * and runs whole denoising loops, so that onnxruntime-node's synchronous `run()` never blocks the protocol.
+ */
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { Worker } from 'node:worker_threads';
+import type { SpecialTokens } from '../model/architecture';
+import type { ModelManifest } from '../model/manifest';
+import type { DenoiseResult } from '../denoiser/denoiser';
+import type { DecodingOptions, DeviceOption } from '../protocol';
+import type { FromWorker, ModelWorkerData, ToWorker } from './workerMessages';
+
+/** A denoise that stopped between steps because its job was cancelled. */
+export class DenoiseStopped extends Error {
+  override name = 'DenoiseStopped';
+  constructor(
+    readonly stepsDone: number,
+    readonly totalSteps: number,
+  ) {
+    super(`stopped after step ${stepsDone} of ${totalSteps}`);
+  }
+}
+
+/** The denoiser refused the decoding options (the message says which and why). */
+export class InvalidDecodingOptions extends Error {
+  override name = 'InvalidDecodingOptions';
+}
+
+export interface WorkerProgress {
+  step: number;
+  totalSteps: number;
+  fill: Int32Array;
+  confidence: Float32Array;
+}
+
+/** A denoise's result and the milliseconds its graph calls took. */
+export type TimedDenoiseResult = DenoiseResult & { graphMs: number };
+
+interface PendingJob {
+  resolve(result: TimedDenoiseResult): void;
+  reject(error: Error): void;
+  onProgress?: (progress: WorkerProgress) => void;
+}
+
+/**
+ * The worker script: beside the engine bundle (`dist/engine/server/workerMain.js`), or the TypeScript source
+ * run through tsx when the engine itself runs from source.
+ */
+function workerScript(): { file: string; execArgv?: string[] } {
+  const bundled = path.join(__dirname, 'server', 'workerMain.js');
+  if (existsSync(bundled)) return { file: bundled };
+  const source = path.join(__dirname, 'workerMain.ts');
+  if (existsSync(source)) return { file: source, execArgv: ['--require', 'tsx/cjs'] };
+  throw new Error(`The model worker script is missing: neither ${bundled} nor ${source} exists.`);
+}
+
+export class ModelWorker {
+  private readonly pending = new Map<number, PendingJob>();
+  private exitError: Error | undefined;
+  private loadWaiter: { resolve(message: FromWorker): void; reject(error: Error): void } | undefined;
+
+  private constructor(
+    private readonly worker: Worker,
+    private readonly cancelFlag: Int32Array,
+  ) {
+    // Whatever the worker prints goes to stderr: in `dlm serve` stdout carries only the protocol.
+    worker.stdout.pipe(process.stderr);
+    worker.stderr.pipe(process.stderr);
+    worker.on('message', (message: FromWorker) => this.receive(message));
+    worker.on('error', (error) => this.fail(new Error(`The model worker crashed: ${error.message}`)));
+    worker.on('exit', (code) => this.fail(new Error(`The model worker exited (code ${code}).`)));
+  }
+
+  /** Starts a worker and loads the model's step graph in it. */
+  static async start(
+    modelDir: string,
+    manifest: ModelManifest,
+    device: DeviceOption,
+  ): Promise<{ worker: ModelWorker; device: Exclude<DeviceOption, 'auto'>; fallbackReason?: string }> {
+    const script = workerScript();
+    const cancelFlag = new SharedArrayBuffer(4);
+    const workerData: ModelWorkerData = { cancelFlag };
+    const handle = new ModelWorker(
+      new Worker(script.file, { execArgv: script.execArgv, workerData, stdout: true, stderr: true }),
+      new Int32Array(cancelFlag),
+    );
+    const loaded = await new Promise<FromWorker>((resolve, reject) => {
+      handle.loadWaiter = { resolve, reject };
+      handle.post({ kind: 'load', modelDir, manifest, device });
+    });
+    handle.loadWaiter = undefined;
+    if (loaded.kind !== 'loaded') {
+      await handle.dispose();
+      throw new Error(loaded.kind === 'loadFailed' ? loaded.message : `unexpected worker message ${loaded.kind}`);
+    }
+    return { worker: handle, device: loaded.device, fallbackReason: loaded.fallbackReason };
+  }
+
+  denoise(
+    jobId: number,
+    spec: { tokens: SpecialTokens; logitShift: boolean; vocabSize: number },
+    request: { prefixIds: number[]; suffixIds: number[]; length: number; options: DecodingOptions },
+    onProgress?: (progress: WorkerProgress) => void,
+  ): Promise<TimedDenoiseResult> {
+    if (this.exitError) return Promise.reject(this.exitError);
+    return new Promise<TimedDenoiseResult>((resolve, reject) => {
+      this.pending.set(jobId, { resolve, reject, onProgress });
+      this.post({ kind: 'denoise', jobId, spec, request, reportProgress: onProgress !== undefined });
+    });
+  }
+
+  /** Asks the worker to stop `jobId` at its next step boundary. */
+  cancel(jobId: number): void {
+    Atomics.store(this.cancelFlag, 0, jobId);
+  }
+
+  async dispose(): Promise<void> {
+    this.exitError ??= new Error('The model was unloaded.');
+    await this.worker.terminate();
+  }
+
+  private post(message: ToWorker): void {
+    this.worker.postMessage(message);
+  }
+
+  private receive(message: FromWorker): void {
+    if (message.kind === 'loaded' || message.kind === 'loadFailed') {
+      this.loadWaiter?.resolve(message);
+      return;
+    }
+    const job = this.pending.get(message.jobId);
+    if (!job) return;
+    switch (message.kind) {
+      case 'progress':
+        job.onProgress?.(message);
+        return;
+      case 'done':
+        this.pending.delete(message.jobId);
+        job.resolve({ ...message.result, graphMs: message.graphMs });
+        return;
+      case 'cancelled':
+        this.pending.delete(message.jobId);
+        job.reject(new DenoiseStopped(message.stepsDone, message.totalSteps));
+        return;
+      case 'failed':
+        this.pending.delete(message.jobId);
+        job.reject(message.invalidOptions ? new InvalidDecodingOptions(message.message) : new Error(message.message));
+        return;
+    }
+  }
+
+  private fail(error: Error): void {
+    this.exitError ??= error;
+    this.loadWaiter?.reject(this.exitError);
+    for (const job of this.pending.values()) job.reject(this.exitError);
+    this.pending.clear();
+  }
+}

@@ -1,0 +1,121 @@
+/**
+ * Checks the shape of every request's params as they arrive over JSON-RPC (types, known fields, enum
+ * values, lengths), so a malformed request is answered with InvalidParams saying which field is wrong.
+ * Ranges that depend on the model (length vs the canvas, decoding option ranges) are checked by the engine
+ * and the denoiser's option resolution.
+ */
+import {
+  ALGORITHMS,
+  CACHE_MODES,
+  DEVICE_OPTIONS,
+  GREEDY_ORDERS,
+  SCHEDULES,
+  type DecodingOptions,
+  type InfillParams,
+  type LoadModelParams,
+} from '../protocol';
+import { invalidParams } from './errors';
+
+/** Prefix and suffix beyond this many characters are refused before tokenizing (no model has such a canvas). */
+export const MAX_TEXT_CHARS = 4_000_000;
+
+type FieldKind = 'string' | 'number' | 'integer' | 'boolean' | readonly string[];
+
+const DECODING_FIELDS: Record<keyof DecodingOptions, FieldKind> = {
+  steps: 'integer',
+  blockLength: 'integer',
+  schedule: SCHEDULES,
+  threshold: 'number',
+  algorithm: ALGORITHMS,
+  temperature: 'number',
+  seed: 'integer',
+  cache: CACHE_MODES,
+  refreshInterval: 'integer',
+  window: 'integer',
+  greedyOrder: GREEDY_ORDERS,
+};
+
+function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  if (typeof value === 'string') return `"${value.length > 40 ? `${value.slice(0, 40)}...` : value}"`;
+  if (typeof value === 'object') return 'an object';
+  return `${typeof value} ${String(value)}`;
+}
+
+function checkField(where: string, value: unknown, kind: FieldKind): void {
+  const ok =
+    kind === 'string'
+      ? typeof value === 'string'
+      : kind === 'number'
+        ? typeof value === 'number' && Number.isFinite(value)
+        : kind === 'integer'
+          ? Number.isSafeInteger(value)
+          : kind === 'boolean'
+            ? typeof value === 'boolean'
+            : typeof value === 'string' && kind.includes(value);
+  if (!ok) {
+    const expected = typeof kind === 'string' ? (kind === 'integer' ? 'a whole number' : `a ${kind}`) : `one of ${kind.join(', ')}`;
+    throw invalidParams(`${where} must be ${expected}; got ${describe(value)}.`);
+  }
+}
+
+function record(where: string, value: unknown): Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw invalidParams(`${where} must be an object; got ${describe(value)}.`);
+  }
+  return value as Record<string, unknown>;
+}
+
+/** Checks `value` against a field table; required fields must be present, others are refused. */
+function checkObject(
+  where: string,
+  value: unknown,
+  required: Record<string, FieldKind>,
+  optional: Record<string, FieldKind>,
+): Record<string, unknown> {
+  const object = record(where, value);
+  for (const key of Object.keys(object)) {
+    if (!(key in required) && !(key in optional)) {
+      const known = [...Object.keys(required), ...Object.keys(optional)].join(', ');
+      throw invalidParams(`${where} has an unknown field "${key}" (known: ${known}).`);
+    }
+  }
+  for (const [key, kind] of Object.entries(required)) {
+    if (object[key] === undefined) throw invalidParams(`${where}.${key} is missing.`);
+    checkField(`${where}.${key}`, object[key], kind);
+  }
+  for (const [key, kind] of Object.entries(optional)) {
+    if (object[key] !== undefined) checkField(`${where}.${key}`, object[key], kind);
+  }
+  return object;
+}
+
+export function validateLoadModelParams(value: unknown): LoadModelParams {
+  const params = checkObject('params', value, { model: 'string', device: DEVICE_OPTIONS }, { progressToken: 'string' });
+  return params as unknown as LoadModelParams;
+}
+
+export function validateInfillParams(value: unknown): InfillParams {
+  const object = record('params', value);
+  const { options, ...rest } = object;
+  const params = checkObject(
+    'params',
+    rest,
+    { modelId: 'string', prefix: 'string', suffix: 'string', length: 'integer' },
+    { documentId: 'string', progressToken: 'string' },
+  );
+  if ((params.length as number) < 1) throw invalidParams(`params.length must be at least 1; got ${params.length}.`);
+  for (const key of ['prefix', 'suffix'] as const) {
+    const text = params[key] as string;
+    if (text.length > MAX_TEXT_CHARS) {
+      throw invalidParams(`params.${key} has ${text.length} characters; at most ${MAX_TEXT_CHARS} are accepted.`);
+    }
+  }
+  if (options !== undefined) checkObject('params.options', options, {}, DECODING_FIELDS);
+  return { ...(params as unknown as InfillParams), ...(options === undefined ? {} : { options: options as Partial<DecodingOptions> }) };
+}
+
+export function validateUnloadModelParams(value: unknown): { modelId: string } {
+  return checkObject('params', value, { modelId: 'string' }, {}) as { modelId: string };
+}

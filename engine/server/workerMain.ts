@@ -1,0 +1,92 @@
+/**
+ * Entry of a model worker thread (bundled as dist/engine/server/workerMain.js): loads one model's step
+ * graph with onnxruntime-node and runs whole denoising loops on it. `run()` is synchronous in
+ * onnxruntime-node 1.30, so the loop lives here, off the protocol thread; a cancel arrives through shared
+ * memory and is honoured between steps.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { loadStepModel } from '../runtime/onnxStepModel';
+import { denoise } from '../denoiser/denoiser';
+import { CancelledError } from '../denoiser/cancellation';
+import { InvalidOptionsError } from '../denoiser/options';
+import type { StepModel } from '../graph/stepContract';
+import type { FromWorker, ModelWorkerData, ToWorker } from './workerMessages';
+
+const port = parentPort;
+if (!port) throw new Error('workerMain.ts runs only as a worker thread.');
+const cancelFlag = new Int32Array((workerData as ModelWorkerData).cancelFlag);
+let model: StepModel | undefined;
+/** Milliseconds spent inside the model's graph calls, for the stats (host work vs graph work). */
+let graphMs = 0;
+
+/** The loaded model with its calls timed. */
+function timed(inner: StepModel): StepModel {
+  return {
+    numLayers: inner.numLayers,
+    numKvHeads: inner.numKvHeads,
+    headDim: inner.headDim,
+    cacheDtype: inner.cacheDtype,
+    head: inner.head,
+    async run(feeds) {
+      const started = performance.now();
+      try {
+        return await inner.run(feeds);
+      } finally {
+        graphMs += performance.now() - started;
+      }
+    },
+  };
+}
+
+function send(message: FromWorker, transfer: ArrayBuffer[] = []): void {
+  port!.postMessage(message, transfer);
+}
+
+async function handle(message: ToWorker): Promise<void> {
+  if (message.kind === 'load') {
+    try {
+      const loaded = await loadStepModel(message.modelDir, message.manifest, { device: message.device });
+      model = timed(loaded.model);
+      send({ kind: 'loaded', device: loaded.device, fallbackReason: loaded.fallbackReason });
+    } catch (error) {
+      send({ kind: 'loadFailed', message: (error as Error).message });
+    }
+    return;
+  }
+
+  const { jobId, spec, request, reportProgress } = message;
+  let stepsDone = 0;
+  graphMs = 0;
+  let totalSteps = 0;
+  try {
+    if (!model) throw new Error('No model is loaded in this worker.');
+    const result = await denoise(model, spec, request, {
+      onProgress(progress) {
+        stepsDone = progress.step;
+        totalSteps = progress.totalSteps;
+        if (!reportProgress) return;
+        const fill = Int32Array.from(progress.fill);
+        const confidence = Float32Array.from(progress.confidence);
+        send(
+          { kind: 'progress', jobId, step: progress.step, totalSteps: progress.totalSteps, fill, confidence },
+          [fill.buffer, confidence.buffer],
+        );
+      },
+      isCancelled: () => Atomics.load(cancelFlag, 0) === jobId,
+    });
+    send({ kind: 'done', jobId, result, graphMs });
+  } catch (error) {
+    if (error instanceof CancelledError) {
+      send({ kind: 'cancelled', jobId, stepsDone, totalSteps });
+    } else {
+      const invalidOptions = error instanceof InvalidOptionsError;
+      send({ kind: 'failed', jobId, message: (error as Error).message, invalidOptions });
+    }
+  }
+}
+
+// Messages are handled one after another: the main thread sends a model one denoise at a time.
+let queue = Promise.resolve();
+port.on('message', (message: ToWorker) => {
+  queue = queue.then(() => handle(message));
+});

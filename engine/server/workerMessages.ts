@@ -1,0 +1,36 @@
+/**
+ * Messages between the engine's main thread and a model worker (internal to the engine process; the
+ * extension never sees them). One worker owns one loaded model and runs one denoise at a time.
+ */
+import type { SpecialTokens } from '../model/architecture';
+import type { ModelManifest } from '../model/manifest';
+import type { DecodingOptions, DeviceOption } from '../protocol';
+import type { DenoiseResult } from '../denoiser/denoiser';
+
+/** `workerData` of a model worker. */
+export interface ModelWorkerData {
+  /**
+   * Int32Array[1] over shared memory: the id of the job to stop. The worker reads it between denoising
+   * steps, so a cancel needs no message round trip while a step's graph call blocks the worker.
+   */
+  cancelFlag: SharedArrayBuffer;
+}
+
+export type ToWorker =
+  | { kind: 'load'; modelDir: string; manifest: ModelManifest; device: DeviceOption }
+  | {
+      kind: 'denoise';
+      jobId: number;
+      spec: { tokens: SpecialTokens; logitShift: boolean; vocabSize: number };
+      request: { prefixIds: number[]; suffixIds: number[]; length: number; options: DecodingOptions };
+      /** Progress messages cost a copy of the fill per step; skipped when nobody listens. */
+      reportProgress: boolean;
+    };
+
+export type FromWorker =
+  | { kind: 'loaded'; device: Exclude<DeviceOption, 'auto'>; fallbackReason?: string }
+  | { kind: 'loadFailed'; message: string }
+  | { kind: 'progress'; jobId: number; step: number; totalSteps: number; fill: Int32Array; confidence: Float32Array }
+  | { kind: 'done'; jobId: number; result: DenoiseResult; graphMs: number }
+  | { kind: 'cancelled'; jobId: number; stepsDone: number; totalSteps: number }
+  | { kind: 'failed'; jobId: number; message: string; invalidOptions: boolean };
