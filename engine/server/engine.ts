@@ -25,9 +25,9 @@ import {
   type LoadedModelInfo,
   type LogParams,
 } from '../protocol';
-import { EngineError, invalidParams } from './errors';
+import { EngineError, invalidParams, type ErrorCode } from './errors';
 import { DenoiseStopped, InvalidDecodingOptions, ModelWorker, type WorkerProgress } from './modelWorker';
-import { JobCancelledError, Scheduler, type JobContext, type ScheduledJob } from './scheduler';
+import { JobCancelledError, Scheduler, type CancelReason, type JobContext, type ScheduledJob } from './scheduler';
 
 export type EngineLog = (level: LogParams['level'], message: string) => void;
 
@@ -158,6 +158,7 @@ export class Engine {
   async unloadModel(modelId: string): Promise<void> {
     const model = this.model(modelId);
     this.models.delete(modelId);
+    await this.scheduler.cancelAll('unloaded', modelId);
     for (const [key, load] of this.loads) {
       if ((await load.catch(() => undefined))?.modelId === modelId) this.loads.delete(key);
     }
@@ -307,8 +308,7 @@ export class Engine {
   async shutdown(): Promise<void> {
     if (this.shuttingDown) return;
     this.shuttingDown = true;
-    this.scheduler.cancelAll('shutdown');
-    await this.scheduler.idle();
+    await this.scheduler.cancelAll('shutdown');
     await Promise.all([...this.models.values()].map((m) => m.worker.dispose()));
     this.models.clear();
   }
@@ -330,15 +330,16 @@ export class Engine {
   }
 }
 
+const CANCELLATIONS: Record<CancelReason, { code: ErrorCode; what: string }> = {
+  cancelled: { code: ErrorCodes.RequestCancelled, what: 'Cancelled' },
+  superseded: { code: ErrorCodes.Superseded, what: 'Superseded by a newer request for the same document' },
+  unloaded: { code: ErrorCodes.ModelNotLoaded, what: 'The model was unloaded' },
+  shutdown: { code: ErrorCodes.EngineShuttingDown, what: 'The engine is shutting down' },
+};
+
 /** The protocol error for a cancelled job. */
 export function cancelledJobError(error: JobCancelledError): EngineError {
-  const code =
-    error.reason === 'superseded'
-      ? ErrorCodes.Superseded
-      : error.reason === 'shutdown'
-        ? ErrorCodes.EngineShuttingDown
-        : ErrorCodes.RequestCancelled;
-  const what = error.reason === 'superseded' ? 'Superseded by a newer request for the same document' : error.reason === 'shutdown' ? 'The engine is shutting down' : 'Cancelled';
+  const { code, what } = CANCELLATIONS[error.reason];
   const when = error.stepsPlanned === undefined ? 'before it started' : `after step ${error.stepsDone} of ${error.stepsPlanned}`;
   return new EngineError(code, `${what}: stopped ${when}.`, { stepsDone: error.stepsDone, stepsPlanned: error.stepsPlanned });
 }

@@ -5,7 +5,7 @@
  * and ends at the next step boundary).
  */
 
-export type CancelReason = 'cancelled' | 'superseded' | 'shutdown';
+export type CancelReason = 'cancelled' | 'superseded' | 'unloaded' | 'shutdown';
 
 export class JobCancelledError extends Error {
   override name = 'JobCancelledError';
@@ -109,20 +109,12 @@ export class Scheduler {
     return n;
   }
 
-  cancelAll(reason: CancelReason): void {
-    for (const lane of this.lanes.values()) {
-      for (const job of [...lane.queue]) job.cancel(reason);
-      lane.running?.cancel(reason);
-    }
-  }
-
-  /** Resolves once no job is running or queued. */
-  async idle(): Promise<void> {
-    for (;;) {
-      const pending = [...this.lanes.values()].flatMap((l) => [...l.queue, ...(l.running ? [l.running] : [])]);
-      if (pending.length === 0) return;
-      await Promise.allSettled(pending.map((j) => j.result));
-    }
+  /** Cancels the jobs of one lane (every lane when none is named) and resolves once they have stopped. */
+  async cancelAll(reason: CancelReason, laneName?: string): Promise<void> {
+    const lanes = laneName === undefined ? [...this.lanes.values()] : [this.lane(laneName)];
+    const jobs = lanes.flatMap((lane) => [...lane.queue, ...(lane.running ? [lane.running] : [])]);
+    for (const job of jobs) job.cancel(reason);
+    await Promise.allSettled(jobs.map((job) => job.result));
   }
 
   private lane(name: string) {

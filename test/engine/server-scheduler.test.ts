@@ -35,7 +35,7 @@ describe('server scheduler', () => {
     b.release('B');
     c.release('C');
     assert.deepEqual(await Promise.all([jb.result, jc.result]), ['B', 'C']);
-    await scheduler.idle();
+    await settle();
     assert.equal(scheduler.busy, 0);
   });
 
@@ -73,19 +73,24 @@ describe('server scheduler', () => {
     assert.deepEqual(log, ['start blocker', 'start newer']);
   });
 
-  it('cancels everything on cancelAll with the given reason', async () => {
+  it('cancels a lane, or every lane, with the given reason', async () => {
     const log: string[] = [];
     const scheduler = new Scheduler();
     const running = controllable(log, 'running');
     const waiting = controllable(log, 'waiting');
     const j1 = scheduler.schedule('m', undefined, running.work);
     const j2 = scheduler.schedule('m', undefined, waiting.work);
+    const other = controllable(log, 'other lane');
+    const j3 = scheduler.schedule('m2', undefined, other.work);
     await settle();
-    scheduler.cancelAll('shutdown');
-    await assert.rejects(j1.result, (e: JobCancelledError) => e.reason === 'shutdown');
-    await assert.rejects(j2.result, (e: JobCancelledError) => e.reason === 'shutdown');
-    await scheduler.idle();
-    assert.deepEqual(log, ['start running']);
+    await scheduler.cancelAll('unloaded', 'm');
+    await assert.rejects(j1.result, (e: JobCancelledError) => e.reason === 'unloaded');
+    await assert.rejects(j2.result, (e: JobCancelledError) => e.reason === 'unloaded');
+    assert.equal(scheduler.busy, 1);
+    await scheduler.cancelAll('shutdown');
+    await assert.rejects(j3.result, (e: JobCancelledError) => e.reason === 'shutdown');
+    assert.equal(scheduler.busy, 0);
+    assert.deepEqual(log, ['start running', 'start other lane']);
   });
 
   it('ignores a cancel after the job settled', async () => {
