@@ -7,8 +7,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { LoadProgressParams } from '../protocol';
+import { MANIFEST_FILE } from './manifest';
 
-export const MANIFEST_FILE = 'dlm-model.json';
 export const BUILTIN_SETTING = 'builtin';
 
 export type ModelProgress = Omit<LoadProgressParams, 'progressToken'>;

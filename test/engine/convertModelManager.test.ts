@@ -2,7 +2,8 @@ import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { builtinModelDir, resolveModel, MANIFEST_FILE } from '../../engine/model/modelManager';
+import { MANIFEST_FILE } from '../../engine/model/manifest';
+import { builtinModelDir, resolveModel } from '../../engine/model/modelManager';
 
 describe('model manager: builtin and model folders', () => {
   let tmp: string;
