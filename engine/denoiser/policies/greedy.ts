@@ -7,7 +7,8 @@
  * lives until it is recomputed or the next refresh).
  *
  * The window: for each row to commit (ascending), its nearest rows alternately left and right (p-1, p+1, p-2,
- * ...), any state, skipping rows already chosen, until `window` are added or the canvas is exhausted. Over all
+ * ...), any state, skipping rows already chosen (last step's commits, the rows to commit, earlier windows),
+ * until `window` are added or the canvas is exhausted. Over all
  * canvas rows, so a window of L-1 makes Q the whole canvas and greedy equal to `none` exactly.
  *
  * Decoding order:
@@ -66,9 +67,9 @@ export class GreedyPolicy implements CachePolicy {
 
     const query = (this.query ??= new RowSet(length));
     query.clear();
+    for (let p = canvas.fillStart; p < canvas.fillEnd; p++) if (canvas.committedAt(p) === step - 1) query.add(p);
     for (const p of toCommit) query.add(p);
     for (const p of [...toCommit].sort((a, b) => a - b)) this.addWindow(query, p, length);
-    for (let p = canvas.fillStart; p < canvas.fillEnd; p++) if (canvas.committedAt(p) === step - 1) query.add(p);
 
     let candidates: Int32Array;
     if (this.order === 'random') {
