@@ -1,0 +1,123 @@
+/**
+ * The canvas of an inline completion: the code around the cursor, cut to a byte budget on line boundaries,
+ * with `length` masks at the cursor. Whether the fill may span lines is decided by what is right of the
+ * cursor: in the middle of a line only that line is completed.
+ */
+
+export interface CanvasOptions {
+  /** Budget of prefix + suffix in UTF-8 bytes. Every token of a byte-level tokenizer covers at least one byte,
+   *  so a canvas under this budget fits a model's token limit whatever the tokenizer. */
+  contextBytes: number;
+  /** Masks when the fill may span several lines. */
+  fillLength: number;
+  /** Masks in the middle of a line. */
+  lineFillLength: number;
+  /** The model's limit on prefix + masks + suffix, in tokens. */
+  maxCanvasTokens: number;
+}
+
+export interface Canvas {
+  prefix: string;
+  suffix: string;
+  length: number;
+  multiline: boolean;
+}
+
+/** Characters that may follow the cursor without making it "mid-line": closers an editor auto-inserts. */
+const TRAILING_CLOSERS = /^[\s)\]}>;,:'"`]*$/;
+
+/** Multi-line completion is allowed when the rest of the line is empty or only closing punctuation. */
+export function allowsMultiline(restOfLine: string): boolean {
+  return TRAILING_CLOSERS.test(restOfLine);
+}
+
+/** Tokens kept free for the model's own special tokens around the canvas. */
+const SPECIAL_TOKEN_RESERVE = 8;
+
+/** The context budget in bytes for a model that takes at most `maxCanvasTokens` tokens. */
+export function contextBudget(settingBytes: number, maxCanvasTokens: number, length: number): number {
+  return Math.max(0, Math.min(settingBytes, maxCanvasTokens - length - SPECIAL_TOKEN_RESERVE));
+}
+
+const utf8Length = (text: string) => Buffer.byteLength(text, 'utf8');
+
+/**
+ * The longest tail of `text` within `budget` bytes that starts at a line start, or, when even the line
+ * touching the cursor is longer than the budget, the tail of that line.
+ */
+function prefixWithin(text: string, budget: number): string {
+  if (utf8Length(text) <= budget) return text;
+  let start = text.length;
+  for (;;) {
+    const lineStart = text.lastIndexOf('\n', start - 2) + 1; // start - 2 skips the newline ending the line above
+    if (lineStart >= start || utf8Length(text.slice(lineStart)) > budget) break;
+    start = lineStart;
+    if (lineStart === 0) break;
+  }
+  if (start < text.length) return text.slice(start);
+  return tailWithin(text, budget);
+}
+
+/** The longest head of `text` within `budget` bytes that ends at a line end (or a cut of the first line). */
+function suffixWithin(text: string, budget: number): string {
+  if (utf8Length(text) <= budget) return text;
+  let end = 0;
+  for (;;) {
+    const newline = text.indexOf('\n', end);
+    const lineEnd = newline === -1 ? text.length : newline + 1;
+    if (lineEnd <= end || utf8Length(text.slice(0, lineEnd)) > budget) break;
+    end = lineEnd;
+  }
+  if (end > 0) return text.slice(0, end);
+  return headWithin(text, budget);
+}
+
+function tailWithin(text: string, budget: number): string {
+  let start = text.length;
+  let bytes = 0;
+  while (start > 0) {
+    const size = utf8Length(text.slice(start - 1, start));
+    if (bytes + size > budget) break;
+    bytes += size;
+    start--;
+  }
+  // Never split a surrogate pair.
+  if (start < text.length && isLowSurrogate(text.charCodeAt(start))) start++;
+  return text.slice(start);
+}
+
+function headWithin(text: string, budget: number): string {
+  let end = 0;
+  let bytes = 0;
+  while (end < text.length) {
+    const size = utf8Length(text.slice(end, end + 1));
+    if (bytes + size > budget) break;
+    bytes += size;
+    end++;
+  }
+  if (end > 0 && isHighSurrogate(text.charCodeAt(end - 1))) end--;
+  return text.slice(0, end);
+}
+
+const isHighSurrogate = (code: number) => code >= 0xd800 && code <= 0xdbff;
+const isLowSurrogate = (code: number) => code >= 0xdc00 && code <= 0xdfff;
+
+/**
+ * The code either side of a hole within `budget` bytes: split 3:1 between before and after (the code before
+ * predicts more), either side's unused share going to the other.
+ */
+export function contextAround(before: string, after: string, budget: number): { prefix: string; suffix: string } {
+  const suffixBytes = Math.min(utf8Length(after), Math.floor(Math.max(0, budget) / 4));
+  const prefix = prefixWithin(before, Math.max(0, budget - suffixBytes));
+  const suffix = suffixWithin(after, Math.max(0, budget - utf8Length(prefix)));
+  return { prefix, suffix };
+}
+
+/** The canvas of an inline completion at the cursor, `before` and `after` being the code either side of it. */
+export function buildCanvas(before: string, after: string, options: CanvasOptions): Canvas {
+  const newline = after.indexOf('\n');
+  const multiline = allowsMultiline(newline === -1 ? after : after.slice(0, newline));
+  const length = multiline ? options.fillLength : options.lineFillLength;
+  const { prefix, suffix } = contextAround(before, after, contextBudget(options.contextBytes, options.maxCanvasTokens, length));
+  return { prefix, suffix, length, multiline };
+}

@@ -1,0 +1,365 @@
+/**
+ * Inline completions from the diffusion model, shown as they denoise.
+ *
+ * The first call at a place (after the debounce) starts an engine request and at once returns the fully
+ * masked canvas; each `dlm/infillProgress` step then re-triggers inline suggestions (throttled), and the
+ * provider answers with the newest partial canvas, masked tokens drawn as a placeholder, until the final
+ * fill replaces it. Re-triggering while ghost text is shown updates it in place, so it does not flicker.
+ *
+ * Accepting never inserts a placeholder: while a partial canvas is shown, Tab (and accept word / line) are
+ * bound to `dlm.acceptInlineSuggestion`, which waits for the final fill and inserts that. Should a partial
+ * item be accepted some other way (e.g. the mouse), the inserted draft is replaced by the final fill as soon
+ * as it exists.
+ *
+ * Typing, moving the cursor or a request elsewhere cancels the running request (`$/cancelRequest` reaches the
+ * engine, and the engine also lets the newest request of a document supersede older ones); finished fills are
+ * cached so that typing through a suggestion never recomputes it.
+ */
+import * as vscode from 'vscode';
+import { ResponseError } from 'vscode-jsonrpc';
+import { ErrorCodes, type InfillResult } from '../engine/protocol';
+import { buildCanvas } from './canvas';
+import { CompletionCache } from './completionCache';
+import { hasPlaceholder } from './ghostText';
+import { InflightCompletion, type CompletionState } from './inflightCompletion';
+import type { ModelSession } from './modelSession';
+import type { OutputLog } from './outputLog';
+import { isEnabledForLanguage, type DlmSettings } from './settings';
+
+/** Minimum time between two ghost-text refreshes: a few frames per second, calm enough to read. */
+const REFRESH_INTERVAL_MS = 80;
+/** Context key true while the shown DLM suggestion is still a partial canvas (package.json keybindings). */
+export const PARTIAL_CONTEXT_KEY = 'dlm.inlineSuggestionPartial';
+export const ACCEPT_COMMAND = 'dlm.acceptInlineSuggestion';
+
+export type AcceptKind = 'all' | 'word' | 'line';
+const NATIVE_ACCEPT: Record<AcceptKind, string> = {
+  all: 'editor.action.inlineSuggest.commit',
+  word: 'editor.action.inlineSuggest.acceptNextWord',
+  line: 'editor.action.inlineSuggest.acceptNextLine',
+};
+
+export interface ProviderDependencies {
+  session: ModelSession;
+  log: OutputLog;
+  settings: () => DlmSettings;
+  isPaused: () => boolean;
+  /** A block fill is on screen in this document: inline completions keep out of its way. */
+  blockFillActiveIn: (uri: vscode.Uri) => boolean;
+  /** Each finished completion, for the status bar. */
+  onResult: (result: InfillResult) => void;
+}
+
+/** A partial canvas (or its start) the user accepted by a path that bypassed `dlm.acceptInlineSuggestion`. */
+interface AcceptedDraft {
+  uri: string;
+  offset: number;
+  /** What was inserted. */
+  text: string;
+  /** The whole partial canvas shown at the time. */
+  shown: string;
+}
+
+export class DlmInlineCompletionProvider implements vscode.InlineCompletionItemProvider, vscode.Disposable {
+  private inflight: InflightCompletion | undefined;
+  private readonly cache = new CompletionCache();
+  private refreshTimer: NodeJS.Timeout | undefined;
+  private lastRefresh = 0;
+  private partialShown = false;
+  private acceptedDraft: AcceptedDraft | undefined;
+  /** Engine refusals already shown to the user. */
+  private readonly explained = new Set<string>();
+  private readonly disposables: vscode.Disposable[] = [];
+
+  constructor(private readonly deps: ProviderDependencies) {
+    this.disposables.push(
+      vscode.workspace.onDidChangeTextDocument((event) => this.onDocumentChange(event)),
+      vscode.window.onDidChangeTextEditorSelection((event) => this.onSelectionChange(event)),
+      vscode.window.onDidChangeActiveTextEditor(() => this.cancelInflight('another editor became active')),
+    );
+  }
+
+  async provideInlineCompletionItems(
+    document: vscode.TextDocument,
+    position: vscode.Position,
+    context: vscode.InlineCompletionContext,
+    token: vscode.CancellationToken,
+  ): Promise<vscode.InlineCompletionItem[] | undefined> {
+    const settings = this.deps.settings();
+    if (this.deps.isPaused() || !isEnabledForLanguage(settings, document.languageId)) return undefined;
+    if (this.deps.blockFillActiveIn(document.uri)) return undefined;
+    // With an IntelliSense item selected the suggest widget has the stage; a fill would have to extend it.
+    if (context.selectedCompletionInfo) return undefined;
+
+    const offset = document.offsetAt(position);
+    const version = document.version;
+    if (this.inflight?.isAt(document, offset)) return this.itemsFor(this.inflight.state, position);
+
+    const window = settings.contextBytes; // a character is at least one byte: this many characters suffice
+    const before = document.getText(new vscode.Range(document.positionAt(Math.max(0, offset - window)), position));
+    const after = document.getText(new vscode.Range(position, document.positionAt(offset + window)));
+    const cached = this.cache.lookup(before, after);
+    if (cached) {
+      this.deps.log.debug(`Completion from the cache (${cached.typed} characters typed through).`);
+      return this.items(cached.text, false, position);
+    }
+
+    this.cancelInflight('a newer request');
+    if (context.triggerKind === vscode.InlineCompletionTriggerKind.Automatic && settings.debounceMs > 0) {
+      if (!(await sleep(settings.debounceMs, token))) return undefined;
+    }
+    let ready;
+    try {
+      ready = await this.deps.session.ready(token);
+    } catch (error) {
+      if (!token.isCancellationRequested) this.deps.log.debug(`No completion: ${(error as Error).message}`);
+      return undefined;
+    }
+    if (token.isCancellationRequested || document.version !== version) return undefined;
+
+    const canvas = buildCanvas(before, after, { ...settings, maxCanvasTokens: ready.info.maxCanvasTokens });
+    const inflight = new InflightCompletion(
+      document.uri.toString(),
+      document.version,
+      offset,
+      canvas,
+      settings.streaming,
+      (engineToken, onProgress) =>
+        ready.client.infill(
+          {
+            modelId: ready.info.modelId,
+            documentId: document.uri.toString(),
+            prefix: canvas.prefix,
+            suffix: canvas.suffix,
+            length: canvas.length,
+            options: settings.decoding,
+          },
+          onProgress,
+          engineToken,
+        ),
+    );
+    this.inflight = inflight;
+    this.deps.log.debug(
+      `Completion #${inflight.id}: ${canvas.length} masks (${canvas.multiline ? 'multi-line' : 'single line'}), ` +
+        `${canvas.prefix.length} + ${canvas.suffix.length} characters of context.`,
+    );
+    inflight.onDidUpdate((state) => this.onInflightUpdate(inflight, state));
+
+    if (!settings.streaming) {
+      // Without streaming the one answer is the final fill; the request lives as long as this call.
+      const cancel = token.onCancellationRequested(() => inflight.cancel('the editor withdrew the request'));
+      const end = await inflight.done;
+      cancel.dispose();
+      return this.itemsFor(end, position);
+    }
+    return this.itemsFor(inflight.state, position);
+  }
+
+  /** Tab / accept word / accept line: while the canvas is partial, wait for the final fill and insert it. */
+  async accept(kind: AcceptKind): Promise<void> {
+    const inflight = this.inflight;
+    const editor = vscode.window.activeTextEditor;
+    if (!inflight || !editor || !inflight.running || !this.isShownAt(inflight, editor)) {
+      await vscode.commands.executeCommand(NATIVE_ACCEPT[kind]);
+      return;
+    }
+    this.deps.log.info(`Completion #${inflight.id} accepted while denoising: inserting the final fill when it is ready.`);
+    const end = await inflight.done;
+    if (end.kind !== 'final' || end.text === '' || !this.isShownAt(inflight, editor)) return;
+    const text = kind === 'all' ? end.text : kind === 'word' ? nextWord(end.text) : nextLine(end.text);
+    const start = editor.document.positionAt(inflight.offset);
+    const inserted = await editor.edit((edit) => edit.insert(start, text));
+    if (!inserted) return;
+    const stop = endOfInsertion(start, text);
+    editor.selection = new vscode.Selection(stop, stop);
+    if (kind === 'all') await vscode.commands.executeCommand('editor.action.inlineSuggest.hide');
+  }
+
+  dispose(): void {
+    this.cancelInflight('the extension stopped');
+    clearTimeout(this.refreshTimer);
+    this.disposables.forEach((d) => d.dispose());
+  }
+
+  private itemsFor(state: CompletionState, position: vscode.Position): vscode.InlineCompletionItem[] {
+    const text = state.kind === 'partial' || state.kind === 'final' ? state.text : '';
+    return this.items(text, state.kind === 'partial', position);
+  }
+
+  private items(text: string, partial: boolean, position: vscode.Position): vscode.InlineCompletionItem[] {
+    this.setPartialShown(partial && text !== '');
+    return text === '' ? [] : [new vscode.InlineCompletionItem(text, new vscode.Range(position, position))];
+  }
+
+  private onInflightUpdate(inflight: InflightCompletion, state: CompletionState): void {
+    if (state.kind === 'final') {
+      const r = state.result.stats;
+      this.deps.log.info(
+        `Completion #${inflight.id}: ${state.text.length} characters; ${r.genTokens} tokens in ${r.steps} steps, ` +
+          `${Math.round(r.ms)} ms (${Math.round(r.tokensPerSecond)} tokens/s), cache ${r.cache} on ${r.device}.`,
+      );
+      this.deps.onResult(state.result);
+      const document = vscode.workspace.textDocuments.find((d) => d.uri.toString() === inflight.uri);
+      if (document && state.text !== '') this.rememberFinal(document, inflight, state.text);
+      void this.replaceAcceptedDraft(inflight, state.text);
+    } else if (state.kind === 'cancelled') {
+      this.deps.log.info(`Completion #${inflight.id} cancelled: ${state.reason}.`);
+    } else if (state.kind === 'failed') {
+      this.deps.log.error(`Completion #${inflight.id} failed: ${state.error.message}`);
+      this.explainRejection(state.error);
+    }
+    if (inflight === this.inflight) this.scheduleRefresh(inflight);
+  }
+
+  /** A request the engine refuses (bad decoding settings, a canvas too long) would fail on every keystroke: say so once. */
+  private explainRejection(error: Error): void {
+    const refused = error instanceof ResponseError && (error.code === ErrorCodes.InvalidParams || error.code === ErrorCodes.CanvasTooLong);
+    if (!refused || this.explained.has(error.message)) return;
+    this.explained.add(error.message);
+    void vscode.window
+      .showWarningMessage(`DLM: the engine refused the completion request: ${error.message}`, 'Open Settings')
+      .then((choice) => choice && vscode.commands.executeCommand('workbench.action.openSettings', 'dlm'));
+  }
+
+  private rememberFinal(document: vscode.TextDocument, inflight: InflightCompletion, text: string): void {
+    if (document.version !== inflight.version) return;
+    const window = this.deps.settings().contextBytes;
+    const before = document.getText().slice(Math.max(0, inflight.offset - window), inflight.offset);
+    const after = document.getText().slice(inflight.offset, inflight.offset + window);
+    this.cache.store(before, after, text);
+  }
+
+  /** Re-asks VS Code for the inline suggestion, at most every REFRESH_INTERVAL_MS, while it is on screen. */
+  private scheduleRefresh(inflight: InflightCompletion): void {
+    if (this.refreshTimer) return;
+    const wait = Math.max(0, this.lastRefresh + REFRESH_INTERVAL_MS - Date.now());
+    this.refreshTimer = setTimeout(() => {
+      this.refreshTimer = undefined;
+      const editor = vscode.window.activeTextEditor;
+      if (inflight !== this.inflight || !editor || !this.isShownAt(inflight, editor)) return;
+      this.lastRefresh = Date.now();
+      void vscode.commands.executeCommand('editor.action.inlineSuggest.trigger');
+    }, wait);
+  }
+
+  private isShownAt(inflight: InflightCompletion, editor: vscode.TextEditor): boolean {
+    const selection = editor.selection;
+    return (
+      selection.isEmpty &&
+      editor.document.uri.toString() === inflight.uri &&
+      editor.document.version === inflight.version &&
+      editor.document.offsetAt(selection.active) === inflight.offset
+    );
+  }
+
+  private cancelInflight(reason: string): void {
+    const inflight = this.inflight;
+    if (!inflight) return;
+    this.inflight = undefined;
+    clearTimeout(this.refreshTimer);
+    this.refreshTimer = undefined;
+    this.setPartialShown(false);
+    inflight.cancel(reason);
+  }
+
+  private onDocumentChange(event: vscode.TextDocumentChangeEvent): void {
+    const inflight = this.inflight;
+    if (!inflight || event.contentChanges.length === 0 || event.document.uri.toString() !== inflight.uri) return;
+    const draft = inflight.running ? this.draftAccepted(inflight, event) : undefined;
+    if (draft) {
+      // The partial canvas was accepted past our keybindings: keep denoising, then put the final fill in its place.
+      this.acceptedDraft = draft;
+      this.inflight = undefined;
+      this.setPartialShown(false);
+      this.deps.log.warn(`Completion #${inflight.id}: a partial canvas was accepted; it is replaced by the final fill when ready.`);
+      return;
+    }
+    this.cancelInflight('the document changed');
+  }
+
+  /** The change, when it inserts the shown partial canvas (or a start of it with a placeholder in it). */
+  private draftAccepted(inflight: InflightCompletion, event: vscode.TextDocumentChangeEvent): AcceptedDraft | undefined {
+    const [change] = event.contentChanges;
+    const shown = inflight.state.kind === 'partial' ? inflight.state.text : '';
+    const text = normalizeEol(change.text);
+    const isDraft =
+      event.contentChanges.length === 1 &&
+      change.rangeLength === 0 &&
+      change.rangeOffset === inflight.offset &&
+      hasPlaceholder(text) &&
+      shown.startsWith(text);
+    return isDraft ? { uri: inflight.uri, offset: inflight.offset, text, shown } : undefined;
+  }
+
+  private async replaceAcceptedDraft(inflight: InflightCompletion, finalText: string): Promise<void> {
+    const draft = this.acceptedDraft;
+    if (!draft || draft.uri !== inflight.uri || draft.offset !== inflight.offset) return;
+    this.acceptedDraft = undefined;
+    const document = vscode.workspace.textDocuments.find((d) => d.uri.toString() === draft.uri);
+    if (!document) return;
+    const start = document.positionAt(draft.offset);
+    const range = new vscode.Range(start, endOfInsertion(start, draft.text));
+    if (normalizeEol(document.getText(range)) !== draft.text) {
+      this.deps.log.warn('The accepted partial canvas was edited meanwhile; it is left as it is.');
+      return;
+    }
+    const edit = new vscode.WorkspaceEdit();
+    edit.replace(document.uri, range, replacementForDraft(draft, finalText));
+    await vscode.workspace.applyEdit(edit);
+  }
+
+  private onSelectionChange(event: vscode.TextEditorSelectionChangeEvent): void {
+    const inflight = this.inflight;
+    if (!inflight || event.textEditor.document.uri.toString() !== inflight.uri) return;
+    // Edits move the cursor too; those are handled (and the document version compared) on the change itself.
+    if (event.textEditor.document.version !== inflight.version) return;
+    if (!this.isShownAt(inflight, event.textEditor)) this.cancelInflight('the cursor moved');
+  }
+
+  private setPartialShown(shown: boolean): void {
+    if (shown === this.partialShown) return;
+    this.partialShown = shown;
+    void vscode.commands.executeCommand('setContext', PARTIAL_CONTEXT_KEY, shown);
+  }
+}
+
+function sleep(ms: number, token: vscode.CancellationToken): Promise<boolean> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      subscription.dispose();
+      resolve(!token.isCancellationRequested);
+    }, ms);
+    const subscription = token.onCancellationRequested(() => {
+      clearTimeout(timer);
+      subscription.dispose();
+      resolve(false);
+    });
+  });
+}
+
+const normalizeEol = (text: string) => text.replace(/\r\n/g, '\n');
+
+/** The position after `text` inserted at `start` (line breaks counted, whatever the document's EOL). */
+function endOfInsertion(start: vscode.Position, text: string): vscode.Position {
+  const lines = normalizeEol(text).split('\n');
+  const last = lines[lines.length - 1];
+  return lines.length === 1 ? start.translate(0, last.length) : new vscode.Position(start.line + lines.length - 1, last.length);
+}
+
+/** What replaces an accepted draft: the final fill, or as much of it as the accepted part of the draft covered. */
+function replacementForDraft(draft: AcceptedDraft, finalText: string): string {
+  if (draft.text === draft.shown) return finalText;
+  const lineBreaks = draft.text.split('\n').length - 1;
+  if (lineBreaks === 0) return nextWord(finalText);
+  return finalText.split('\n').slice(0, lineBreaks + 1).join('\n');
+}
+
+/** What "accept next word" takes of a fill: leading whitespace and one word or run of punctuation. */
+export function nextWord(text: string): string {
+  return /^\s*(?:[\p{L}\p{N}_]+|[^\s\p{L}\p{N}_]+)/u.exec(text)?.[0] ?? text;
+}
+
+/** What "accept next line" takes of a fill: a leading line break and the rest of that line. */
+export function nextLine(text: string): string {
+  return /^\r?\n?[^\n]*/.exec(text)?.[0] ?? text;
+}

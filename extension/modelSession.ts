@@ -1,0 +1,173 @@
+/**
+ * Keeps the model named by `dlm.model` / `dlm.device` loaded in the running engine: loads it whenever an
+ * engine (re)starts and again when either setting changes, showing the engine's load progress (download,
+ * conversion, session creation) in a notification, and explaining a failure instead of failing silently.
+ */
+import * as vscode from 'vscode';
+import type { LoadedModelInfo } from '../engine/protocol';
+import type { EngineClient } from './engineClient';
+import type { EngineState, EngineSupervisor } from './engineSupervisor';
+import type { OutputLog } from './outputLog';
+import type { DlmSettings } from './settings';
+
+export type ModelState =
+  | { kind: 'waitingForEngine' }
+  | { kind: 'loading'; model: string }
+  | { kind: 'ready'; model: string; info: LoadedModelInfo; client: EngineClient }
+  | { kind: 'failed'; model: string; message: string }
+  | { kind: 'engineUnavailable'; message: string };
+
+export interface ReadyModel {
+  client: EngineClient;
+  info: LoadedModelInfo;
+}
+
+export class ModelSession implements vscode.Disposable {
+  private readonly stateEmitter = new vscode.EventEmitter<ModelState>();
+  readonly onDidChangeState = this.stateEmitter.event;
+  private current: ModelState = { kind: 'waitingForEngine' };
+  /** Bumped by every load, so a slow load that was overtaken does not overwrite the newer state. */
+  private generation = 0;
+  /** The model loaded last, unloaded from its engine when a different one replaces it. */
+  private loaded: ReadyModel | undefined;
+  private readonly subscription: vscode.Disposable;
+
+  constructor(
+    private readonly supervisor: EngineSupervisor,
+    private readonly log: OutputLog,
+    private readonly settings: () => DlmSettings,
+  ) {
+    this.subscription = supervisor.onDidChangeState((state) => this.onEngineState(state));
+  }
+
+  get state(): ModelState {
+    return this.current;
+  }
+
+  /** Loads the model again in the running engine (after `dlm.model` or `dlm.device` changed). */
+  reload(): void {
+    const engine = this.supervisor.state;
+    if (engine.kind === 'running') void this.load(engine.client);
+  }
+
+  /** The loaded model, waiting while the engine starts or the model loads; rejects when it cannot be had. */
+  ready(token?: vscode.CancellationToken): Promise<ReadyModel> {
+    const settled = settledState(this.current);
+    if (settled) return settled;
+    return new Promise((resolve, reject) => {
+      const subscriptions: vscode.Disposable[] = [];
+      const finish = (outcome: Promise<ReadyModel>) => {
+        subscriptions.forEach((s) => s.dispose());
+        outcome.then(resolve, reject);
+      };
+      subscriptions.push(
+        this.onDidChangeState((state) => {
+          const next = settledState(state);
+          if (next) finish(next);
+        }),
+      );
+      if (token) {
+        subscriptions.push(token.onCancellationRequested(() => finish(Promise.reject(new vscode.CancellationError()))));
+      }
+    });
+  }
+
+  dispose(): void {
+    this.subscription.dispose();
+    this.stateEmitter.dispose();
+  }
+
+  private setState(state: ModelState): void {
+    this.current = state;
+    this.stateEmitter.fire(state);
+  }
+
+  private onEngineState(state: EngineState): void {
+    switch (state.kind) {
+      case 'running':
+        void this.load(state.client);
+        break;
+      case 'failed':
+        this.generation++;
+        this.setState({ kind: 'engineUnavailable', message: state.message });
+        break;
+      case 'stopped':
+        this.generation++;
+        this.setState({ kind: 'engineUnavailable', message: 'The DLM engine is stopped.' });
+        break;
+      case 'starting':
+      case 'restarting':
+        this.generation++;
+        this.setState({ kind: 'waitingForEngine' });
+        break;
+    }
+  }
+
+  private async load(client: EngineClient): Promise<void> {
+    const generation = ++this.generation;
+    const { model, device } = this.settings();
+    this.setState({ kind: 'loading', model });
+    this.log.info(`Loading model "${model}" on device "${device}"...`);
+    const started = Date.now();
+    try {
+      const info = await vscode.window.withProgress(
+        { location: vscode.ProgressLocation.Notification, title: `DLM: loading model ${model}` },
+        (progress) => {
+          let reported = 0;
+          return client.loadModel({ model, device }, (update) => {
+            this.log.info(`Model load (${update.stage}): ${update.message}`);
+            const fraction = update.fraction ?? reported;
+            progress.report({ message: update.message, increment: Math.max(0, fraction - reported) * 100 });
+            reported = Math.max(reported, fraction);
+          });
+        },
+      );
+      if (generation !== this.generation) return;
+      this.log.info(
+        `Model ready in ${Date.now() - started} ms: ${info.name} (${info.family}) on ${info.device}` +
+          `, at most ${info.maxCanvasTokens} tokens per canvas.`,
+      );
+      if (info.deviceFallbackReason) {
+        this.log.warn(`Device "${device}" not used: ${info.deviceFallbackReason}`);
+        void vscode.window.showWarningMessage(`DLM runs on ${info.device}: ${info.deviceFallbackReason}`);
+      }
+      const previous = this.loaded;
+      this.loaded = { client, info };
+      this.setState({ kind: 'ready', model, info, client });
+      if (previous && previous.client === client && previous.info.modelId !== info.modelId) {
+        // The setting moved on: free the old model's memory in the engine.
+        client
+          .unloadModel(previous.info.modelId)
+          .catch((error: Error) => this.log.warn(`Unloading ${previous.info.modelId}: ${error.message}`));
+      }
+    } catch (error) {
+      if (generation !== this.generation) return;
+      if (this.supervisor.state.kind !== 'running' || this.supervisor.state.client !== client) {
+        return; // the engine went away while loading; it is restarted and the model loaded again
+      }
+      const message = error instanceof Error ? error.message : String(error);
+      this.log.error(`Cannot load model "${model}": ${message}`);
+      this.setState({ kind: 'failed', model, message });
+      const choice = await vscode.window.showErrorMessage(
+        `DLM could not load the model "${model}": ${message}`,
+        'Open Settings',
+        'Show Logs',
+      );
+      if (choice === 'Open Settings') void vscode.commands.executeCommand('workbench.action.openSettings', 'dlm.model');
+      if (choice === 'Show Logs') this.log.show();
+    }
+  }
+}
+
+function settledState(state: ModelState): Promise<ReadyModel> | undefined {
+  switch (state.kind) {
+    case 'ready':
+      return Promise.resolve({ client: state.client, info: state.info });
+    case 'failed':
+      return Promise.reject(new Error(`The model "${state.model}" could not be loaded: ${state.message}`));
+    case 'engineUnavailable':
+      return Promise.reject(new Error(state.message));
+    default:
+      return undefined;
+  }
+}
