@@ -1,0 +1,175 @@
+/**
+ * Hugging Face checkpoint folder → model folder (design §2): step graph (+ external data), tokenizer.json and
+ * dlm-model.json with family, shift, token ids, geometry, the model's decoding defaults and its source hash.
+ *
+ * All or nothing: the folder is written as a hidden temporary sibling of the output and renamed into place
+ * at the end; any failure removes it. Free disk space is checked against the estimated size before the first
+ * byte is written.
+ */
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { StepGraphOptions } from '../graph/stepGraphBuilder';
+import { estimateWeightBytes } from '../graph/stepGraphBuilder';
+import type { AttentionLowering, CacheDtype, HeadKind, WeightPrecision } from '../graph/stepContract';
+import type { ModelManifest } from '../model/manifest';
+import { writeModelFolder } from '../model/modelFolder';
+import { decodingDefaults } from '../model/prompting';
+import type { WeightSource } from '../model/weights';
+import { HfCheckpoint } from './checkpoint';
+import { ConversionError } from './families';
+import { checkpointFingerprint } from './fingerprint';
+import { F16_MAX } from './floatFormats';
+
+export interface ConvertProgress {
+  /** Weight tensors written, of all. */
+  tensor: number;
+  tensors: number;
+  /** Checkpoint bytes read so far, of all the conversion reads. */
+  bytesRead: number;
+  totalBytes: number;
+}
+
+export interface ConvertOptions extends Partial<StepGraphOptions> {
+  /** RoPE table size; defaults to the config's limit, capped (families.ts DEFAULT_MAX_POSITIONS). */
+  maxPositions?: number;
+  /** Manifest name; defaults to the folder name. */
+  name?: string;
+  /** Recorded in the manifest when the checkpoint came from the hub. */
+  hubId?: { repo: string; revision: string };
+  /** Source hash when the caller has already computed it. */
+  sourceHash?: string;
+  externalData?: 'auto' | 'always';
+  onProgress?: (p: ConvertProgress) => void;
+}
+
+export interface ConvertResult {
+  outDir: string;
+  manifest: ModelManifest;
+  /** e.g. how many fp16 weights were clamped. */
+  warnings: string[];
+}
+
+/** K of the stats head: enough candidates for temperature sampling at the models' default temperatures. */
+export const DEFAULT_TOP_K = 32;
+
+/**
+ * The graph a conversion writes unless told otherwise: fp32 weights go with fp32 activations and full logits
+ * (the CPU's best variant), 16-bit and int4 weights with fp16 activations and the stats head (the GPUs' best);
+ * the decomposed attention runs on every provider (GroupQueryAttention with causal=0 is unverified on GPUs).
+ */
+export function defaultGraphOptions(options: Partial<StepGraphOptions> = {}): StepGraphOptions {
+  const precision: WeightPrecision = options.precision ?? 'fp16';
+  const cacheDtype: CacheDtype = options.cacheDtype ?? (precision === 'fp32' ? 'float32' : 'float16');
+  const head: HeadKind = options.head ?? (cacheDtype === 'float32' ? 'logits' : 'stats');
+  const attention: AttentionLowering = options.attention ?? 'decomposed';
+  return { precision, cacheDtype, attention, head, topK: options.topK ?? (head === 'stats' ? DEFAULT_TOP_K : 0) };
+}
+
+/** Headroom over the weight estimate: protobuf, alignment padding, RoPE tables, tokenizer. */
+const SIZE_MARGIN = 1.05;
+const SIZE_SLACK_BYTES = 64 * 1024 ** 2;
+
+export async function convertCheckpoint(srcDir: string, outDir: string, options: ConvertOptions = {}): Promise<ConvertResult> {
+  const out = path.resolve(outDir);
+  if (fs.existsSync(out) && fs.readdirSync(out).length > 0) {
+    throw new ConversionError(`${out} already exists and is not empty; remove it or choose another output folder`);
+  }
+  const graph = defaultGraphOptions(options);
+  const checkpoint = await HfCheckpoint.open(srcDir, { maxPositions: options.maxPositions });
+  const parent = path.dirname(out);
+  fs.mkdirSync(parent, { recursive: true });
+  const temp = path.join(parent, `.${path.basename(out)}.partial-${process.pid}-${randomBytes(4).toString('hex')}`);
+  try {
+    const arch = checkpoint.architecture;
+    const needed = estimateWeightBytes(arch, graph.precision) * SIZE_MARGIN + checkpoint.tokenizer.text.length + SIZE_SLACK_BYTES;
+    await checkFreeSpace(parent, needed);
+    const sourceHash = options.sourceHash ?? (await checkpointFingerprint(srcDir));
+    const halves = graph.precision === 'fp32' ? undefined : countingHalfOverflow(checkpoint.weights);
+    const progress = progressReporter(checkpoint, options.onProgress);
+    fs.mkdirSync(temp);
+    const manifest = await writeModelFolder(temp, {
+      name: options.name ?? (options.hubId?.repo ?? path.basename(path.resolve(srcDir))),
+      architecture: arch,
+      tokens: checkpoint.tokens,
+      weights: progress.weights(halves?.source ?? checkpoint.weights),
+      variants: [graph],
+      tokenizerJson: checkpoint.tokenizer.text,
+      decoding: decodingDefaults(checkpoint.family.id, [...(options.hubId ? [options.hubId.repo] : []), ...checkpoint.names()], arch),
+      source: {
+        kind: 'huggingface',
+        ...(options.hubId ? { id: options.hubId.repo, revision: options.hubId.revision } : {}),
+        sha: sourceHash,
+      },
+      externalData: options.externalData,
+      onProgress: progress.onTensor,
+    });
+    if (fs.existsSync(out)) fs.rmdirSync(out); // empty (checked above); rename cannot replace a folder everywhere
+    fs.renameSync(temp, out);
+    return { outDir: out, manifest, warnings: halves?.warnings() ?? [] };
+  } catch (error) {
+    fs.rmSync(temp, { recursive: true, force: true });
+    throw error;
+  } finally {
+    await checkpoint.close();
+  }
+}
+
+export async function checkFreeSpace(dir: string, neededBytes: number): Promise<void> {
+  const stats = await fs.promises.statfs(dir);
+  const free = stats.bavail * stats.bsize;
+  if (free < neededBytes) {
+    throw new ConversionError(
+      `not enough disk space in ${dir}: the converted model needs about ${gib(neededBytes)}, ${gib(free)} is free; ` +
+        'free some space or choose an output folder on another disk',
+    );
+  }
+}
+
+const gib = (bytes: number) => `${(bytes / 1024 ** 3).toFixed(2)} GiB`;
+
+/**
+ * 16-bit graphs store weights as fp16, where values beyond ±65504 saturate (graph/float16.ts); bf16
+ * checkpoints can hold such values, so they are counted per tensor and reported.
+ */
+function countingHalfOverflow(weights: WeightSource) {
+  const overflowPerTensor = new Map<string, number>();
+  const source: WeightSource = {
+    names: () => weights.names(),
+    shape: (name) => weights.shape(name),
+    async read(name) {
+      const values = await weights.read(name);
+      let overflow = 0;
+      for (let i = 0; i < values.length; i++) if (values[i] > F16_MAX || values[i] < -F16_MAX) overflow++;
+      if (overflow) overflowPerTensor.set(name, overflow);
+      return values;
+    },
+  };
+  const warnings = (): string[] =>
+    [...overflowPerTensor].map(([name, n]) => `${name}: ${n} weights beyond the fp16 range were clamped to ±${F16_MAX}`);
+  return { source, warnings };
+}
+
+/** Reports tensors written (the builder's count) and checkpoint bytes read (each tensor counted once). */
+function progressReporter(checkpoint: HfCheckpoint, onProgress: ConvertOptions['onProgress']) {
+  const totalBytes = checkpoint.weights.sourceBytes();
+  const read = new Set<string>();
+  let bytesRead = 0;
+  return {
+    weights(source: WeightSource): WeightSource {
+      return {
+        names: () => source.names(),
+        shape: (name) => source.shape(name),
+        read: async (name) => {
+          const values = await source.read(name);
+          if (!read.has(name)) {
+            read.add(name);
+            bytesRead += checkpoint.weights.sourceBytesOf(name);
+          }
+          return values;
+        },
+      };
+    },
+    onTensor: (tensor: number, tensors: number) => onProgress?.({ tensor, tensors, bytesRead, totalBytes }),
+  };
+}
