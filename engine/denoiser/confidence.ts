@@ -15,6 +15,9 @@
  *   before the step: dKV-Cache-Greedy's random order is exactly this order.
  * `probability` (the un-noised probability of the chosen token) is what progress shows and what the threshold
  * schedule compares, whatever the algorithm.
+ *
+ * The mask token itself is never chosen: a trained model gives it no weight, but an untrained one may, and a
+ * committed mask would read as still masked. Probabilities stay those of the full softmax.
  */
 import type { RowPredictions } from '../graph/stepContract';
 import type { Algorithm } from '../protocol';
@@ -24,6 +27,8 @@ export interface Sampling {
   algorithm: Algorithm;
   temperature: number;
   random: KeyedRandom;
+  /** The mask token id, never chosen. */
+  maskId: number;
 }
 
 export interface RowChoice {
@@ -50,11 +55,16 @@ export function chooseToken(predictions: RowPredictions, row: number, position: 
 
 function chooseFromLogits(logits: Float32Array, vocabSize: number, row: number, position: number, step: number, sampling: Sampling): RowChoice {
   const base = row * vocabSize;
+  const { maskId } = sampling;
+  // top1/top2 over the choosable tokens; `max` over all, to centre the softmax.
   let top1 = -Infinity;
   let top2 = -Infinity;
-  let argmax = 0;
+  let argmax = -1;
+  let max = -Infinity;
   for (let v = 0; v < vocabSize; v++) {
     const l = logits[base + v];
+    if (l > max) max = l;
+    if (v === maskId) continue;
     if (l > top1) {
       top2 = top1;
       top1 = l;
@@ -63,11 +73,12 @@ function chooseFromLogits(logits: Float32Array, vocabSize: number, row: number, 
       top2 = l;
     }
   }
+  if (argmax < 0) throw new Error('a prediction row has no token but the mask');
   let sumExp = 0;
   let sumExpCentered = 0;
   const wantEntropy = sampling.algorithm === 'entropy';
   for (let v = 0; v < vocabSize; v++) {
-    const centered = logits[base + v] - top1;
+    const centered = logits[base + v] - max;
     const e = Math.exp(centered);
     sumExp += e;
     if (wantEntropy && e > 0) sumExpCentered += e * centered;
@@ -78,6 +89,7 @@ function chooseFromLogits(logits: Float32Array, vocabSize: number, row: number, 
     const key = sampling.random.key(RandomStream.gumbel, step, position);
     let best = -Infinity;
     for (let v = 0; v < vocabSize; v++) {
+      if (v === maskId) continue;
       const noisy = logits[base + v] + sampling.temperature * sampling.random.gumbelAt(key, v);
       if (noisy > best) {
         best = noisy;
@@ -85,7 +97,7 @@ function chooseFromLogits(logits: Float32Array, vocabSize: number, row: number, 
       }
     }
   }
-  const probability = Math.exp(logits[base + token] - top1) / sumExp;
+  const probability = Math.exp(logits[base + token] - max) / sumExp;
 
   let score: number;
   switch (sampling.algorithm) {
@@ -93,7 +105,7 @@ function chooseFromLogits(logits: Float32Array, vocabSize: number, row: number, 
       score = probability;
       break;
     case 'margin':
-      score = (1 - (vocabSize > 1 ? Math.exp(top2 - top1) : 0)) / sumExp;
+      score = (Math.exp(top1 - max) - (top2 === -Infinity ? 0 : Math.exp(top2 - max))) / sumExp;
       break;
     case 'entropy':
       // sum p log p with p = e^c / S:  (sum e^c * c) / S - log S
@@ -115,13 +127,22 @@ function chooseFromStats(
 ): RowChoice {
   const { k, topIds, topProbs, entropy } = predictions;
   const base = row * k;
-  let chosen = 0;
+  // The best and second best choosable entries (the list is in descending probability).
+  let first = -1;
+  let second = -1;
+  for (let i = 0; i < k && second < 0; i++) {
+    if (topIds[base + i] === sampling.maskId) continue;
+    if (first < 0) first = i;
+    else second = i;
+  }
+  if (first < 0) throw new Error('a prediction row has no token but the mask among its top-k');
+  let chosen = first;
   if (sampling.temperature > 0) {
     const key = sampling.random.key(RandomStream.gumbel, step, position);
     let best = -Infinity;
     for (let i = 0; i < k; i++) {
       const p = topProbs[base + i];
-      if (!(p > 0)) continue;
+      if (!(p > 0) || topIds[base + i] === sampling.maskId) continue;
       // log p differs from the logit by the row's log-partition only, so this ranks like the logits path.
       const noisy = Math.log(p) + sampling.temperature * sampling.random.gumbelAt(key, topIds[base + i]);
       if (noisy > best) {
@@ -139,7 +160,7 @@ function chooseFromStats(
       score = probability;
       break;
     case 'margin':
-      score = topProbs[base] - (k > 1 ? topProbs[base + 1] : 0);
+      score = topProbs[base + first] - (second >= 0 ? topProbs[base + second] : 0);
       break;
     case 'entropy':
       score = -entropy[row];

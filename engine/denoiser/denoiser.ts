@@ -57,6 +57,8 @@ export interface DenoiseStats {
   rowsComputed: number;
   rowsPerCall: number[];
   ms: number;
+  /** Of `ms`, the time inside graph calls. */
+  graphMs: number;
 }
 
 export interface DenoiseResult {
@@ -87,7 +89,7 @@ export async function denoise(model: StepModel, spec: DenoiseSpec, request: Deno
   policy.begin?.(canvas, store);
   const runner = new StepRunner(model, canvas, store, spec.logitShift, spec.vocabSize);
   const random = new KeyedRandom(options.seed);
-  const sampling: Sampling = { algorithm: options.algorithm, temperature: options.temperature, random };
+  const sampling: Sampling = { algorithm: options.algorithm, temperature: options.temperature, random, maskId: spec.tokens.mask };
   const lastScores = new Float64Array(canvas.length).fill(NaN);
   const lastProbabilities = new Float64Array(canvas.length).fill(NaN);
   const endTokens = new Set(spec.tokens.eos);
@@ -141,6 +143,7 @@ export async function denoise(model: StepModel, spec: DenoiseSpec, request: Deno
       rowsComputed: runner.rowsComputed,
       rowsPerCall: runner.rowsPerCall,
       ms: performance.now() - started,
+      graphMs: runner.graphMs,
     },
   };
 }

@@ -23,6 +23,8 @@ export interface CandidatePredictions {
 export class StepRunner {
   graphCalls = 0;
   rowsComputed = 0;
+  /** Milliseconds spent inside `model.run`. */
+  graphMs = 0;
   readonly rowsPerCall: number[] = [];
   private readonly inputIds: BigInt64Array;
   private readonly positionIds: BigInt64Array;
@@ -74,6 +76,7 @@ export class StepRunner {
     }
 
     const context = c > 0 ? this.store!.gather(contextRows) : null;
+    const callStarted = performance.now();
     const result = await this.model.run({
       inputIds: this.inputIds.subarray(0, q),
       positionIds: this.positionIds.subarray(0, q),
@@ -83,6 +86,7 @@ export class StepRunner {
       pastValues: context?.values ?? this.noContext,
       contextLength: c,
     });
+    this.graphMs += performance.now() - callStarted;
     for (let i = 0; i < q; i++) this.queryIndex[queryRows[i]] = -1;
 
     const predictions = result.predictions;

@@ -33,7 +33,8 @@ function statsOf(rows: number[][], k: number): RowPredictions {
   };
 }
 
-const sampling = (algorithm: Algorithm, temperature = 0, seed = 1): Sampling => ({ algorithm, temperature, random: new KeyedRandom(seed) });
+const NO_MASK = -1;
+const sampling = (algorithm: Algorithm, temperature = 0, seed = 1, maskId = NO_MASK): Sampling => ({ algorithm, temperature, random: new KeyedRandom(seed), maskId });
 
 describe('denoiser random numbers', () => {
   it('are uniform in (0, 1), reproducible per seed and independent per key', () => {
@@ -131,6 +132,21 @@ describe('denoiser confidence', () => {
     assert.deepEqual(draw(3, 4), draw(3, 4));
     assert.notDeepEqual(draw(3, 4), draw(3, 5));
     assert.notDeepEqual(draw(3, 4), draw(4, 4));
+  });
+
+  it('never chooses the mask token, keeping the full softmax probabilities', () => {
+    const row = [0.5, 2.0, -1.0, 1.5, 3.0]; // the mask (id 4) is the argmax
+    const p = softmax(Array.from(Float32Array.from(row)));
+    for (const pred of [logitsOf([row]), statsOf([row], 5)]) {
+      const c = chooseToken(pred, 0, 0, 0, sampling('confidence', 0, 1, 4));
+      assert.equal(c.token, 1);
+      assert.ok(Math.abs(c.probability - p[1]) < 1e-6);
+      const m = chooseToken(pred, 0, 0, 0, sampling('margin', 0, 1, 4));
+      assert.ok(Math.abs(m.score - (p[1] - p[3])) < 1e-6);
+      for (let position = 0; position < 300; position++) {
+        assert.notEqual(chooseToken(pred, 0, position, 0, sampling('confidence', 2, 1, 4)).token, 4);
+      }
+    }
   });
 
   it('temperature > 0 on the stats head samples only among the top-k ids', () => {
