@@ -210,9 +210,14 @@ export function syntheticTokenizerJson(vocabSize: number): string {
 // ---------------------------------------------------------------------------------------------------------
 // Model folders
 
-/** The variants a synthetic folder gets unless told otherwise: one per attention lowering, fp32 logits. */
+/**
+ * The variants a synthetic folder gets unless told otherwise: the CPU's (GroupQueryAttention, fp32 logits),
+ * the GPUs' (decomposed attention, fp16, stats head) and a decomposed fp32 one for GPUs without fp16
+ * shaders (SwiftShader's WebGPU among them).
+ */
 export const DEFAULT_SYNTHETIC_VARIANTS: VariantSpec[] = [
-  { precision: 'fp32', cacheDtype: 'float32', attention: 'gqa', head: 'logits', topK: 0 },
+  { precision: 'fp32', cacheDtype: 'float32', attention: 'gqa', head: 'logits', topK: 0, devices: ['cpu'] },
+  { precision: 'fp16', cacheDtype: 'float16', attention: 'decomposed', head: 'stats', topK: 32 },
   { precision: 'fp32', cacheDtype: 'float32', attention: 'decomposed', head: 'logits', topK: 0 },
 ];
 

@@ -131,7 +131,9 @@ export class OnnxStepModel implements StepModel {
 /**
  * Creates a session for the model on the requested device. An explicit device either works or throws;
  * `auto` tries the platform's GPU providers and falls back to the CPU, saying why in `fallbackReason`.
- * On a device, variants are tried best first (see `rankVariants`) until one creates a session.
+ * On a device, variants are tried best first (see `rankVariants`) until one creates a session and runs a
+ * one-row probe: some failures only show when kernels are first compiled (e.g. a WebGPU adapter without
+ * shader-f16 accepts an fp16 session, then fails its first run).
  */
 export async function loadStepModel(modelDir: string, manifest: ModelManifest, options: LoadStepModelOptions): Promise<LoadedStepModel> {
   const failures: string[] = [];
@@ -154,6 +156,7 @@ export async function loadStepModel(modelDir: string, manifest: ModelManifest, o
         // Created by path so onnxruntime resolves external data next to the graph.
         session = await InferenceSession.create(path.join(modelDir, variant.file), sessionOptionsFor(device));
         const model = new OnnxStepModel(session, variant, manifest.architecture);
+        await model.run(probeFeeds(model));
         const fallbackReason = failures.length ? failures.join('; ') : undefined;
         return { model, device, variant, ...(fallbackReason ? { fallbackReason } : {}) };
       } catch (error) {
@@ -163,6 +166,20 @@ export async function loadStepModel(modelDir: string, manifest: ModelManifest, o
     }
   }
   throw new Error(`cannot run ${manifest.name} on ${options.device}: ${failures.join('; ')}`);
+}
+
+/** One row at position 0, no cache: the cheapest call that runs every kernel of the graph. */
+function probeFeeds(model: OnnxStepModel): StepFeeds {
+  const empty = model.cacheDtype === 'float16' ? new Uint16Array(0) : new Float32Array(0);
+  return {
+    inputIds: new BigInt64Array(1),
+    positionIds: new BigInt64Array(1),
+    attentionBias: model.cacheDtype === 'float16' ? new Uint16Array(1) : new Float32Array(1),
+    logitsIndex: new BigInt64Array(1),
+    pastKeys: new Array(model.numLayers).fill(empty),
+    pastValues: new Array(model.numLayers).fill(empty),
+    contextLength: 0,
+  };
 }
 
 function firstLine(message: string): string {
