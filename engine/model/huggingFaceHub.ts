@@ -15,7 +15,7 @@ import * as path from 'node:path';
 
 export const DEFAULT_HUB_URL = 'https://huggingface.co';
 /** Where the token comes from, named in errors so the user knows what to set. */
-export const TOKEN_SETTING_HINT = 'the dlm.huggingFaceToken setting (HF_TOKEN for the dlm command line)';
+export const TOKEN_SETTING_HINT = 'the HF_TOKEN environment variable (of VS Code, or of the dlm command)';
 
 export interface HubModelId {
   repo: string;
@@ -185,7 +185,7 @@ class HubClient {
     if (response.status !== 401 && response.status !== 403) return;
     const why = this.options.token
       ? `the token was refused (HTTP ${response.status}); check that it is valid and that you accepted the model's terms on the hub`
-      : `the repository is gated or private (HTTP ${response.status}); accept its terms on the hub and set an access token in ${TOKEN_SETTING_HINT}`;
+      : `the repository is gated or private (HTTP ${response.status}); accept its terms on the hub and put an access token in ${TOKEN_SETTING_HINT}`;
     throw new HubError(`cannot download ${this.id.repo}/${name}: ${why}`);
   }
 

@@ -2,11 +2,22 @@
  * Turns the `dlm.model` setting into a model folder the engine can load:
  * - `builtin`: the model shipped with the extension (`dist/models/builtin` next to the engine bundle, or
  *   the folder named by env `DLM_BUILTIN_MODEL`);
- * - a model folder (it holds `dlm-model.json`): used as it is.
+ * - a model folder (it holds `dlm-model.json`): used as it is;
+ * - a Hugging Face checkpoint folder (`config.json` + safetensors + tokenizer): converted once, cached under
+ *   `<cacheDir>/models/` by its source hash and the graph options;
+ * - a Hugging Face id `owner/name[@revision]` (when no such local folder exists): downloaded once into
+ *   `<cacheDir>/hub/`, then converted like a checkpoint folder. Once downloaded and converted it is used
+ *   without any network access.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { LoadProgressParams } from '../protocol';
+import { defaultGraphOptions, convertCheckpoint } from '../convert/convert';
+import { detectFamily } from '../convert/families';
+import { checkpointFingerprint } from '../convert/fingerprint';
+import type { StepGraphOptions } from '../graph/stepGraphBuilder';
+import type { DeviceOption, LoadProgressParams } from '../protocol';
+import { parameterCount } from './architecture';
+import { DEFAULT_HUB_URL, downloadCheckpoint, parseHubModelId, type HubModelId } from './huggingFaceHub';
 import { MANIFEST_FILE } from './manifest';
 
 export const BUILTIN_SETTING = 'builtin';
@@ -16,8 +27,14 @@ export type ModelProgress = Omit<LoadProgressParams, 'progressToken'>;
 export interface ResolveOptions {
   /** Where downloads and converted checkpoints are kept between runs. */
   cacheDir: string;
-  /** Hugging Face access token, for gated repositories. */
+  /** Hugging Face access token, for gated repositories; defaults to env HF_TOKEN. */
   token?: string;
+  /** Hub base URL; defaults to env HF_ENDPOINT, then https://huggingface.co. */
+  hubUrl?: string;
+  /** The device the model is for: decides the graph a checkpoint is converted to (see `conversionFor`). */
+  device?: DeviceOption;
+  /** Explicit graph options for a conversion, over those `conversionFor` picks. */
+  graph?: Partial<StepGraphOptions>;
   onProgress?: (progress: ModelProgress) => void;
 }
 
@@ -39,6 +56,24 @@ export function isModelFolder(dir: string): boolean {
   return fs.existsSync(path.join(dir, MANIFEST_FILE));
 }
 
+export function isCheckpointFolder(dir: string): boolean {
+  return fs.existsSync(path.join(dir, 'config.json'));
+}
+
+/** Above this many parameters a checkpoint is converted to int4 by default (a 7B model then fits 8 GB). */
+const INT4_ABOVE_PARAMETERS = 2e9;
+
+/**
+ * The graph a checkpoint is converted to when nothing is asked for: on the CPU fp32 activations with full
+ * logits (its best variant), on GPUs (and `auto`) fp16 activations with the stats head; weights in int4 for
+ * models above 2B parameters, else fp32 on the CPU and fp16 on GPUs.
+ */
+export function conversionFor(parameters: number, device: DeviceOption | undefined): StepGraphOptions {
+  const large = parameters > INT4_ABOVE_PARAMETERS;
+  if (device === 'cpu') return defaultGraphOptions({ precision: large ? 'int4' : 'fp32', cacheDtype: 'float32', head: 'logits' });
+  return defaultGraphOptions({ precision: large ? 'int4' : 'fp16', cacheDtype: 'float16', head: 'stats' });
+}
+
 export async function resolveModel(setting: string, options: ResolveOptions): Promise<string> {
   const trimmed = setting.trim();
   if (trimmed === '' || trimmed === BUILTIN_SETTING) {
@@ -51,12 +86,64 @@ export async function resolveModel(setting: string, options: ResolveOptions): Pr
     }
     return dir;
   }
-  void options;
   const dir = path.resolve(trimmed);
-  if (isModelFolder(dir)) return dir;
+  if (fs.existsSync(dir)) {
+    if (isModelFolder(dir)) return dir;
+    if (isCheckpointFolder(dir)) return convertCached(dir, options);
+    throw new ModelResolveError(
+      `Cannot use model "${setting}": ${dir} has neither ${MANIFEST_FILE} (a model folder) nor config.json ` +
+        '(a Hugging Face checkpoint folder).',
+    );
+  }
+  const hubId = parseHubModelId(trimmed);
+  if (hubId) return convertCached(await download(hubId, options), options, hubId);
   throw new ModelResolveError(
-    `Cannot use model "${setting}": ${fs.existsSync(dir) ? `${dir} has no ${MANIFEST_FILE}` : `${dir} does not exist`}. ` +
-      `Use "builtin", a model folder (with ${MANIFEST_FILE}), a Hugging Face checkpoint folder, or a Hugging Face id ` +
-      `such as Dream-org/Dream-Coder-v0-Instruct-7B.`,
+    `Cannot use model "${setting}": ${dir} does not exist. Use "builtin", a model folder (with ${MANIFEST_FILE}), ` +
+      'a Hugging Face checkpoint folder, or a Hugging Face id such as Dream-org/Dream-Coder-v0-Instruct-7B.',
   );
+}
+
+async function download(id: HubModelId, options: ResolveOptions): Promise<string> {
+  const dir = path.join(options.cacheDir, 'hub', `${id.repo.replace('/', '--')}@${id.revision.replace(/[^\w.-]/g, '_')}`);
+  const mib = (bytes: number) => (bytes / 1024 ** 2).toFixed(0);
+  return downloadCheckpoint(id, dir, {
+    baseUrl: options.hubUrl ?? process.env.HF_ENDPOINT ?? DEFAULT_HUB_URL,
+    token: options.token ?? process.env.HF_TOKEN,
+    onProgress: (p) =>
+      options.onProgress?.({
+        stage: 'download',
+        message: `Downloading ${id.repo}: ${p.file} (${mib(p.receivedBytes)} of ${mib(p.totalBytes)} MiB)`,
+        ...(p.totalBytes > 0 ? { fraction: p.receivedBytes / p.totalBytes } : {}),
+      }),
+  });
+}
+
+/** Converts `srcDir` unless a conversion of the same source with the same graph options is cached. */
+async function convertCached(srcDir: string, options: ResolveOptions, hubId?: HubModelId): Promise<string> {
+  const config = JSON.parse(fs.readFileSync(path.join(srcDir, 'config.json'), 'utf8')) as Record<string, unknown>;
+  const parameters = parameterCount(detectFamily(config).architecture(config));
+  const graph = { ...conversionFor(parameters, options.device), ...options.graph };
+  const hash = await checkpointFingerprint(srcDir);
+  const head = graph.head === 'stats' ? `stats${graph.topK}` : 'logits';
+  const out = path.join(options.cacheDir, 'models', `${hash.slice(0, 16)}-${graph.precision}-${graph.cacheDtype}-${graph.attention}-${head}`);
+  if (isModelFolder(out)) return out;
+  const name = hubId?.repo ?? path.basename(srcDir);
+  try {
+    await convertCheckpoint(srcDir, out, {
+      ...graph,
+      sourceHash: hash,
+      ...(hubId ? { hubId } : {}),
+      onProgress: (p) =>
+        options.onProgress?.({
+          stage: 'convert',
+          message: `Converting ${name} to ${graph.precision}: tensor ${p.tensor} of ${p.tensors}`,
+          fraction: p.totalBytes > 0 ? p.bytesRead / p.totalBytes : p.tensor / p.tensors,
+        }),
+    });
+  } catch (error) {
+    // Another engine may have converted the same checkpoint meanwhile.
+    if (isModelFolder(out)) return out;
+    throw error;
+  }
+  return out;
 }

@@ -37,6 +37,6 @@ describe('model manager: builtin and model folders', () => {
     fs.writeFileSync(path.join(model, MANIFEST_FILE), '{}');
     assert.equal(await resolveModel(model, { cacheDir: tmp }), model);
     await assert.rejects(resolveModel(path.join(tmp, 'nope'), { cacheDir: tmp }), /does not exist/);
-    await assert.rejects(resolveModel(tmp, { cacheDir: tmp }), new RegExp(`has no ${MANIFEST_FILE}`));
+    await assert.rejects(resolveModel(tmp, { cacheDir: tmp }), new RegExp(`has neither ${MANIFEST_FILE} \\(a model folder\\) nor config.json`));
   });
 });
