@@ -7,8 +7,9 @@ import { serveCommand } from './serveCommand';
 import { infillCommand } from './infillCommand';
 import { benchCommand } from './benchCommand';
 import { buildBuiltinCommand } from './buildBuiltinCommand';
+import { convertCommand } from './convertCommand';
 
-export const COMMANDS: readonly CliCommand[] = [serveCommand, infillCommand, benchCommand, buildBuiltinCommand];
+export const COMMANDS: readonly CliCommand[] = [serveCommand, infillCommand, benchCommand, buildBuiltinCommand, convertCommand];
 
 function overview(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length)) + 4;

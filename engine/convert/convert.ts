@@ -15,6 +15,7 @@ import type { AttentionLowering, CacheDtype, HeadKind, WeightPrecision } from '.
 import type { ModelManifest } from '../model/manifest';
 import { writeModelFolder } from '../model/modelFolder';
 import { decodingDefaults } from '../model/prompting';
+import { PREFERRED_CPU_ATTENTION } from '../runtime/executionProviders';
 import type { WeightSource } from '../model/weights';
 import { HfCheckpoint } from './checkpoint';
 import { ConversionError } from './families';
@@ -55,14 +56,14 @@ export const DEFAULT_TOP_K = 32;
 
 /**
  * The graph a conversion writes unless told otherwise: fp32 weights go with fp32 activations and full logits
- * (the CPU's best variant), 16-bit and int4 weights with fp16 activations and the stats head (the GPUs' best);
- * the decomposed attention runs on every provider (GroupQueryAttention with causal=0 is unverified on GPUs).
+ * (the CPU's best variant, with the CPU's preferred attention), 16-bit and int4 weights with fp16 activations,
+ * the stats head and the decomposed attention (the GPUs' best: WebGPU's GroupQueryAttention has no causal=0).
  */
 export function defaultGraphOptions(options: Partial<StepGraphOptions> = {}): StepGraphOptions {
   const precision: WeightPrecision = options.precision ?? 'fp16';
   const cacheDtype: CacheDtype = options.cacheDtype ?? (precision === 'fp32' ? 'float32' : 'float16');
   const head: HeadKind = options.head ?? (cacheDtype === 'float32' ? 'logits' : 'stats');
-  const attention: AttentionLowering = options.attention ?? 'decomposed';
+  const attention: AttentionLowering = options.attention ?? (cacheDtype === 'float32' ? PREFERRED_CPU_ATTENTION : 'decomposed');
   return { precision, cacheDtype, attention, head, topK: options.topK ?? (head === 'stats' ? DEFAULT_TOP_K : 0) };
 }
 

@@ -96,14 +96,15 @@ export async function resolveModel(setting: string, options: ResolveOptions): Pr
     );
   }
   const hubId = parseHubModelId(trimmed);
-  if (hubId) return convertCached(await download(hubId, options), options, hubId);
+  if (hubId) return convertCached(await downloadToCache(hubId, options), options, hubId);
   throw new ModelResolveError(
     `Cannot use model "${setting}": ${dir} does not exist. Use "builtin", a model folder (with ${MANIFEST_FILE}), ` +
       'a Hugging Face checkpoint folder, or a Hugging Face id such as Dream-org/Dream-Coder-v0-Instruct-7B.',
   );
 }
 
-async function download(id: HubModelId, options: ResolveOptions): Promise<string> {
+/** Downloads a hub checkpoint into `<cacheDir>/hub/` (resuming, checking) and returns its folder. */
+export async function downloadToCache(id: HubModelId, options: Omit<ResolveOptions, 'device' | 'graph'>): Promise<string> {
   const dir = path.join(options.cacheDir, 'hub', `${id.repo.replace('/', '--')}@${id.revision.replace(/[^\w.-]/g, '_')}`);
   const mib = (bytes: number) => (bytes / 1024 ** 2).toFixed(0);
   return downloadCheckpoint(id, dir, {
