@@ -11,6 +11,7 @@ import { variantFileName, type VariantSpec } from '../../engine/model/modelFolde
 import { writeSyntheticModel, type SyntheticPreset } from '../../engine/model/synthetic';
 import { loadStepModel, type OnnxStepModel } from '../../engine/runtime/onnxStepModel';
 import { CancelledError } from '../../engine/denoiser/cancellation';
+import { agreement, compareWithNone } from '../../engine/denoiser/compare';
 import { CanvasTooLongError } from '../../engine/denoiser/canvas';
 import { randomPriority } from '../../engine/denoiser/confidence';
 import { denoise, type DenoiseProgress, type DenoiseRequest, type DenoiseResult, type DenoiseSpec } from '../../engine/denoiser/denoiser';
@@ -437,6 +438,26 @@ for (const { preset, shifted } of FAMILIES) {
       );
       assert.equal(steps, 3);
       assert.equal(recording.calls.length, 3);
+    });
+
+    it('compareWithNone: agreement and rows relative to none', async () => {
+      const canvas = CANVASES[0];
+      const req = request(canvas, { blockLength: 16, steps: 16 });
+      const result = await compareWithNone(model(), loaded.spec, req, [
+        { cache: 'decode', refreshInterval: 1 },
+        { cache: 'prefill', refreshInterval: 0 },
+      ]);
+      assert.equal(result.none.options.cache, 'none');
+      assert.equal(result.none.fill.length, canvas.fill);
+      const [exact, prefill] = result.modes;
+      assert.equal(exact.agreementVsNone, 1);
+      assert.equal(exact.rowsRatioVsNone, 1);
+      assert.deepEqual(exact.fill, result.none.fill);
+      assert.equal(prefill.rowsRatioVsNone, prefill.stats.rowsComputed / result.none.stats.rowsComputed);
+      assert.ok(prefill.rowsRatioVsNone < 1);
+      assert.equal(prefill.agreementVsNone, agreement(prefill.fill, result.none.fill));
+      assert.equal(agreement([1, 2, 3, 4], [1, 0, 3, 0]), 0.5);
+      assert.throws(() => agreement([1], [1, 2]), /do not compare/);
     });
 
     it('refuses length 0, canvases over the model positions, token ids outside the vocabulary', async () => {
