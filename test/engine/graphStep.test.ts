@@ -9,6 +9,9 @@
  * two logits are more than 0.1 apart.
  */
 import { strict as assert } from 'node:assert';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { onnx } from 'onnx-proto';
 import type { ModelArchitecture } from '../../engine/model/architecture';
 import type { ModelManifest } from '../../engine/model/manifest';
 import type { VariantSpec } from '../../engine/model/modelFolder';
@@ -202,3 +205,45 @@ for (const testCase of CASES) {
     }
   });
 }
+
+describe('step graph file', () => {
+  let model: onnx.ModelProto;
+
+  before(async () => {
+    const dir = temporaryDir('graph-file');
+    await writeSyntheticModel(dir, { preset: 'tiny-dream', variants: [VARIANTS[0]] });
+    model = onnx.ModelProto.decode(fs.readFileSync(path.join(dir, fileOf('gqa', 'float32', 'logits'))));
+  });
+
+  it('carries the dlm.* metadata the engine reads', () => {
+    const metadata = Object.fromEntries(model.metadataProps.map((p) => [p.key, p.value]));
+    assert.equal(metadata['dlm.contract'], 'denoise-v1');
+    assert.equal(metadata['dlm.family'], 'dream');
+    assert.equal(metadata['dlm.logit_shift'], 'true');
+    assert.equal(metadata['dlm.num_kv_heads'], '2');
+    assert.equal(metadata['dlm.cache_dtype'], 'float32');
+    assert.equal(metadata['dlm.mask_token_id'], '257');
+    assert.deepEqual(model.opsetImport.map((o) => o.domain).sort(), ['', 'com.microsoft']);
+  });
+
+  it('declares symbolic Q, C, C+Q and R dims on its I/O', () => {
+    const dims = (v: onnx.IValueInfoProto) => v.type!.tensorType!.shape!.dim!.map((d) => d.dimParam || Number(d.dimValue));
+    const inputs = Object.fromEntries(model.graph!.input!.map((v) => [v.name, dims(v)]));
+    const outputs = Object.fromEntries(model.graph!.output!.map((v) => [v.name, dims(v)]));
+    assert.deepEqual(inputs.attention_bias, [1, 1, 'query_rows', 'key_rows']);
+    assert.deepEqual(inputs['past_key.1'], [1, 2, 'context_rows', 16]);
+    assert.deepEqual(outputs.logits, [1, 'read_rows', 320]);
+    assert.deepEqual(outputs['new_value.0'], [1, 2, 'query_rows', 16]);
+  });
+
+  it('wires present_key/present_value on every GroupQueryAttention node (silently wrong without, B.7)', () => {
+    const gqa = model.graph!.node!.filter((n) => n.opType === 'GroupQueryAttention');
+    assert.equal(gqa.length, 2);
+    for (const node of gqa) {
+      assert.equal(node.output!.length, 3);
+      assert.ok(node.output!.every((o) => o.length > 0));
+      const causal = node.attribute!.find((a) => a.name === 'causal');
+      assert.equal(Number(causal?.i), 0);
+    }
+  });
+});
