@@ -56,8 +56,11 @@ export class BlockInfill implements vscode.Disposable {
     return this.session?.editor.document.uri.toString() === uri.toString();
   }
 
-  /** Command "DLM: Fill Selection": asks for a length, then fills the selection or the hole at the cursor. */
-  async fillSelection(): Promise<void> {
+  /**
+   * Command "DLM: Fill Selection": fills the selection or the hole at the cursor with `length` tokens (asked
+   * for when not given, e.g. from the palette; a keybinding may pass it). Resolves once the fill is on screen.
+   */
+  async fillSelection(options?: { length?: number }): Promise<void> {
     const editor = vscode.window.activeTextEditor;
     if (!editor) return;
     await this.finishPrevious();
@@ -68,7 +71,7 @@ export class BlockInfill implements vscode.Disposable {
     if (!ready) return;
     const limit = Math.max(1, ready.info.maxCanvasTokens - 16);
     const suggested = selected ? Math.min(limit, Math.max(1, Math.round(Buffer.byteLength(selected) / 3))) : settings.fillLength;
-    const answer = await vscode.window.showInputBox({
+    const answer = options?.length !== undefined ? String(options.length) : await vscode.window.showInputBox({
       title: 'DLM: fill length',
       prompt: `How many tokens to fill ${selected ? 'in place of the selection' : 'at the cursor'} (1 to ${limit})`,
       value: String(Math.min(suggested, limit)),

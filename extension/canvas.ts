@@ -76,13 +76,12 @@ function tailWithin(text: string, budget: number): string {
   let start = text.length;
   let bytes = 0;
   while (start > 0) {
-    const size = utf8Length(text.slice(start - 1, start));
+    const width = start >= 2 && isLowSurrogate(text.charCodeAt(start - 1)) && isHighSurrogate(text.charCodeAt(start - 2)) ? 2 : 1;
+    const size = utf8Length(text.slice(start - width, start));
     if (bytes + size > budget) break;
     bytes += size;
-    start--;
+    start -= width;
   }
-  // Never split a surrogate pair.
-  if (start < text.length && isLowSurrogate(text.charCodeAt(start))) start++;
   return text.slice(start);
 }
 
@@ -90,12 +89,12 @@ function headWithin(text: string, budget: number): string {
   let end = 0;
   let bytes = 0;
   while (end < text.length) {
-    const size = utf8Length(text.slice(end, end + 1));
+    const width = isHighSurrogate(text.charCodeAt(end)) && isLowSurrogate(text.charCodeAt(end + 1)) ? 2 : 1;
+    const size = utf8Length(text.slice(end, end + width));
     if (bytes + size > budget) break;
     bytes += size;
-    end++;
+    end += width;
   }
-  if (end > 0 && isHighSurrogate(text.charCodeAt(end - 1))) end--;
   return text.slice(0, end);
 }
 

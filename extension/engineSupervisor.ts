@@ -5,6 +5,7 @@
  * in a short time stop the restarts and explain why, with the last stderr lines and a Retry action.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import * as os from 'node:os';
 import * as vscode from 'vscode';
 import { createMessageConnection, StreamMessageReader, StreamMessageWriter } from 'vscode-jsonrpc/node';
 import { EngineClient } from './engineClient';
@@ -34,6 +35,8 @@ const STDERR_LINES_KEPT = 100;
 const ENGINE_LOG_LINE = /^\[dlm (debug|info|warn|error)\] /;
 const STDERR_LINES_SHOWN = 6;
 const SHUTDOWN_GRACE_MS = 2000;
+/** Nice value of the engine process (0 = normal, 19 = lowest). */
+const ENGINE_NICENESS = 10;
 
 export class EngineSupervisor implements vscode.Disposable {
   private readonly stateEmitter = new vscode.EventEmitter<EngineState>();
@@ -148,6 +151,7 @@ export class EngineSupervisor implements vscode.Disposable {
       windowsHide: true,
     });
     this.child = child;
+    lowerPriority(child, this.options.log);
 
     let stderrRest = '';
     child.stderr.setEncoding('utf8');
@@ -214,6 +218,19 @@ export class EngineSupervisor implements vscode.Disposable {
     this.options.log.warn(`Restarting the engine in ${delayMs} ms (crash ${crashes} of at most ${this.crashBudget.crashes} in a row).`);
     this.setState({ kind: 'restarting', crashes, delayMs });
     this.restartTimer = setTimeout(() => this.spawnEngine(), delayMs);
+  }
+}
+
+/**
+ * The engine is background work: below the editor's priority, so denoising on the CPU never makes typing or
+ * the ghost-text refreshes lag (on a GPU the engine's host threads are mostly idle anyway).
+ */
+function lowerPriority(child: ChildProcess, log: OutputLog): void {
+  if (child.pid === undefined) return;
+  try {
+    os.setPriority(child.pid, ENGINE_NICENESS);
+  } catch (error) {
+    log.debug(`Could not lower the engine's priority: ${(error as Error).message}`);
   }
 }
 

@@ -87,7 +87,7 @@ export function activate(context: vscode.ExtensionContext): DlmExtensionApi {
     engine.onDidChangeState(refreshStatus),
     session.onDidChangeState(refreshStatus),
     vscode.commands.registerCommand(ACCEPT_COMMAND, (kind: AcceptKind = 'all') => provider.accept(kind)),
-    vscode.commands.registerCommand('dlm.fillSelection', () => blockInfill.fillSelection()),
+    vscode.commands.registerCommand('dlm.fillSelection', (options?: { length?: number }) => blockInfill.fillSelection(options)),
     vscode.commands.registerCommand('dlm.redenoiseSelection', () => blockInfill.redenoiseSelection()),
     vscode.commands.registerCommand('dlm.acceptFill', () => blockInfill.accept()),
     vscode.commands.registerCommand('dlm.discardFill', () => blockInfill.discard()),

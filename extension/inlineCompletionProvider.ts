@@ -21,13 +21,12 @@ import { ErrorCodes, type InfillResult } from '../engine/protocol';
 import { buildCanvas } from './canvas';
 import { CompletionCache } from './completionCache';
 import { hasPlaceholder } from './ghostText';
+import { GhostTextRefresh } from './ghostTextRefresh';
 import { InflightCompletion, type CompletionState } from './inflightCompletion';
 import type { ModelSession } from './modelSession';
 import type { OutputLog } from './outputLog';
 import { isEnabledForLanguage, type DlmSettings } from './settings';
 
-/** Minimum time between two ghost-text refreshes: a few frames per second, calm enough to read. */
-const REFRESH_INTERVAL_MS = 80;
 /** Context key true while the shown DLM suggestion is still a partial canvas (package.json keybindings). */
 export const PARTIAL_CONTEXT_KEY = 'dlm.inlineSuggestionPartial';
 export const ACCEPT_COMMAND = 'dlm.acceptInlineSuggestion';
@@ -63,8 +62,7 @@ interface AcceptedDraft {
 export class DlmInlineCompletionProvider implements vscode.InlineCompletionItemProvider, vscode.Disposable {
   private inflight: InflightCompletion | undefined;
   private readonly cache = new CompletionCache();
-  private refreshTimer: NodeJS.Timeout | undefined;
-  private lastRefresh = 0;
+  private readonly refresh = new GhostTextRefresh();
   private partialShown = false;
   private acceptedDraft: AcceptedDraft | undefined;
   /** Engine refusals already shown to the user. */
@@ -77,6 +75,11 @@ export class DlmInlineCompletionProvider implements vscode.InlineCompletionItemP
       vscode.window.onDidChangeTextEditorSelection((event) => this.onSelectionChange(event)),
       vscode.window.onDidChangeActiveTextEditor(() => this.cancelInflight('another editor became active')),
     );
+  }
+
+  /** The completion the engine is working on or finished last at the cursor, if any. */
+  get current(): InflightCompletion | undefined {
+    return this.inflight;
   }
 
   async provideInlineCompletionItems(
@@ -93,7 +96,7 @@ export class DlmInlineCompletionProvider implements vscode.InlineCompletionItemP
 
     const offset = document.offsetAt(position);
     const version = document.version;
-    if (this.inflight?.isAt(document, offset)) return this.itemsFor(this.inflight.state, position);
+    if (this.inflight?.isAt(document, offset)) return this.itemsFor(this.inflight, context, position);
 
     const window = settings.contextBytes; // a character is at least one byte: this many characters suffice
     const before = document.getText(new vscode.Range(document.positionAt(Math.max(0, offset - window)), position));
@@ -148,11 +151,10 @@ export class DlmInlineCompletionProvider implements vscode.InlineCompletionItemP
     if (!settings.streaming) {
       // Without streaming the one answer is the final fill; the request lives as long as this call.
       const cancel = token.onCancellationRequested(() => inflight.cancel('the editor withdrew the request'));
-      const end = await inflight.done;
+      await inflight.done;
       cancel.dispose();
-      return this.itemsFor(end, position);
     }
-    return this.itemsFor(inflight.state, position);
+    return this.itemsFor(inflight, context, position);
   }
 
   /** Tab / accept word / accept line: while the canvas is partial, wait for the final fill and insert it. */
@@ -177,12 +179,18 @@ export class DlmInlineCompletionProvider implements vscode.InlineCompletionItemP
 
   dispose(): void {
     this.cancelInflight('the extension stopped');
-    clearTimeout(this.refreshTimer);
+    this.refresh.dispose();
     this.disposables.forEach((d) => d.dispose());
   }
 
-  private itemsFor(state: CompletionState, position: vscode.Position): vscode.InlineCompletionItem[] {
-    const text = state.kind === 'partial' || state.kind === 'final' ? state.text : '';
+  private itemsFor(
+    inflight: InflightCompletion,
+    context: vscode.InlineCompletionContext,
+    position: vscode.Position,
+  ): vscode.InlineCompletionItem[] {
+    const state = inflight.state;
+    const text = shownText(state);
+    this.refresh.noteServed(inflight.id, text, context.triggerKind);
     return this.items(text, state.kind === 'partial', position);
   }
 
@@ -208,7 +216,14 @@ export class DlmInlineCompletionProvider implements vscode.InlineCompletionItemP
       this.deps.log.error(`Completion #${inflight.id} failed: ${state.error.message}`);
       this.explainRejection(state.error);
     }
-    if (inflight === this.inflight) this.scheduleRefresh(inflight);
+    if (inflight === this.inflight) {
+      const editor = vscode.window.activeTextEditor;
+      this.refresh.request({
+        id: inflight.id,
+        text: () => shownText(inflight.state),
+        stillShown: () => inflight === this.inflight && !!editor && editor === vscode.window.activeTextEditor && this.isShownAt(inflight, editor),
+      });
+    }
   }
 
   /** A request the engine refuses (bad decoding settings, a canvas too long) would fail on every keystroke: say so once. */
@@ -229,19 +244,6 @@ export class DlmInlineCompletionProvider implements vscode.InlineCompletionItemP
     this.cache.store(before, after, text);
   }
 
-  /** Re-asks VS Code for the inline suggestion, at most every REFRESH_INTERVAL_MS, while it is on screen. */
-  private scheduleRefresh(inflight: InflightCompletion): void {
-    if (this.refreshTimer) return;
-    const wait = Math.max(0, this.lastRefresh + REFRESH_INTERVAL_MS - Date.now());
-    this.refreshTimer = setTimeout(() => {
-      this.refreshTimer = undefined;
-      const editor = vscode.window.activeTextEditor;
-      if (inflight !== this.inflight || !editor || !this.isShownAt(inflight, editor)) return;
-      this.lastRefresh = Date.now();
-      void vscode.commands.executeCommand('editor.action.inlineSuggest.trigger');
-    }, wait);
-  }
-
   private isShownAt(inflight: InflightCompletion, editor: vscode.TextEditor): boolean {
     const selection = editor.selection;
     return (
@@ -256,8 +258,7 @@ export class DlmInlineCompletionProvider implements vscode.InlineCompletionItemP
     const inflight = this.inflight;
     if (!inflight) return;
     this.inflight = undefined;
-    clearTimeout(this.refreshTimer);
-    this.refreshTimer = undefined;
+    this.refresh.cancel();
     this.setPartialShown(false);
     inflight.cancel(reason);
   }
@@ -321,6 +322,11 @@ export class DlmInlineCompletionProvider implements vscode.InlineCompletionItemP
     this.partialShown = shown;
     void vscode.commands.executeCommand('setContext', PARTIAL_CONTEXT_KEY, shown);
   }
+}
+
+/** What the ghost text shows for a completion in this state ('' for none). */
+function shownText(state: CompletionState): string {
+  return state.kind === 'partial' || state.kind === 'final' ? state.text : '';
 }
 
 function sleep(ms: number, token: vscode.CancellationToken): Promise<boolean> {

@@ -1,0 +1,53 @@
+import * as assert from 'node:assert/strict';
+import { allowsMultiline, buildCanvas, contextAround } from '../../../extension/canvas';
+
+const options = { contextBytes: 4096, fillLength: 32, lineFillLength: 12, maxCanvasTokens: 1024 };
+
+describe('extension canvas', () => {
+  it('completes several lines at the end of a line and only the line in the middle of one', () => {
+    assert.equal(allowsMultiline(''), true);
+    assert.equal(allowsMultiline('   '), true);
+    assert.equal(allowsMultiline(')];'), true, 'closers an editor auto-inserts do not count as text');
+    assert.equal(allowsMultiline(' + 1)'), false);
+    assert.equal(allowsMultiline('foo'), false);
+
+    const atEnd = buildCanvas('def f(x):\n    return', '\nprint(f(1))\n', options);
+    assert.deepEqual(atEnd, { prefix: 'def f(x):\n    return', suffix: '\nprint(f(1))\n', length: 32, multiline: true });
+    const midLine = buildCanvas('total = ', ' + 1\n', options);
+    assert.equal(midLine.multiline, false);
+    assert.equal(midLine.length, 12);
+  });
+
+  it('keeps whole lines within the byte budget, three quarters before the cursor', () => {
+    const before = ['line one', 'line two', 'line three', 'current'].join('\n');
+    const after = ['rest', 'below one', 'below two'].join('\n');
+    // 40 bytes: 10 for the suffix share, 30 for the prefix.
+    const { prefix, suffix } = contextAround(before, after, 40);
+    assert.equal(prefix, 'line two\nline three\ncurrent', 'whole lines, nearest first');
+    assert.ok(Buffer.byteLength(prefix) <= 30);
+    assert.equal(suffix, 'rest\n', 'the suffix gets what the prefix left: 40 - 27 bytes');
+  });
+
+  it('gives an unused share to the other side', () => {
+    const { prefix, suffix } = contextAround('a'.repeat(100), '', 80);
+    assert.equal(prefix.length, 80);
+    assert.equal(suffix, '');
+  });
+
+  it('counts bytes, not characters, and never splits a character', () => {
+    const before = 'x = "' + 'é'.repeat(20); // 2 bytes each, one line
+    const { prefix } = contextAround(before, '', 9);
+    assert.ok(Buffer.byteLength(prefix) <= 9);
+    assert.equal(prefix, 'éééé', 'the tail of the line when even it is too long');
+    const emoji = contextAround('ab😀', '', 4).prefix;
+    assert.equal(emoji, '😀');
+    assert.equal(contextAround('ab😀', '', 3).prefix, '', 'a surrogate pair is kept whole or not at all');
+  });
+
+  it('fits the model: the budget shrinks to its token limit minus the fill', () => {
+    const long = 'y = 1\n'.repeat(200); // 1200 bytes
+    const canvas = buildCanvas(long, '', { ...options, maxCanvasTokens: 100 });
+    // 100 tokens - 32 masks - 8 reserved for special tokens = 60 bytes, whole lines of 6 bytes.
+    assert.equal(canvas.prefix, 'y = 1\n'.repeat(10));
+  });
+});
