@@ -80,7 +80,8 @@ export async function convertCheckpoint(srcDir: string, outDir: string, options:
   const checkpoint = await HfCheckpoint.open(srcDir, { maxPositions: options.maxPositions });
   const parent = path.dirname(out);
   fs.mkdirSync(parent, { recursive: true });
-  const temp = path.join(parent, `.${path.basename(out)}.partial-${process.pid}-${randomBytes(4).toString('hex')}`);
+  removeAbandonedTemporaries(parent, path.basename(out));
+  const temp = path.join(parent, `${temporaryPrefix(path.basename(out))}${process.pid}-${randomBytes(4).toString('hex')}`);
   try {
     const arch = checkpoint.architecture;
     const needed = estimateWeightBytes(arch, graph.precision) * SIZE_MARGIN + checkpoint.tokenizer.text.length + SIZE_SLACK_BYTES;
@@ -113,6 +114,29 @@ export async function convertCheckpoint(srcDir: string, outDir: string, options:
     throw error;
   } finally {
     await checkpoint.close();
+  }
+}
+
+const temporaryPrefix = (base: string) => `.${base}.partial-`;
+
+/**
+ * A conversion killed before it could clean up (the editor closed, the machine slept) leaves its temporary
+ * folder behind, gigabytes for a 7B model; those of processes no longer running are removed.
+ */
+function removeAbandonedTemporaries(parent: string, base: string): void {
+  const prefix = temporaryPrefix(base);
+  for (const entry of fs.readdirSync(parent)) {
+    const pid = entry.startsWith(prefix) ? Number(/^(\d+)-/.exec(entry.slice(prefix.length))?.[1]) : NaN;
+    if (Number.isInteger(pid) && !isRunning(pid)) fs.rmSync(path.join(parent, entry), { recursive: true, force: true });
+  }
+}
+
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

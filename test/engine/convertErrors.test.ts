@@ -1,4 +1,5 @@
 import { strict as assert } from 'node:assert';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { checkFreeSpace, convertCheckpoint } from '../../engine/convert/convert';
@@ -89,6 +90,20 @@ describe('conversion errors: clear messages, nothing half-written', function () 
     fs.rmSync(path.join(tmp, 'out', 'keep.txt'));
     await convertCheckpoint(src.dir, path.join(tmp, 'out'), { precision: 'fp32' });
     assert.ok(fs.existsSync(path.join(tmp, 'out', 'dlm-model.json')));
+  });
+
+  it('clears what an abandoned conversion left behind, but not what a running one is writing', async () => {
+    const src = await writeFixtureCheckpoint(path.join(tmp, 'src'), 'coda');
+    const exited = spawnSync(process.execPath, ['-e', '']).pid;
+    const abandoned = path.join(tmp, `.out.partial-${exited}-0a0a0a0a`);
+    const running = path.join(tmp, `.out.partial-${process.pid}-0b0b0b0b`);
+    for (const dir of [abandoned, running]) {
+      fs.mkdirSync(dir);
+      fs.writeFileSync(path.join(dir, 'step.onnx_data'), 'partial');
+    }
+    await convertCheckpoint(src.dir, path.join(tmp, 'out'), { precision: 'fp32' });
+    assert.ok(!fs.existsSync(abandoned));
+    assert.ok(fs.existsSync(running));
   });
 
   it('checks free disk space against the estimate and says how much is needed', async () => {
