@@ -36,10 +36,29 @@ async function compareWithReference(outDir: string, arch: ModelArchitecture, wei
     const expected = new Float64Array(ids.length * arch.vocabSize);
     reference.logits.forEach((row, r) => expected.set(row, r * arch.vocabSize));
     const keyDiff = maxAbsDiff(fromCache(result.newKeys[arch.numLayers - 1]), reference.newKeys[arch.numLayers - 1]);
-    return { logitDiff: maxAbsDiff(logits, expected), keyDiff, scale: Math.max(...expected.map(Math.abs)) };
+    return { logitDiff: maxAbsDiff(logits, expected), keyDiff, scale: Math.max(...expected.map(Math.abs)), correlation: pearson(logits, expected) };
   } finally {
     await model.release();
   }
+}
+
+function pearson(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  const n = a.length;
+  let ma = 0;
+  let mb = 0;
+  for (let i = 0; i < n; i++) {
+    ma += a[i] / n;
+    mb += b[i] / n;
+  }
+  let sab = 0;
+  let saa = 0;
+  let sbb = 0;
+  for (let i = 0; i < n; i++) {
+    sab += (a[i] - ma) * (b[i] - mb);
+    saa += (a[i] - ma) ** 2;
+    sbb += (b[i] - mb) ** 2;
+  }
+  return sab / Math.sqrt(saa * sbb);
 }
 
 /** The weights an int4 graph computes with: every linear layer through pack → dequantise, the embedding in fp16. */
@@ -135,10 +154,10 @@ describe('conversion of Hugging Face checkpoints, per family', function () {
       // MatMulNBits multiplies by (q - 8)·scale, the dequantiser's weights: only float32 summation order differs.
       assert.ok(exact.logitDiff < 1e-4 * Math.max(1, exact.scale), `int4 logits differ from the dequantised reference by ${exact.logitDiff}`);
       const original = await compareWithReference(out, fixture.architecture, fixture.weights);
-      // Against the unquantised weights: 4-bit levels err by up to scale/2 = max|w|/14 per weight, i.e. roughly
-      // 4 % relative noise per layer on random weights; half of the largest logit is a loose bound that still
-      // catches a transposed or mis-packed matrix (which gives unrelated logits).
-      assert.ok(original.logitDiff < 0.5 * original.scale, `int4 logits far from the original: ${original.logitDiff} (scale ${original.scale})`);
+      // Against the unquantised weights: on Gaussian weights a block's scale is about 0.3σ, so each weight gets
+      // uniform noise of ±0.15σ (about 9 % of its spread) and logits after two layers and the head follow the
+      // original closely (measured r = 0.95–0.97 on these checkpoints); a transposed or mis-packed matrix gives unrelated logits (r ≈ 0).
+      assert.ok(original.correlation > 0.9, `int4 logits correlate with the original at r = ${original.correlation}`);
     });
   }
 });
