@@ -18,7 +18,7 @@ import type { StepGraphOptions } from '../graph/stepGraphBuilder';
 import type { DeviceOption, LoadProgressParams } from '../protocol';
 import { parameterCount } from './architecture';
 import { DEFAULT_HUB_URL, downloadCheckpoint, parseHubModelId, type HubModelId } from './huggingFaceHub';
-import { MANIFEST_FILE } from './manifest';
+import { MANIFEST_FILE, readManifest } from './manifest';
 
 export const BUILTIN_SETTING = 'builtin';
 
@@ -96,16 +96,51 @@ export async function resolveModel(setting: string, options: ResolveOptions): Pr
     );
   }
   const hubId = parseHubModelId(trimmed);
-  if (hubId) return convertCached(await downloadToCache(hubId, options), options, hubId);
+  if (hubId) {
+    // Once converted, a hub model needs neither the network nor its download (which may be deleted).
+    const converted = findConvertedHubModel(hubId, options);
+    if (converted) return converted;
+    return convertCached(await downloadToCache(hubId, options), options, hubId);
+  }
   throw new ModelResolveError(
     `Cannot use model "${setting}": ${dir} does not exist. Use "builtin", a model folder (with ${MANIFEST_FILE}), ` +
       'a Hugging Face checkpoint folder, or a Hugging Face id such as Dream-org/Dream-Coder-v0-Instruct-7B.',
   );
 }
 
+/** A hub id as a folder name: `owner--name@revision`. */
+const hubSlug = (id: HubModelId) => `${id.repo.replace('/', '--')}@${id.revision.replace(/[^\w.-]/g, '_')}`;
+
+/** Names the graph options in a converted model's folder name. */
+function graphKey(graph: StepGraphOptions): string {
+  const head = graph.head === 'stats' ? `stats${graph.topK}` : 'logits';
+  return `${graph.precision}-${graph.cacheDtype}-${graph.attention}-${head}`;
+}
+
+function graphFor(parameters: number, options: ResolveOptions): StepGraphOptions {
+  return { ...conversionFor(parameters, options.device), ...options.graph };
+}
+
+/**
+ * Converted hub models live in `<cacheDir>/models/<owner>--<name>@<revision>-<graph>`; the graph depends on
+ * the model's size, which each candidate's manifest gives.
+ */
+function findConvertedHubModel(id: HubModelId, options: ResolveOptions): string | undefined {
+  const models = path.join(options.cacheDir, 'models');
+  const prefix = `${hubSlug(id)}-`;
+  if (!fs.existsSync(models)) return undefined;
+  for (const entry of fs.readdirSync(models)) {
+    const dir = path.join(models, entry);
+    if (!entry.startsWith(prefix) || !isModelFolder(dir)) continue;
+    const parameters = parameterCount(readManifest(dir).architecture);
+    if (entry === prefix + graphKey(graphFor(parameters, options))) return dir;
+  }
+  return undefined;
+}
+
 /** Downloads a hub checkpoint into `<cacheDir>/hub/` (resuming, checking) and returns its folder. */
 export async function downloadToCache(id: HubModelId, options: Omit<ResolveOptions, 'device' | 'graph'>): Promise<string> {
-  const dir = path.join(options.cacheDir, 'hub', `${id.repo.replace('/', '--')}@${id.revision.replace(/[^\w.-]/g, '_')}`);
+  const dir = path.join(options.cacheDir, 'hub', hubSlug(id));
   const mib = (bytes: number) => (bytes / 1024 ** 2).toFixed(0);
   return downloadCheckpoint(id, dir, {
     baseUrl: options.hubUrl ?? process.env.HF_ENDPOINT ?? DEFAULT_HUB_URL,
@@ -119,14 +154,15 @@ export async function downloadToCache(id: HubModelId, options: Omit<ResolveOptio
   });
 }
 
-/** Converts `srcDir` unless a conversion of the same source with the same graph options is cached. */
+/**
+ * Converts `srcDir` unless a conversion of the same source with the same graph options is cached: under
+ * the hub id for downloads, under the source hash for local checkpoint folders (which may change in place).
+ */
 async function convertCached(srcDir: string, options: ResolveOptions, hubId?: HubModelId): Promise<string> {
   const config = JSON.parse(fs.readFileSync(path.join(srcDir, 'config.json'), 'utf8')) as Record<string, unknown>;
-  const parameters = parameterCount(detectFamily(config).architecture(config));
-  const graph = { ...conversionFor(parameters, options.device), ...options.graph };
+  const graph = graphFor(parameterCount(detectFamily(config).architecture(config)), options);
   const hash = await checkpointFingerprint(srcDir);
-  const head = graph.head === 'stats' ? `stats${graph.topK}` : 'logits';
-  const out = path.join(options.cacheDir, 'models', `${hash.slice(0, 16)}-${graph.precision}-${graph.cacheDtype}-${graph.attention}-${head}`);
+  const out = path.join(options.cacheDir, 'models', `${hubId ? hubSlug(hubId) : hash.slice(0, 16)}-${graphKey(graph)}`);
   if (isModelFolder(out)) return out;
   const name = hubId?.repo ?? path.basename(srcDir);
   try {

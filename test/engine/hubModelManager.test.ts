@@ -79,8 +79,14 @@ describe('model manager: checkpoint folders and Hugging Face ids', function () {
       assert.deepEqual(manifest.source && [manifest.source.kind, manifest.source.id, manifest.source.revision], ['huggingface', 'GSAI-ML/LLaDA-tiny', 'main']);
       assert.equal(manifest.name, 'GSAI-ML/LLaDA-tiny');
       assert.deepEqual(manifest.tokens, src.tokens);
+      assert.equal(path.basename(dir), 'GSAI-ML--LLaDA-tiny@main-fp16-float16-decomposed-stats32');
       await server.stop();
       assert.equal(await resolveModel('GSAI-ML/LLaDA-tiny', { cacheDir, hubUrl: server.baseUrl }), dir);
+      // The download can be deleted to free its space: the converted model is found by its id.
+      fs.rmSync(path.join(cacheDir, 'hub'), { recursive: true });
+      assert.equal(await resolveModel('GSAI-ML/LLaDA-tiny', { cacheDir, hubUrl: server.baseUrl }), dir);
+      // Another device needs another graph, hence the download again (the server is gone).
+      await assert.rejects(resolveModel('GSAI-ML/LLaDA-tiny', { cacheDir, hubUrl: server.baseUrl, device: 'cpu' }), /cannot reach/);
     });
 
     it('a corrupt download gives an error and no model', async () => {
