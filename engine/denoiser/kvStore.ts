@@ -135,14 +135,22 @@ function sameRows(a: Int32Array, b: Int32Array): boolean {
   return true;
 }
 
-/** to[h, c, :] = from[h, rows[c], :] */
+/**
+ * to[h, c, :] = from[h, rows[c], :], one block copy per run of consecutive rows: context rows come in long
+ * runs (everything but a few query rows), so a gather is a few memcpy-like `set` calls per head and layer.
+ */
 function copyRows(from: KvArray, to: KvArray, rows: Int32Array, heads: number, dim: number, capacity: number): void {
   const c = rows.length;
-  for (let h = 0; h < heads; h++) {
-    for (let i = 0; i < c; i++) {
-      const src = (h * capacity + rows[i]) * dim;
-      const dst = (h * c + i) * dim;
-      for (let d = 0; d < dim; d++) to[dst + d] = from[src + d];
+  let start = 0;
+  while (start < c) {
+    let end = start + 1;
+    while (end < c && rows[end] === rows[end - 1] + 1) end++;
+    const first = rows[start];
+    const count = end - start;
+    for (let h = 0; h < heads; h++) {
+      const src = (h * capacity + first) * dim;
+      to.set(from.subarray(src, src + count * dim), (h * c + start) * dim);
     }
+    start = end;
   }
 }

@@ -14,7 +14,8 @@
  * Rounding rules (instead of LLaDA's asserts, so any length works): `steps` above the fill length is lowered
  * to it (a step could commit nothing otherwise); the last block may be shorter than `blockLength`; the steps are
  * split over the blocks like tokens over steps (the first `steps % blocks` blocks one more), each block getting
- * at most as many steps as it has positions. Fewer steps than blocks is an error.
+ * at most as many steps as it has positions. Fewer steps than blocks is an error for `blocks` and `timesteps`
+ * (`threshold` ignores `steps` but for its progress estimate).
  */
 import type { ScheduleKind } from '../protocol';
 import type { Canvas } from './canvas';

@@ -43,7 +43,8 @@ export class DecodePolicy implements CachePolicy {
     const query = (this.query ??= new RowSet(length));
     query.clear();
     for (let row = 0; row < length; row++) if (!store.isValid(row)) query.add(row);
-    // Predictor rows of masked positions are never settled, hence never valid: already in Q. Added for clarity of intent.
+    // Predictor rows of masked positions are never settled, hence never valid and already in Q; adding them
+    // keeps the step runner's invariant from resting on that argument alone.
     addPredictorRows(query, candidates, logitShift);
     const queryRows = query.sorted();
     return { queryRows, contextRows: complement(length, query), candidates, persist: persistWhere(queryRows, settled) };
