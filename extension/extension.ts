@@ -22,6 +22,7 @@ export interface DlmExtensionApi {
   readonly session: ModelSession;
   readonly provider: DlmInlineCompletionProvider;
   readonly blockInfill: BlockInfill;
+  readonly fillHistory: FillHistory;
   settings(): DlmSettings;
   lastStats(): InfillStats | undefined;
 }
@@ -120,6 +121,7 @@ export function activate(context: vscode.ExtensionContext): DlmExtensionApi {
     session,
     provider,
     blockInfill,
+    fillHistory: history,
     settings: () => settings,
     lastStats: () => lastStats,
   };

@@ -1,0 +1,105 @@
+/** What the in-host tests share: the extension's API, documents in editors, waiting for conditions. */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as vscode from 'vscode';
+import type { DlmExtensionApi } from '../../../extension/extension';
+
+export const EXTENSION_ID = 'dlm-complete.dlm-complete';
+
+export async function dlmApi(): Promise<DlmExtensionApi> {
+  const extension = vscode.extensions.getExtension<DlmExtensionApi>(EXTENSION_ID);
+  if (!extension) throw new Error(`${EXTENSION_ID} is not installed in this VS Code`);
+  return extension.isActive ? extension.exports : extension.activate();
+}
+
+/** Polls `condition` until it returns something truthy; fails with `what` after `timeoutMs`. */
+export async function waitFor<T>(what: string, condition: () => T | Promise<T>, timeoutMs = 60_000): Promise<NonNullable<T>> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await condition();
+    if (value) return value as NonNullable<T>;
+    if (Date.now() > deadline) throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+let files = 0;
+const filesDir = fs.mkdtempSync(path.join(os.tmpdir(), 'dlm-suite-files-'));
+
+/**
+ * A new file holding `text` in the active editor, the cursor at `cursor` (default: the end). Files, not
+ * untitled documents: those are dirty from the start (closing them asks to save) and reuse their names.
+ */
+export async function openEditor(text: string, extension = '.py', cursor?: number): Promise<vscode.TextEditor> {
+  const file = path.join(filesDir, `file${Date.now()}-${++files}${extension}`);
+  fs.writeFileSync(file, text);
+  const document = await vscode.workspace.openTextDocument(file);
+  const editor = await vscode.window.showTextDocument(document);
+  const position = document.positionAt(cursor ?? text.length);
+  editor.selection = new vscode.Selection(position, position);
+  return editor;
+}
+
+/** Closes every editor, dropping unsaved changes (no save prompt). */
+export async function closeEditors(): Promise<void> {
+  for (let i = 0; i < 50 && vscode.window.visibleTextEditors.length > 0; i++) {
+    await vscode.commands.executeCommand('workbench.action.revertAndCloseActiveEditor');
+  }
+}
+
+export const INVOKE: vscode.InlineCompletionContext = {
+  triggerKind: vscode.InlineCompletionTriggerKind.Invoke,
+  selectedCompletionInfo: undefined,
+};
+
+/** The text of the first inline completion item the extension's provider offers at the cursor ('' for none). */
+export async function inlineText(api: DlmExtensionApi, editor: vscode.TextEditor): Promise<string> {
+  const source = new vscode.CancellationTokenSource();
+  const items = await api.provider.provideInlineCompletionItems(editor.document, editor.selection.active, INVOKE, source.token);
+  source.dispose();
+  const insert = items?.[0]?.insertText;
+  return typeof insert === 'string' ? insert : (insert?.value ?? '');
+}
+
+let places = 0;
+
+/**
+ * An editor with the cursor at the end of an indented line of SAMPLE_PYTHON (a multi-line completion),
+ * with a line of its own just above so that no earlier completion is served from the cache.
+ */
+export async function editorAtNewPlace(): Promise<vscode.TextEditor> {
+  return openEditor(`${SAMPLE_PYTHON}        # place ${Date.now()}.${++places}\n        `);
+}
+
+/** Code to complete: enough lines that the canvas is a few hundred tokens, as in real use. */
+export const SAMPLE_PYTHON = `"""Text wrapping and filling."""
+
+import re
+
+_whitespace = '\\t\\n\\x0b\\x0c\\r '
+
+
+class TextWrapper:
+    """Object for wrapping/filling text."""
+
+    unicode_whitespace_trans = dict.fromkeys(map(ord, _whitespace), ord(' '))
+
+    def __init__(self, width=70, initial_indent="", subsequent_indent="",
+                 expand_tabs=True, replace_whitespace=True):
+        self.width = width
+        self.initial_indent = initial_indent
+        self.subsequent_indent = subsequent_indent
+        self.expand_tabs = expand_tabs
+        self.replace_whitespace = replace_whitespace
+
+    def _munge_whitespace(self, text):
+        if self.expand_tabs:
+            text = text.expandtabs()
+        if self.replace_whitespace:
+            text = text.translate(self.unicode_whitespace_trans)
+        return text
+
+    def wrap(self, text):
+        chunks = self._split_chunks(text)
+`;

@@ -1,0 +1,121 @@
+import * as assert from 'node:assert/strict';
+import * as vscode from 'vscode';
+import type { ResponseError } from 'vscode-jsonrpc';
+import { ErrorCodes, type InfillProgressParams } from '../../../engine/protocol';
+import type { DlmExtensionApi } from '../../../extension/extension';
+import { hasPlaceholder, PLACEHOLDER } from '../../../extension/ghostText';
+import type { CompletionState } from '../../../extension/inflightCompletion';
+import { closeEditors, dlmApi, editorAtNewPlace, inlineText, SAMPLE_PYTHON, waitFor } from './helpers';
+
+describe('inline completions (real engine, tiny synthetic model)', () => {
+  let api: DlmExtensionApi;
+  before(async () => {
+    api = await dlmApi();
+    await api.session.ready();
+  });
+  afterEach(closeEditors);
+
+  it('shows the canvas denoising: all masks first, then partial canvases, then the final fill', async () => {
+    const editor = await editorAtNewPlace();
+    const length = api.settings().fillLength;
+    assert.equal(await inlineText(api, editor), PLACEHOLDER.repeat(length), 'before the first step every token is masked');
+
+    const completion = api.provider.current!;
+    const states: CompletionState[] = [];
+    completion.onDidUpdate((state) => states.push(state));
+    const end = await completion.done;
+
+    assert.equal(end.kind, 'final');
+    const partial = states.filter((s): s is Extract<CompletionState, { kind: 'partial' }> => s.kind === 'partial');
+    assert.ok(partial.length >= 8, `one progress report per step (${partial.length})`);
+    assert.ok(new Set(partial.map((s) => s.text)).size >= 2, 'the partial canvas changes as it denoises');
+    assert.ok(hasPlaceholder(partial[0].text), 'early canvases still have masked tokens');
+    assert.deepEqual(
+      partial.map((s) => s.step),
+      partial.map((_, i) => i + 1),
+      'steps arrive in order',
+    );
+    if (end.kind !== 'final') return;
+    assert.ok(!hasPlaceholder(end.text));
+    assert.equal(await inlineText(api, editor), end.text, 'the provider now offers the final fill');
+    assert.equal(api.lastStats()?.steps, Math.min(length, 256), 'the engine took one step per token');
+  });
+
+  it('accepting while denoising inserts the final fill, never a placeholder', async () => {
+    const editor = await editorAtNewPlace();
+    await inlineText(api, editor);
+    const completion = api.provider.current!;
+    assert.equal(completion.running, true);
+    await vscode.commands.executeCommand('dlm.acceptInlineSuggestion', 'all');
+    const end = await completion.done;
+    assert.equal(end.kind, 'final');
+    if (end.kind !== 'final') return;
+    const before = completion.offset;
+    const text = editor.document.getText();
+    assert.equal(text.slice(before, before + end.text.length), end.text);
+    assert.equal(text.length, before + end.text.length);
+    assert.ok(!hasPlaceholder(text));
+    assert.ok(editor.selection.active.isEqual(editor.document.positionAt(text.length)), 'the cursor ends after the fill');
+  });
+
+  it('typing cancels the running request in the engine', async () => {
+    const editor = await editorAtNewPlace();
+    const statsBefore = api.lastStats();
+    await inlineText(api, editor);
+    const completion = api.provider.current!;
+    await waitFor('the first denoising step', () => completion.state.kind === 'partial' && completion.state.step >= 1);
+    await editor.edit((edit) => edit.insert(editor.selection.active, 'x'));
+    const end = await completion.done;
+    assert.deepEqual(end, { kind: 'cancelled', reason: 'the document changed' });
+    const { client } = await api.session.ready();
+    await waitFor('the engine to be idle', async () => (await client.status()).busy === 0);
+    assert.equal(api.lastStats(), statsBefore, 'no fill was finished');
+  });
+
+  it('cancelling a request sends $/cancelRequest, and the engine stops between steps', async () => {
+    const { client, info } = await api.session.ready();
+    const source = new vscode.CancellationTokenSource();
+    const seen: InfillProgressParams[] = [];
+    const request = client.infill(
+      { modelId: info.modelId, prefix: SAMPLE_PYTHON, suffix: '\n', length: 32, options: { cache: 'none' } },
+      (progress) => {
+        seen.push(progress);
+        if (seen.length === 2) source.cancel();
+      },
+      source.token,
+    );
+    const error = await request.then(
+      () => assert.fail('the request should have been cancelled'),
+      (e: unknown) => e,
+    );
+    // The client's ResponseError class lives in the extension's bundle: compare the code, not the class.
+    assert.equal((error as ResponseError<unknown>).code, ErrorCodes.RequestCancelled);
+    assert.ok(seen.length < 32, `stopped after ${seen.length} of 32 steps`);
+  });
+
+  it('typing through a suggestion is served from the cache, without the engine', async () => {
+    const editor = await editorAtNewPlace();
+    await inlineText(api, editor);
+    const end = await api.provider.current!.done;
+    assert.equal(end.kind, 'final');
+    if (end.kind !== 'final' || end.text.length < 2) return;
+    const stats = api.lastStats();
+    await editor.edit((edit) => edit.insert(editor.selection.active, end.text[0]));
+    assert.equal(await inlineText(api, editor), end.text.slice(1));
+    assert.equal(api.provider.current, undefined, 'no request was started');
+    assert.equal(api.lastStats(), stats);
+  });
+
+  it('offers nothing in a language it is disabled for', async () => {
+    const config = vscode.workspace.getConfiguration('dlm');
+    const previous = config.inspect('enable')?.globalValue;
+    try {
+      await config.update('enable', { '*': true, python: false }, vscode.ConfigurationTarget.Global);
+      const editor = await editorAtNewPlace();
+      assert.equal(await inlineText(api, editor), '');
+      assert.equal(api.provider.current, undefined);
+    } finally {
+      await config.update('enable', previous, vscode.ConfigurationTarget.Global);
+    }
+  });
+});
