@@ -56,15 +56,13 @@ export class GreedyPolicy implements CachePolicy {
   plan(view: StepView): StepPlan {
     const { canvas, step, logitShift } = view;
     const length = canvas.length;
-    const refresh = isRefreshStep(step, this.refreshInterval);
-    const toCommit = this.order === 'random' ? this.randomOrderCommits(view) : this.staleConfidenceCommits(view, refresh);
-
-    if (refresh) {
+    if (isRefreshStep(step, this.refreshInterval)) {
       const queryRows = allRows(length);
-      const candidates = this.order === 'random' ? Int32Array.from(toCommit).sort() : blockCandidates(view);
+      const candidates = this.order === 'random' ? Int32Array.from(this.randomOrderCommits(view)).sort() : blockCandidates(view);
       return { queryRows, contextRows: new Int32Array(0), candidates, persist: new Uint8Array(length).fill(1) };
     }
 
+    const toCommit = this.order === 'random' ? this.randomOrderCommits(view) : this.staleConfidenceCommits(view);
     const query = (this.query ??= new RowSet(length));
     query.clear();
     for (let p = canvas.fillStart; p < canvas.fillEnd; p++) if (canvas.committedAt(p) === step - 1) query.add(p);
@@ -101,10 +99,10 @@ export class GreedyPolicy implements CachePolicy {
   }
 
   /** The rows to commit by their last known scores; every masked row of the block when one has none. */
-  private staleConfidenceCommits(view: StepView, refresh: boolean): number[] {
+  private staleConfidenceCommits(view: StepView): number[] {
     const { count, block } = view.schedule;
     const masked = view.canvas.maskedIn(block.start, block.end);
-    if (refresh || masked.some((p) => Number.isNaN(view.lastScores[p]))) return masked;
+    if (masked.some((p) => Number.isNaN(view.lastScores[p]))) return masked;
     const ranked = [...masked].sort((a, b) => view.lastScores[b] - view.lastScores[a] || a - b);
     if (count !== null) return ranked.slice(0, count);
     const passing = ranked.filter((p) => view.lastProbabilities[p] >= view.threshold);
