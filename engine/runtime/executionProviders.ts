@@ -95,14 +95,14 @@ export const PREFERRED_CPU_ATTENTION: AttentionLowering = 'gqa';
  * - cpu: fp32 activations (fp16 has few native CPU kernels and gets cast around) and full logits (no
  *   transfer cost).
  * - GPUs: fp16 activations and the stats head (reading back full-vocabulary logits dominates a step there).
- * - Attention: onnxruntime-node 1.30's WebGPU GroupQueryAttention rejects causal=0 ("not implemented"), and
- *   causal=0 is unverified on the CUDA/DirectML/CoreML kernels, so GPUs get the decomposed lowering.
- *   On the CPU, PREFERRED_CPU_ATTENTION.
+ * - Attention: onnxruntime-node 1.30's WebGPU GroupQueryAttention rejects causal=0 ("not implemented"), so
+ *   WebGPU cannot use gqa variants at all; causal=0 is unverified on the CUDA/DirectML/CoreML kernels, so
+ *   they prefer the decomposed lowering. On the CPU, PREFERRED_CPU_ATTENTION.
  */
 export function variantScore(variant: GraphVariant, device: ExecutionDevice): number | null {
   if (variant.devices && !variant.devices.includes(device)) return null;
+  if (device === 'webgpu' && variant.attention === 'gqa') return null;
   const onCpu = device === 'cpu';
-  if (!onCpu && variant.attention === 'gqa' && device === 'webgpu') return null;
   let score = 0;
   if ((variant.cacheDtype === 'float32') === onCpu) score += 100;
   if ((variant.head === 'logits') === onCpu) score += 10;

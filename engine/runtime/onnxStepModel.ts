@@ -35,6 +35,8 @@ export interface LoadedStepModel {
   variant: GraphVariant;
   /** Why the requested device (`auto`: each GPU tried) was not used. */
   fallbackReason?: string;
+  /** Better-ranked variants that failed on `device`, with the reason (e.g. no fp16 shaders). */
+  skippedVariants?: string[];
 }
 
 export class OnnxStepModel implements StepModel {
@@ -136,20 +138,21 @@ export class OnnxStepModel implements StepModel {
  * shader-f16 accepts an fp16 session, then fails its first run).
  */
 export async function loadStepModel(modelDir: string, manifest: ModelManifest, options: LoadStepModelOptions): Promise<LoadedStepModel> {
-  const failures: string[] = [];
+  const deviceFailures: string[] = [];
   for (const device of candidateDevices(options.device)) {
     const unavailable = backendUnavailableReason(device) ?? (options.device === 'auto' ? autoSkipReason(device) : null);
     if (unavailable) {
-      failures.push(`${device}: ${unavailable}`);
+      deviceFailures.push(`${device}: ${unavailable}`);
       continue;
     }
     const variants = options.variant
       ? manifest.variants.filter((v) => v.file === options.variant)
       : rankVariants(manifest.variants, device);
     if (variants.length === 0) {
-      failures.push(`${device}: ${options.variant ? `the model has no variant ${options.variant}` : 'the model has no graph variant for it'}`);
+      deviceFailures.push(`${device}: ${options.variant ? `the model has no variant ${options.variant}` : 'the model has no graph variant for it'}`);
       continue;
     }
+    const variantFailures: string[] = [];
     for (const variant of variants) {
       let session: InferenceSession | undefined;
       try {
@@ -157,15 +160,21 @@ export async function loadStepModel(modelDir: string, manifest: ModelManifest, o
         session = await InferenceSession.create(path.join(modelDir, variant.file), sessionOptionsFor(device));
         const model = new OnnxStepModel(session, variant, manifest.architecture);
         await model.run(probeFeeds(model));
-        const fallbackReason = failures.length ? failures.join('; ') : undefined;
-        return { model, device, variant, ...(fallbackReason ? { fallbackReason } : {}) };
+        return {
+          model,
+          device,
+          variant,
+          ...(deviceFailures.length ? { fallbackReason: deviceFailures.join('; ') } : {}),
+          ...(variantFailures.length ? { skippedVariants: variantFailures } : {}),
+        };
       } catch (error) {
         await session?.release();
-        failures.push(`${device} (${variant.file}): ${firstLine((error as Error).message)}`);
+        variantFailures.push(`${variant.file}: ${firstLine((error as Error).message)}`);
       }
     }
+    deviceFailures.push(`${device}: ${variantFailures.join('; ')}`);
   }
-  throw new Error(`cannot run ${manifest.name} on ${options.device}: ${failures.join('; ')}`);
+  throw new Error(`cannot run ${manifest.name} on ${options.device}: ${deviceFailures.join('; ')}`);
 }
 
 /** One row at position 0, no cache: the cheapest call that runs every kernel of the graph. */
