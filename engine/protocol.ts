@@ -183,7 +183,10 @@ export interface InfillProgressParams {
   pieces: (string | null)[];
   /** One entry per fill token: the confidence it was committed with, or null while masked. */
   confidence: (number | null)[];
-  /** The fill as text with MASK_GLYPH for each masked token. */
+  /**
+   * The fill as text with MASK_GLYPH for each masked token, up to the first committed end-of-text token
+   * (the result is trimmed there, so nothing after it is shown).
+   */
   text: string;
 }
 
