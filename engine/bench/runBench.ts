@@ -88,6 +88,7 @@ export async function runBench(options: BenchOptions): Promise<BenchRun[]> {
             modelId: info.modelId,
             ...prompt,
             length: canvas.genTokens,
+            runToCompletion: true,
             options: { blockLength: canvas.genTokens, ...options.overrides, steps: stepsOverride, cache },
           });
           const result = await job.result;

@@ -104,8 +104,9 @@ async function runInfill({ options }: { options: OptionValues }): Promise<number
     },
   });
   const view = options.visual ? createProgressView(process.stdout, hole, process.stderr) : undefined;
-  const interrupt = () => job?.cancel('cancelled');
   let job: ReturnType<Engine['infill']> | undefined;
+  // Ctrl-C stops a running fill between steps (and restores the terminal); before that it just exits.
+  const interrupt = () => (job ? job.cancel('cancelled') : process.exit(130));
   process.once('SIGINT', interrupt);
   try {
     const info = await engine.loadModel({ model: stringOption(options, 'model') ?? 'builtin', device: deviceOption(options) });

@@ -6,11 +6,11 @@
  */
 import path from 'node:path';
 import { version as ENGINE_VERSION } from '../../package.json';
-import type { SpecialTokens } from '../model/architecture';
 import { readManifest, type ModelManifest } from '../model/manifest';
 import { resolveModel, type ModelProgress } from '../model/modelManager';
 import { canvasPrefix } from '../model/prompting';
 import { Tokenizer } from '../model/tokenizer';
+import type { DenoiseRequest } from '../denoiser/denoiser';
 import { InvalidOptionsError, resolveDecodingOptions } from '../denoiser/options';
 import {
   ErrorCodes,
@@ -51,6 +51,8 @@ export interface TokenInfillRequest {
   suffixIds: number[];
   length: number;
   options?: Partial<DecodingOptions>;
+  /** Keep denoising after the fill has ended (equal work across cache modes, for the benchmark). */
+  runToCompletion?: boolean;
 }
 
 export interface TokenInfillResult extends InfillResult {
@@ -216,14 +218,14 @@ export class Engine {
       throw error;
     }
     return this.scheduler.schedule(request.modelId, request.documentId, (job) =>
-      this.run(job, model, { prefixIds, suffixIds, length, options }, hooks),
+      this.run(job, model, { prefixIds, suffixIds, length, options, runToCompletion: request.runToCompletion }, hooks),
     );
   }
 
   private async run(
     job: JobContext,
     model: LoadedModel,
-    request: { prefixIds: number[]; suffixIds: number[]; length: number; options: DecodingOptions },
+    request: DenoiseRequest,
     hooks: InfillHooks,
   ): Promise<TokenInfillResult> {
     const { manifest, tokenizer, worker } = model;
@@ -235,7 +237,7 @@ export class Engine {
       denoised = await worker.denoise(
         job.id,
         {
-          tokens: manifest.tokens as SpecialTokens,
+          tokens: manifest.tokens,
           logitShift: manifest.architecture.logitShift,
           vocabSize: manifest.architecture.vocabSize,
         },

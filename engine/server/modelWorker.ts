@@ -5,10 +5,9 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import type { SpecialTokens } from '../model/architecture';
 import type { ModelManifest } from '../model/manifest';
-import type { DenoiseResult } from '../denoiser/denoiser';
-import type { DecodingOptions, DeviceOption } from '../protocol';
+import type { DenoiseRequest, DenoiseResult, DenoiseSpec } from '../denoiser/denoiser';
+import type { DeviceOption } from '../protocol';
 import type { FromWorker, ModelWorkerData, ToWorker } from './workerMessages';
 
 /** A denoise that stopped between steps because its job was cancelled. */
@@ -99,8 +98,8 @@ export class ModelWorker {
 
   denoise(
     jobId: number,
-    spec: { tokens: SpecialTokens; logitShift: boolean; vocabSize: number },
-    request: { prefixIds: number[]; suffixIds: number[]; length: number; options: DecodingOptions },
+    spec: DenoiseSpec,
+    request: DenoiseRequest,
     onProgress?: (progress: WorkerProgress) => void,
   ): Promise<TimedDenoiseResult> {
     if (this.exitError) return Promise.reject(this.exitError);

@@ -2,10 +2,9 @@
  * Messages between the engine's main thread and a model worker (internal to the engine process; the
  * extension never sees them). One worker owns one loaded model and runs one denoise at a time.
  */
-import type { SpecialTokens } from '../model/architecture';
 import type { ModelManifest } from '../model/manifest';
-import type { DecodingOptions, DeviceOption } from '../protocol';
-import type { DenoiseResult } from '../denoiser/denoiser';
+import type { DeviceOption } from '../protocol';
+import type { DenoiseRequest, DenoiseResult, DenoiseSpec } from '../denoiser/denoiser';
 
 /** `workerData` of a model worker. */
 export interface ModelWorkerData {
@@ -21,8 +20,8 @@ export type ToWorker =
   | {
       kind: 'denoise';
       jobId: number;
-      spec: { tokens: SpecialTokens; logitShift: boolean; vocabSize: number };
-      request: { prefixIds: number[]; suffixIds: number[]; length: number; options: DecodingOptions };
+      spec: DenoiseSpec;
+      request: DenoiseRequest;
       /** Progress messages cost a copy of the fill per step; skipped when nobody listens. */
       reportProgress: boolean;
     };
