@@ -6,7 +6,7 @@ import { JobCancelledError } from '../server/scheduler';
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError, numberOption, stringOption, type CliCommand, type OptionValues } from './command';
 import { defaultCacheDir } from './cacheDir';
 import { DECODING_FLAGS, DEVICE_FLAG, decodingOverrides, deviceOption } from './decodingFlags';
-import { createProgressView } from './visual';
+import { createProgressView, type ProgressView } from './visual';
 
 const DEFAULT_LENGTH = 32;
 
@@ -103,7 +103,7 @@ async function runInfill({ options }: { options: OptionValues }): Promise<number
       if (verbose || level === 'warn' || level === 'error') process.stderr.write(`[dlm ${level}] ${message}\n`);
     },
   });
-  const view = options.visual ? createProgressView(process.stdout, hole, process.stderr) : undefined;
+  let view: ProgressView | undefined;
   let job: ReturnType<Engine['infill']> | undefined;
   // Ctrl-C stops a running fill between steps (and restores the terminal); before that it just exits.
   const interrupt = () => (job ? job.cancel('cancelled') : process.exit(130));
@@ -113,9 +113,12 @@ async function runInfill({ options }: { options: OptionValues }): Promise<number
     const length =
       numberOption(options, 'length') ??
       (hole.cut !== undefined ? Math.max(1, engine.tokenize(info.modelId, hole.cut).length) : DEFAULT_LENGTH);
+    // Created once the model is loaded, so its clock times the fill alone.
+    const progressView = options.visual ? createProgressView(process.stdout, hole, process.stderr) : undefined;
+    view = progressView;
     job = engine.infill(
       { modelId: info.modelId, prefix: hole.prefix, suffix: hole.suffix, length, options: overrides },
-      { onProgress: view && ((progress) => view.update(progress)) },
+      { onProgress: progressView && ((progress) => progressView.update(progress)) },
     );
     const result = await job.result;
     view?.close();

@@ -15,6 +15,14 @@ const CLEAR_SCREEN = `${ESC}H${ESC}2J`;
 const HIDE_CURSOR = `${ESC}?25l`;
 const SHOW_CURSOR = `${ESC}?25h`;
 
+/**
+ * Control characters a model writes (an escape would restyle or move the cursor) drawn as their Unicode
+ * control pictures; newlines and tabs stay.
+ */
+function printable(text: string): string {
+  return text.replace(/[\x00-\x08\x0b-\x1f\x7f]/g, (c) => String.fromCharCode(c === '\x7f' ? 0x2421 : 0x2400 + c.charCodeAt(0)));
+}
+
 /** Green when sure, through yellow, to red when the model hardly preferred the token. */
 function confidenceStyle(confidence: number | null): string {
   if (confidence === null) return '';
@@ -70,7 +78,7 @@ class TerminalCanvas implements ProgressView {
       .map((piece, i) =>
         piece === null
           ? `${MASK_STYLE}${MASK_GLYPH}${RESET}`
-          : `${confidenceStyle(progress.confidence[i])}${piece}${RESET}`,
+          : `${confidenceStyle(progress.confidence[i])}${printable(piece)}${RESET}`,
       )
       .join('');
     // Show as much context as fits around the fill, favouring the lines next to it.
