@@ -19,8 +19,13 @@ import { NotificationType, RequestType, RequestType0 } from 'vscode-jsonrpc';
  * - `greedy`: dKV-Cache-Greedy; everything cached, only the last decoded, the next to decode and a window
  *   around them recomputed; full refresh every N.
  * - `prefill`: the prefix and suffix are computed once per request (refreshed only every N when N > 0).
+ * - `block-prefix`: Fast-dLLM's PrefixCache; each semi-autoregressive block starts with a full pass (which also
+ *   commits its first tokens), then computes the block and everything right of it against the cached rows left
+ *   of it; an extra full pass every N steps into a block when N > 0.
+ * - `block-dual`: Fast-dLLM's DualCache; like `block-prefix`, but only the block is computed, against every
+ *   other row cached (left and right). Fast-dLLM pairs both with the `threshold` schedule.
  */
-export const CACHE_MODES = ['none', 'decode', 'greedy', 'prefill'] as const;
+export const CACHE_MODES = ['none', 'decode', 'greedy', 'prefill', 'block-prefix', 'block-dual'] as const;
 export type CacheMode = (typeof CACHE_MODES)[number];
 
 /**
@@ -54,7 +59,10 @@ export interface DecodingOptions {
   /** Seed of every random choice (sampling, random order), so runs are reproducible. */
   seed: number;
   cache: CacheMode;
-  /** Full refresh every N steps; 1 makes every policy equal to `none`; 0 = never (prefill only). */
+  /**
+   * Full refresh every N steps; 1 makes every policy equal to `none`; 0 = never (`prefill`), or only at block
+   * starts (`block-prefix`, `block-dual`, where N counts the steps into a block).
+   */
   refreshInterval: number;
   /** Greedy: rows recomputed around each token to decode. */
   window: number;

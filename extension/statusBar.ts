@@ -23,6 +23,8 @@ const CACHE_MODE_DESCRIPTIONS: Record<CacheMode, string> = {
   decode: "dKV-Cache-Decode: reuse decoded tokens' keys/values, refresh every N steps",
   greedy: 'dKV-Cache-Greedy: reuse everything, recompute a window around the next tokens',
   prefill: 'compute the code around the hole once per request',
+  'block-prefix': 'Fast-dLLM PrefixCache: per block, cache the code left of it, recompute the block and the rest',
+  'block-dual': 'Fast-dLLM DualCache: per block, cache everything else, recompute only the block',
 };
 
 export class StatusBar implements vscode.Disposable {

@@ -1,6 +1,7 @@
 /** Maps a request's cache mode to its policy; a new mode is a new file here and one more case. */
 import type { DecodingOptions } from '../../protocol';
 import type { CachePolicy } from '../cachePolicy';
+import { BlockCachePolicy } from './blockCache';
 import { DecodePolicy } from './decode';
 import { GreedyPolicy } from './greedy';
 import { NoCachePolicy } from './none';
@@ -17,5 +18,9 @@ export function createCachePolicy(options: DecodingOptions): CachePolicy {
       return new GreedyPolicy(options.refreshInterval, options.window, options.greedyOrder);
     case 'prefill':
       return new PrefillPolicy(options.refreshInterval);
+    case 'block-prefix':
+      return new BlockCachePolicy('prefix', options.refreshInterval);
+    case 'block-dual':
+      return new BlockCachePolicy('dual', options.refreshInterval);
   }
 }
