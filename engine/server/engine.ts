@@ -62,7 +62,8 @@ export interface TokenInfillResult extends InfillResult {
 
 interface LoadedModel {
   info: LoadedModelInfo;
-  dir: string;
+  /** Its entry in `loads`. */
+  loadKey: string;
   manifest: ModelManifest;
   tokenizer: Tokenizer;
   worker: ModelWorker;
@@ -95,7 +96,7 @@ export class Engine {
     const key = `${dir}\u0000${params.device}`;
     let load = this.loads.get(key);
     if (!load) {
-      load = this.load(dir, params.device, onProgress);
+      load = this.load(dir, params.device, key, onProgress);
       this.loads.set(key, load);
       load.catch(() => this.loads.delete(key));
     }
@@ -105,6 +106,7 @@ export class Engine {
   private async load(
     dir: string,
     device: DeviceOption,
+    loadKey: string,
     onProgress?: (progress: ModelProgress) => void,
   ): Promise<LoadedModelInfo> {
     const started = performance.now();
@@ -140,9 +142,14 @@ export class Engine {
       defaults,
     };
     const tokens = manifest.tokens;
+    session.worker.onDeath = (error) => {
+      // Forget the model, so the client's next request says it is not loaded and a reload starts afresh.
+      this.options.log('error', `${modelId}: ${error.message} The model is unloaded.`);
+      this.forget(modelId);
+    };
     this.models.set(modelId, {
       info,
-      dir,
+      loadKey,
       manifest,
       tokenizer,
       worker: session.worker,
@@ -159,11 +166,8 @@ export class Engine {
   /** Stops a model's worker; its queued and running requests are cancelled first. */
   async unloadModel(modelId: string): Promise<void> {
     const model = this.model(modelId);
-    this.models.delete(modelId);
+    this.forget(modelId);
     await this.scheduler.cancelAll('unloaded', modelId);
-    for (const [key, load] of this.loads) {
-      if ((await load.catch(() => undefined))?.modelId === modelId) this.loads.delete(key);
-    }
     await model.worker.dispose();
     this.options.log('info', `unloaded ${modelId}`);
   }
@@ -176,6 +180,13 @@ export class Engine {
   /** The manifest of a loaded model. */
   manifestOf(modelId: string): ModelManifest {
     return this.model(modelId).manifest;
+  }
+
+  private forget(modelId: string): void {
+    const model = this.models.get(modelId);
+    if (!model) return;
+    this.models.delete(modelId);
+    this.loads.delete(model.loadKey);
   }
 
   /** Tokenizes and schedules an infill; throws EngineError at once for a request that cannot run. */

@@ -149,7 +149,11 @@ export class ModelWorker {
     }
   }
 
+  /** Called once if the worker dies on its own (not when disposed), with the reason. */
+  onDeath: ((error: Error) => void) | undefined;
+
   private fail(error: Error): void {
+    if (!this.exitError) this.onDeath?.(error);
     this.exitError ??= error;
     this.loadWaiter?.reject(this.exitError);
     for (const job of this.pending.values()) job.reject(this.exitError);
