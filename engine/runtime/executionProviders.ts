@@ -84,9 +84,10 @@ export function sessionOptionsFor(device: ExecutionDevice): InferenceSession.Ses
 }
 
 /**
- * The faster lowering on onnxruntime's CPU provider. Measured side by side on the medium synthetic model
- * (2-core VM): a full 384-row pass 0.93 s (gqa) vs 1.15 s (decomposed), 1056 rows 2.8 s vs 3.4 s; cached
- * passes of 1-64 rows within noise of each other; per-call overhead on the tiny model 0.13 vs 0.35 ms.
+ * The lowering for onnxruntime's CPU provider. On the medium synthetic model (2-core VM, other work
+ * running) full passes took 0.93 s (gqa) vs 1.15 s (decomposed) for 384 rows and 2.8 s vs 3.4 s for 1056
+ * rows in the quietest run, and were even under heavier load; cached passes of 1-64 rows were within noise
+ * of each other; the tiny model's per-call time was 0.13 vs 0.35 ms (fewer nodes).
  */
 export const PREFERRED_CPU_ATTENTION: AttentionLowering = 'gqa';
 
