@@ -185,6 +185,8 @@ def rejection_reason(text):
         return 'tiny'
     if n > MAX_BYTES:
         return 'huge'
+    if '\0' in text:
+        return 'binary'
     lines = text.split('\n')
     if max(len(line) for line in lines) > 1000 or n / max(1, len(lines)) > 100:
         return 'minified'

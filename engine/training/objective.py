@@ -5,31 +5,31 @@ original token at every masked position (through the Dream shift: from the row b
 
 - `random`: LLaDA/Dream pre-training. t ~ U(0, 1); every position but the first is masked with probability t.
 - `lines`: a hole of whole lines (1 line half the time, 2-3 or 4-10 lines otherwise) between a prefix and
-  a suffix: what block infill and line completion ask for.
-- `rest_of_line`: from a point inside a line to its end (inline completion at the cursor).
-- `span`: any 1-48 tokens.
+  a suffix, with or without the newline that ends the last line: what block infill asks for.
+- `rest_of_line`: from a point inside a line (inside a word too) to its end: inline completion.
+- `span`: any stretch of up to 160 bytes.
 
-In hole examples the hole is sometimes longer than its content: the extra positions must be <|endoftext|>,
-which teaches the model to end a fill early when it is given more masks than the code needs (the engine
-trims the fill at the first <|endoftext|>). Inside the hole, a fraction t ~ U(0, 1) of positions is masked
-(at least one), so the model also learns the partly decoded holes it sees during denoising.
+Hole examples are cut in the *text* and the prefix, hole and suffix are tokenized separately, exactly as the
+engine tokenizes a request, so the token boundaries around the hole are the ones the model meets in use.
+The hole is sometimes longer than its content: the extra positions must be <|endoftext|>, which teaches the
+model to end a fill early when it is given more masks than the code needs (the engine trims the fill at the
+first <|endoftext|>). Inside the hole a fraction t ~ U(0, 1) of positions is masked (at least one), so the
+model also learns the partly decoded holes it sees while denoising.
 
 Weights: each masked position gets 1 / (t * candidates), the ELBO weighting of masked diffusion; the loss
 of an example is the weighted sum of its cross-entropies.
 """
 import numpy as np
 
+from bpe import UNICODE_TO_BYTE
+
 KINDS = ('random', 'lines', 'rest_of_line', 'span')
-KIND_PROBABILITIES = (0.35, 0.35, 0.12, 0.18)
+KIND_PROBABILITIES = (0.3, 0.4, 0.15, 0.15)
 MIN_MASK_RATE = 0.02
-
-
-def line_end_table(bpe):
-    """For every token id: does its text end a line?"""
-    table = np.zeros(bpe.vocab_size, dtype=bool)
-    for token, i in bpe.vocab.items():
-        table[i] = token.endswith('Ċ')  # the byte-level symbol of '\n'
-    return table
+# Extra tokens read beyond the canvas for hole examples, so the suffix still fills the canvas after the
+# hole is cut and the pieces are re-tokenized.
+WINDOW_MARGIN = 160
+SEPARATOR = b'\x00'
 
 
 def _mask_some(rng, n, t):
@@ -40,55 +40,120 @@ def _mask_some(rng, n, t):
     return chosen
 
 
-def make_example(rng, window, kind, ids, line_ends):
-    """(input_ids, targets, weights) for one window; targets are -1 where nothing is predicted."""
-    L = len(window)
-    canvas = window.astype(np.int64).copy()
-    targets = np.full(L, -1, dtype=np.int64)
-    weights = np.zeros(L, dtype=np.float32)
-    if kind == 'random':
+def _char_start(data, i):
+    """The nearest position at or after i that starts a UTF-8 character."""
+    while i < len(data) and (data[i] & 0xC0) == 0x80:
+        i += 1
+    return i
+
+
+class ExampleMaker:
+    def __init__(self, bpe, length, ids):
+        self.bpe = bpe
+        self.length = length
+        self.ids = ids  # mask, eos
+        self.token_bytes = [b''] * bpe.vocab_size
+        for token, i in bpe.vocab.items():
+            self.token_bytes[i] = bytes(UNICODE_TO_BYTE[c] for c in token)
+        # The stream's document separator becomes one NUL byte (the corpus has none: build_dataset.py drops
+        # such files), so no cut can fall inside it and the separator survives re-tokenization.
+        self.token_bytes[ids['eos']] = SEPARATOR
+
+    def window_size(self):
+        return self.length + WINDOW_MARGIN
+
+    def _encode(self, data):
+        ids = []
+        for k, part in enumerate(data.split(SEPARATOR)):
+            if k:
+                ids.append(self.ids['eos'])
+            if part:
+                ids.extend(self.bpe.encode_ordinary(part.decode('utf-8', errors='replace')))
+        return ids
+
+    def random_example(self, rng, window):
+        L = self.length
+        canvas = np.asarray(window[:L], dtype=np.int64).copy()
+        targets = np.full(L, -1, dtype=np.int64)
+        weights = np.zeros(L, dtype=np.float32)
         t = rng.uniform(MIN_MASK_RATE, 1.0)
         positions = 1 + _mask_some(rng, L - 1, t)
         targets[positions] = canvas[positions]
         weights[positions] = 1.0 / (t * (L - 1))
-        canvas[positions] = ids['mask']
+        canvas[positions] = self.ids['mask']
         return canvas, targets, weights
 
-    starts = 1 + np.nonzero(line_ends[window[:-1]])[0]  # positions that begin a line
-    if kind == 'lines' and len(starts) >= 1:
-        first = int(rng.integers(len(starts)))
-        u = rng.random()
-        count = 1 if u < 0.5 else int(rng.integers(2, 4)) if u < 0.8 else int(rng.integers(4, 11))
-        start = int(starts[first])
-        end = int(starts[first + count]) if first + count < len(starts) else L
-    elif kind == 'rest_of_line':
-        start = int(rng.integers(1, L))
-        later = starts[starts > start]
-        end = int(later[0]) if len(later) else L
-    else:  # span, or a window without line breaks
-        start = int(rng.integers(1, L))
-        end = min(L, start + int(rng.integers(1, 49)))
-    content = canvas[start:end]
-    extra = int(rng.integers(1, max(1, len(content)) + 1)) if rng.random() < 0.5 else 0
-    hole = np.concatenate([content, np.full(extra, ids['eos'], dtype=np.int64)])[:L - start]
-    canvas = np.concatenate([canvas[:start], hole, canvas[end:]])[:L]
-    t = rng.uniform(MIN_MASK_RATE, 1.0)
-    positions = start + _mask_some(rng, len(hole), t)
-    targets[positions] = canvas[positions]
-    weights[positions] = 1.0 / (t * len(hole))
-    canvas[positions] = ids['mask']
-    return canvas, targets, weights
+    def _cut(self, rng, data, anchor, kind):
+        """Byte range [start, end) of the hole, around byte `anchor`."""
+        line_start = data.rfind(b'\n', 0, anchor) + 1
+        if kind == 'lines':
+            start = line_start if line_start > 0 else data.find(b'\n', anchor) + 1
+            if start <= 0:
+                start = anchor
+            u = rng.random()
+            count = 1 if u < 0.5 else int(rng.integers(2, 4)) if u < 0.8 else int(rng.integers(4, 11))
+            end = start
+            for _ in range(count):
+                nl = data.find(b'\n', end)
+                end = len(data) if nl < 0 else nl + 1
+            # Half the time the last newline stays in the suffix (a selection of whole lines, as `dlm infill
+            # --select-lines` cuts it), half the time it is part of the hole.
+            if data[end - 1:end] == b'\n' and end - 1 > start and rng.random() < 0.5:
+                end -= 1
+            return start, end
+        start = _char_start(data, anchor)
+        if kind == 'rest_of_line':
+            nl = data.find(b'\n', start)
+            end = len(data) if nl < 0 else nl + (1 if rng.random() < 0.3 else 0)
+            if end <= start:  # the cursor was at the end of its line: complete the next one
+                nl = data.find(b'\n', start + 1)
+                end = len(data) if nl < 0 else nl
+        else:
+            end = _char_start(data, start + int(rng.integers(1, 161)))
+        return start, max(end, start + 1)
 
+    def hole_example(self, rng, window, kind):
+        L = self.length
+        window = [int(t) for t in window]
+        offsets = np.cumsum([0] + [len(self.token_bytes[t]) for t in window])
+        data = b''.join(self.token_bytes[t] for t in window)
+        # The hole begins inside the first L - 2 tokens, so there is prefix before it and room after it.
+        token = int(rng.integers(1, L - 2))
+        anchor = int(offsets[token]) + int(rng.integers(0, max(1, offsets[token + 1] - offsets[token])))
+        start, end = self._cut(rng, data, anchor, kind)
+        start = max(start, int(offsets[1]))
+        end = min(max(end, start + 1), len(data))
+        prefix, middle, suffix = self._encode(data[:start]), self._encode(data[start:end]), self._encode(data[end:])
+        extra = int(rng.integers(1, max(1, len(middle)) + 1)) if rng.random() < 0.5 else 0
+        hole = (middle + [self.ids['eos']] * extra)[:L - 2]
+        keep_prefix = max(1, min(len(prefix), L - len(hole)))
+        prefix = prefix[-keep_prefix:]
+        suffix = suffix[:L - len(prefix) - len(hole)]
+        pad = L - len(prefix) - len(hole) - len(suffix)
+        canvas = np.asarray(prefix + hole + suffix + [self.ids['eos']] * pad, dtype=np.int64)
+        targets = np.full(L, -1, dtype=np.int64)
+        weights = np.zeros(L, dtype=np.float32)
+        t = rng.uniform(MIN_MASK_RATE, 1.0)
+        positions = len(prefix) + _mask_some(rng, len(hole), t)
+        targets[positions] = canvas[positions]
+        weights[positions] = 1.0 / (t * len(hole))
+        canvas[positions] = self.ids['mask']
+        return canvas, targets, weights
 
-def make_batch(rng, tokens, batch_size, length, ids, line_ends, kinds=None):
-    """A batch of windows drawn uniformly from the token stream, each made into an example of a random kind."""
-    xs, ys, ws, ks = [], [], [], []
-    for b in range(batch_size):
-        start = int(rng.integers(0, len(tokens) - length))
-        kind = kinds[b] if kinds is not None else KINDS[int(rng.choice(len(KINDS), p=KIND_PROBABILITIES))]
-        x, y, w = make_example(rng, np.asarray(tokens[start:start + length]), kind, ids, line_ends)
-        xs.append(x)
-        ys.append(y)
-        ws.append(w)
-        ks.append(kind)
-    return np.stack(xs), np.stack(ys), np.stack(ws), ks
+    def batch(self, rng, tokens, batch_size, kinds=None):
+        """A batch of windows drawn uniformly from the token stream, each made into an example of a random kind."""
+        xs, ys, ws, ks = [], [], [], []
+        size = self.window_size()
+        for b in range(batch_size):
+            start = int(rng.integers(0, len(tokens) - size))
+            kind = kinds[b] if kinds is not None else KINDS[int(rng.choice(len(KINDS), p=KIND_PROBABILITIES))]
+            window = tokens[start:start + size]
+            if kind == 'random':
+                x, y, w = self.random_example(rng, window)
+            else:
+                x, y, w = self.hole_example(rng, window, kind)
+            xs.append(x)
+            ys.append(y)
+            ws.append(w)
+            ks.append(kind)
+        return np.stack(xs), np.stack(ys), np.stack(ws), ks

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bpe import ENDOFTEXT, MASK, PAD, ByteLevelBPE  # noqa: E402
 from model import DreamConfig, DreamModel  # noqa: E402
-from objective import KINDS, line_end_table, make_batch  # noqa: E402
+from objective import KINDS, ExampleMaker  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEFAULT_TOKENIZER = os.path.join(REPO, 'engine', 'models', 'builtin', 'tokenizer.json')
@@ -83,14 +83,14 @@ def weighted_loss(model, x, y, w):
     return per_example.mean(), per_example.detach(), ce.detach(), accuracy, b_idx
 
 
-def validation_batches(tokens, args, ids, line_ends):
+def validation_batches(tokens, args, maker):
     """Fixed held-out examples: the same windows and masks at every evaluation."""
     rng = np.random.default_rng(4321)
     kinds = [k for k in KINDS for _ in range(args.eval_examples_per_kind)]
     batches = []
     for i in range(0, len(kinds), args.batch_size):
         part = kinds[i:i + args.batch_size]
-        batches.append(make_batch(rng, tokens, len(part), args.length, ids, line_ends, part))
+        batches.append(maker.batch(rng, tokens, len(part), part))
     return batches
 
 
@@ -147,7 +147,7 @@ def main():
     os.makedirs(args.run, exist_ok=True)
     bpe = ByteLevelBPE.load(args.tokenizer)
     ids = {'mask': bpe.token_id(MASK), 'eos': bpe.token_id(ENDOFTEXT), 'pad': bpe.token_id(PAD)}
-    line_ends = line_end_table(bpe)
+    maker = ExampleMaker(bpe, args.length, ids)
     cache = os.path.join(args.data, 'tokens')
     train_tokens = tokenize_corpus(bpe, args.tokenizer, os.path.join(args.data, 'corpus', 'train.jsonl'), cache)
     heldout_tokens = tokenize_corpus(bpe, args.tokenizer, os.path.join(args.data, 'corpus', 'heldout.jsonl'), cache)
@@ -180,7 +180,7 @@ def main():
             json.dump({'model': dataclasses.asdict(config), 'args': vars(args)}, f, indent=1)
     print(f'{config.parameter_count():,} parameters', file=sys.stderr)
 
-    val = validation_batches(heldout_tokens, args, ids, line_ends)
+    val = validation_batches(heldout_tokens, args, maker)
     log = open(os.path.join(args.run, 'log.jsonl'), 'a')
     last_checkpoint = time.time()
     window = {'loss': 0.0, 'kinds': {k: [0.0, 0] for k in KINDS}, 'steps': 0, 'tokens': 0, 'seconds': 0.0}
@@ -190,7 +190,7 @@ def main():
         lr = learning_rate(step, args)
         for group in optimizer.param_groups:
             group['lr'] = lr
-        x, y, w, kinds = make_batch(rng, train_tokens, args.batch_size, args.length, ids, line_ends)
+        x, y, w, kinds = maker.batch(rng, train_tokens, args.batch_size)
         x, y, w = (torch.from_numpy(a) for a in (x, y, w))
         loss, per_example, _, _, _ = weighted_loss(model, x, y, w)
         optimizer.zero_grad(set_to_none=True)
