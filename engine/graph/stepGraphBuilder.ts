@@ -52,6 +52,18 @@ export const STEP_GRAPH_CONTRACT = 'denoise-v1';
 /** Symbolic dimension names of the step graph's I/O. */
 export const StepDims = { query: 'query_rows', context: 'context_rows', keys: 'key_rows', read: 'read_rows' } as const;
 
+/**
+ * The residual-stream Add nodes of layer l; each one's single output carries the node's name. The depth-wise
+ * segments (engine/reuse/segmentGraphs.ts) cut the step graph at these values, so they are part of the graph's
+ * shape, not just labels.
+ */
+export const ResidualNodes = {
+  /** `x + attention(x)`; its first input is the hidden state entering layer l. */
+  attention: (layer: number) => `layers.${layer}.attn_residual`,
+  /** `x + mlp(x)`; its output is the hidden state leaving layer l. */
+  mlp: (layer: number) => `layers.${layer}.mlp_residual`,
+} as const;
+
 export function validateStepGraphOptions(arch: ModelArchitecture, options: StepGraphOptions): void {
   const problems: string[] = [];
   if (arch.numHeads % arch.numKvHeads !== 0) problems.push(`numHeads ${arch.numHeads} is not a multiple of numKvHeads ${arch.numKvHeads}`);
@@ -197,14 +209,14 @@ export async function writeStepGraph(
       newValueName: StepOutput.newValue(l),
     });
     const attended = await linear(attention, w.oProj, hiddenSize, numHeads * headDim);
-    residual = g.op('Add', [residual, attended], { name: `layers.${l}.attn_residual` });
+    residual = g.op('Add', [residual, attended], { name: ResidualNodes.attention(l) });
 
     const mlpInput = await rmsNorm(residual, w.postAttentionNorm, `layers.${l}.post_attention_norm`);
     const gate = await linear(mlpInput, w.gateProj, arch.intermediateSize, hiddenSize);
     const up = await linear(mlpInput, w.upProj, arch.intermediateSize, hiddenSize);
     const activated = g.op('Mul', [gate, g.op('Sigmoid', [gate])], { name: `layers.${l}.mlp.silu` });
     const down = await linear(g.op('Mul', [activated, up]), w.downProj, hiddenSize, arch.intermediateSize);
-    residual = g.op('Add', [residual, down], { name: `layers.${l}.mlp_residual` });
+    residual = g.op('Add', [residual, down], { name: ResidualNodes.mlp(l) });
   }
 
   // Head: only the requested rows go through the final norm and the LM head.

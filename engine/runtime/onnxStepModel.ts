@@ -93,28 +93,11 @@ export class OnnxStepModel implements StepModel {
       newKeys[l] = outputs[this.newKeyNames[l]].data as KvArray;
       newValues[l] = outputs[this.newValueNames[l]].data as KvArray;
     }
-    return { predictions: this.predictions(outputs, r), newKeys, newValues };
+    return { predictions: readPredictions(outputs, this.head, r, this.vocabSize, this.variant.topK), newKeys, newValues };
   }
 
   async release(): Promise<void> {
     await this.session.release();
-  }
-
-  private predictions(outputs: InferenceSession.OnnxValueMapType, rows: number): RowPredictions {
-    if (this.head === 'logits') {
-      return { kind: 'logits', rows, vocabSize: this.vocabSize, logits: outputs[StepOutput.logits].data as Float32Array };
-    }
-    const ids = outputs[StepOutput.topIds].data as BigInt64Array;
-    const topIds = new Int32Array(ids.length);
-    for (let i = 0; i < ids.length; i++) topIds[i] = Number(ids[i]);
-    return {
-      kind: 'stats',
-      rows,
-      k: this.variant.topK ?? ids.length / Math.max(rows, 1),
-      topIds,
-      topProbs: outputs[StepOutput.topProbs].data as Float32Array,
-      entropy: outputs[StepOutput.entropy].data as Float32Array,
-    };
   }
 
   /** Fails early, with names, when the graph file does not have the I/O its manifest entry promises. */
@@ -128,6 +111,33 @@ export class OnnxStepModel implements StepModel {
     ];
     if (missing.length) throw new Error(`graph ${this.variant.file} does not follow the step contract: missing ${missing.join(', ')}`);
   }
+}
+
+/**
+ * The head outputs of a run as RowPredictions (shared with the depth-wise head segment, engine/reuse): the
+ * arrays onnxruntime returned, the stats head's int64 ids narrowed to Int32Array.
+ */
+export function readPredictions(
+  outputs: InferenceSession.OnnxValueMapType,
+  head: HeadKind,
+  rows: number,
+  vocabSize: number,
+  topK: number | undefined,
+): RowPredictions {
+  if (head === 'logits') {
+    return { kind: 'logits', rows, vocabSize, logits: outputs[StepOutput.logits].data as Float32Array };
+  }
+  const ids = outputs[StepOutput.topIds].data as BigInt64Array;
+  const topIds = new Int32Array(ids.length);
+  for (let i = 0; i < ids.length; i++) topIds[i] = Number(ids[i]);
+  return {
+    kind: 'stats',
+    rows,
+    k: topK ?? ids.length / Math.max(rows, 1),
+    topIds,
+    topProbs: outputs[StepOutput.topProbs].data as Float32Array,
+    entropy: outputs[StepOutput.entropy].data as Float32Array,
+  };
 }
 
 /**

@@ -1,0 +1,180 @@
+/**
+ * Depth-wise segments of a step graph, for prefix reuse (BiCache), which runs the layers below a depth b on
+ * other rows than the layers from b up. Cut out of the model's own step graph, one ONNX file each:
+ *
+ *   embed      input_ids [1, Q]                                            -> hidden_out [1, Q, H]
+ *   layer l    hidden_in [1, Q, H], position_ids, attention_bias,         -> hidden_out [1, Q, H],
+ *              past_key.l, past_value.l (as in stepContract.ts)               new_key.l, new_value.l
+ *   head       hidden_in [1, Q, H], logits_index [1, R]                   -> the step graph's head outputs
+ *
+ * Cutting (rather than building the layers a second time) gives segments with exactly the step graph's nodes
+ * and weights, whatever its lowering, precision or head, for any model folder, without its source weights; the
+ * cuts are the residual-stream values the builder names (stepGraphBuilder.ts `ResidualNodes`). Weights kept as
+ * external data are referenced in the step graph's own data file, not copied; inline ones (models under the
+ * external-data threshold) are copied into each segment that uses them. The monolithic step graph stays the
+ * path of every other cache policy.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { onnx } from 'onnx-proto';
+import { ResidualNodes, StepDims } from '../graph/stepGraphBuilder';
+import { StepInput, StepOutput } from '../graph/stepContract';
+import { onnxDataType } from '../graph/onnxWriter';
+import type { ModelArchitecture } from '../model/architecture';
+import type { GraphVariant } from '../model/manifest';
+
+export const SegmentIo = { hiddenIn: 'hidden_in', hiddenOut: 'hidden_out' } as const;
+
+export interface SegmentFiles {
+  embed: string;
+  layers: string[];
+  head: string;
+}
+
+/** e.g. `step.fp32.float32.gqa.logits.seg-layer3.onnx`, beside the variant's step graph. */
+export function segmentFileNames(variant: Pick<GraphVariant, 'file'>, numLayers: number): SegmentFiles {
+  const base = variant.file.replace(/\.onnx$/, '');
+  return {
+    embed: `${base}.seg-embed.onnx`,
+    layers: Array.from({ length: numLayers }, (_, l) => `${base}.seg-layer${l}.onnx`),
+    head: `${base}.seg-head.onnx`,
+  };
+}
+
+export function hasSegmentGraphs(modelDir: string, variant: GraphVariant, numLayers: number): boolean {
+  const files = segmentFileNames(variant, numLayers);
+  return [files.embed, ...files.layers, files.head].every((f) => fs.existsSync(path.join(modelDir, f)));
+}
+
+interface SegmentSpec {
+  kind: 'embed' | 'layer' | 'head';
+  layer?: number;
+  /** The value that becomes the `hidden_in` input (absent for the embedding). */
+  hiddenIn?: string;
+  /** Values the segment returns, under these output names. */
+  outputs: { value: string; as: string }[];
+  /** Graph inputs of the step graph the segment may read. */
+  allowedInputs: string[];
+}
+
+/** Writes the segments of one variant's step graph into the model folder and returns their file names. */
+export function writeSegmentGraphs(modelDir: string, variant: GraphVariant, arch: ModelArchitecture): SegmentFiles {
+  const stepFile = path.join(modelDir, variant.file);
+  const model = onnx.ModelProto.decode(fs.readFileSync(stepFile));
+  const graph = model.graph;
+  if (!graph?.node) throw new Error(`${stepFile} has no graph`);
+  const nodes = graph.node;
+  const nodeNamed = (name: string) => {
+    const node = nodes.find((n) => n.name === name);
+    if (!node) throw new Error(`${variant.file} has no node ${name}: it was not written by this engine's step graph builder`);
+    return node;
+  };
+  const L = arch.numLayers;
+  // entering[l] = hidden state entering layer l; entering[L] = leaving the last layer.
+  const entering = Array.from({ length: L }, (_, l) => nodeNamed(ResidualNodes.attention(l)).input![0]);
+  entering.push(nodeNamed(ResidualNodes.mlp(L - 1)).output![0]);
+
+  const headOutputs = (graph.output ?? [])
+    .map((o) => o.name!)
+    .filter((name) => !name.startsWith('new_key.') && !name.startsWith('new_value.'));
+  const specs: SegmentSpec[] = [
+    { kind: 'embed', outputs: [{ value: entering[0], as: SegmentIo.hiddenOut }], allowedInputs: [StepInput.inputIds] },
+    ...Array.from({ length: L }, (_, l): SegmentSpec => ({
+      kind: 'layer',
+      layer: l,
+      hiddenIn: entering[l],
+      outputs: [
+        { value: entering[l + 1], as: SegmentIo.hiddenOut },
+        { value: StepOutput.newKey(l), as: StepOutput.newKey(l) },
+        { value: StepOutput.newValue(l), as: StepOutput.newValue(l) },
+      ],
+      allowedInputs: [StepInput.positionIds, StepInput.attentionBias, StepInput.pastKey(l), StepInput.pastValue(l)],
+    })),
+    { kind: 'head', hiddenIn: entering[L], outputs: headOutputs.map((value) => ({ value, as: value })), allowedInputs: [StepInput.logitsIndex] },
+  ];
+
+  const files = segmentFileNames(variant, L);
+  const names = [files.embed, ...files.layers, files.head];
+  specs.forEach((spec, i) => {
+    const segment = cutSegment(model, spec, variant, arch);
+    fs.writeFileSync(path.join(modelDir, names[i]), onnx.ModelProto.encode(segment).finish());
+  });
+  return files;
+}
+
+/** The sub-model computing `spec.outputs` from `spec.hiddenIn` and the allowed step-graph inputs. */
+function cutSegment(model: onnx.IModelProto, spec: SegmentSpec, variant: GraphVariant, arch: ModelArchitecture): onnx.IModelProto {
+  const graph = model.graph!;
+  const nodes = graph.node!;
+  const producer = new Map<string, number>();
+  nodes.forEach((n, i) => n.output?.forEach((o) => o && producer.set(o, i)));
+  const initializers = new Map((graph.initializer ?? []).map((t) => [t.name!, t]));
+  const graphInputs = new Map((graph.input ?? []).map((v) => [v.name!, v]));
+  const graphOutputs = new Map((graph.output ?? []).map((v) => [v.name!, v]));
+
+  const keep = new Set<number>();
+  const usedInputs = new Set<string>();
+  const usedInitializers = new Set<string>();
+  const pending = spec.outputs.map((o) => o.value);
+  const seen = new Set<string>();
+  while (pending.length) {
+    const value = pending.pop()!;
+    if (value === '' || seen.has(value)) continue;
+    seen.add(value);
+    if (value === spec.hiddenIn) continue;
+    if (initializers.has(value)) usedInitializers.add(value);
+    else if (graphInputs.has(value)) usedInputs.add(value);
+    else {
+      const index = producer.get(value);
+      if (index === undefined) throw new Error(`${variant.file}: value ${value} has no producer`);
+      if (!keep.has(index)) {
+        keep.add(index);
+        pending.push(...(nodes[index].input ?? []));
+      }
+    }
+  }
+  const stray = [...usedInputs].filter((name) => !spec.allowedInputs.includes(name));
+  if (stray.length) {
+    throw new Error(`${variant.file}: the ${spec.kind}${spec.layer ?? ''} segment would read ${stray.join(', ')}; the graph cannot be cut there`);
+  }
+
+  const rename = new Map<string, string>(spec.outputs.map((o) => [o.value, o.as]));
+  if (spec.hiddenIn) rename.set(spec.hiddenIn, SegmentIo.hiddenIn);
+  const renamed = (v: string) => rename.get(v) ?? v;
+  const segmentNodes = nodes
+    .filter((_, i) => keep.has(i))
+    .map((n) => ({ ...n, input: (n.input ?? []).map(renamed), output: (n.output ?? []).map(renamed) }));
+
+  const hiddenType = (name: string): onnx.IValueInfoProto => ({
+    name,
+    type: {
+      tensorType: {
+        elemType: onnxDataType(variant.cacheDtype),
+        shape: { dim: [{ dimValue: 1 }, { dimParam: StepDims.query }, { dimValue: arch.hiddenSize }] },
+      },
+    },
+  });
+  const inputs = [
+    ...(spec.hiddenIn ? [hiddenType(SegmentIo.hiddenIn)] : []),
+    ...spec.allowedInputs.filter((name) => usedInputs.has(name)).map((name) => graphInputs.get(name)!),
+  ];
+  const outputs = spec.outputs.map((o) => (o.as === SegmentIo.hiddenOut ? hiddenType(o.as) : { ...graphOutputs.get(o.value)!, name: o.as }));
+
+  const metadata = (model.metadataProps ?? []).filter((m) => !m.key?.startsWith('dlm.segment'));
+  metadata.push({ key: 'dlm.segment', value: spec.kind });
+  if (spec.layer !== undefined) metadata.push({ key: 'dlm.segment_layer', value: String(spec.layer) });
+  return {
+    irVersion: model.irVersion,
+    opsetImport: model.opsetImport,
+    producerName: model.producerName,
+    docString: `Depth-wise segment (${spec.kind}${spec.layer === undefined ? '' : ` ${spec.layer}`}) of ${variant.file}, engine/reuse/segmentGraphs.ts`,
+    graph: {
+      name: `${graph.name}_${spec.kind}${spec.layer ?? ''}`,
+      node: segmentNodes,
+      input: inputs,
+      output: outputs,
+      initializer: [...usedInitializers].map((name) => initializers.get(name)!),
+    },
+    metadataProps: metadata,
+  };
+}
