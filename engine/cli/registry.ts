@@ -8,8 +8,10 @@ import { infillCommand } from './infillCommand';
 import { benchCommand } from './benchCommand';
 import { buildBuiltinCommand } from './buildBuiltinCommand';
 import { convertCommand } from './convertCommand';
+import { profileDepthCommand } from './profileDepthCommand';
+import { evalCommand } from './eval';
 
-export const COMMANDS: readonly CliCommand[] = [serveCommand, infillCommand, benchCommand, buildBuiltinCommand, convertCommand];
+export const COMMANDS: readonly CliCommand[] = [serveCommand, infillCommand, benchCommand, buildBuiltinCommand, convertCommand, evalCommand, profileDepthCommand];
 
 function overview(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length)) + 4;
