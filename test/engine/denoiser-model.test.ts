@@ -200,6 +200,34 @@ for (const { preset, shifted } of FAMILIES) {
       assert.deepEqual(viaStats.finalFill, viaLogits.finalFill);
     });
 
+    it('with one layer (K/V depend only on their own token and position) cached steps are exact: decode, prefill and greedy match none with long refresh intervals', async () => {
+      const oneLayerDir = temporaryDir(`denoiser-${preset}-1layer`);
+      try {
+        const manifest = await writeSyntheticModel(oneLayerDir, { preset, seed: 7, architecture: { numLayers: 1 }, variants: [LOGITS] });
+        const oneLayer = (await loadStepModel(oneLayerDir, manifest, { device: 'cpu' })).model;
+        try {
+          for (const canvas of CANVASES) {
+            const settings = { schedule: 'blocks' as const, blockLength: 8, steps: canvas.fill };
+            const base = await run(oneLayer, loaded.spec, request(canvas, { ...settings, cache: 'none' }));
+            const randomBase = await run(oneLayer, loaded.spec, request(canvas, { ...settings, cache: 'none', algorithm: 'random' }));
+            for (const [policy, expected] of [
+              [{ cache: 'decode', refreshInterval: 5 }, base],
+              [{ cache: 'prefill', refreshInterval: 0 }, base],
+              [{ cache: 'greedy', refreshInterval: 7, window: 1, greedyOrder: 'random' }, randomBase],
+            ] as [Partial<DecodingOptions>, Run][]) {
+              const cached = await run(oneLayer, loaded.spec, request(canvas, { ...settings, ...policy }));
+              assert.ok(cached.calls.some((c) => c.context > 0), 'some calls read cached rows');
+              assert.deepEqual(cached.finalFill, expected.finalFill, `${canvas.name} ${JSON.stringify(policy)}`);
+            }
+          }
+        } finally {
+          await oneLayer.release();
+        }
+      } finally {
+        fs.rmSync(oneLayerDir, { recursive: true, force: true });
+      }
+    });
+
     // -------------------------------------------------------------------------------------------------
     // Rows per call: what each policy promises.
 
