@@ -1,0 +1,84 @@
+/**
+ * Readies a model folder for prefix reuse: writes the depth-wise segments of every graph variant and the depth
+ * profile (`dlm profile-depth`). The engine reuses prefixes only with a folder that has both.
+ */
+import * as path from 'node:path';
+import { readManifest, type GraphVariant, type ModelManifest } from '../model/manifest';
+import { Tokenizer } from '../model/tokenizer';
+import { rankVariants } from '../runtime/executionProviders';
+import { loadStepModel } from '../runtime/onnxStepModel';
+import type { DeviceOption } from '../protocol';
+import {
+  BICACHE_THRESHOLD,
+  DEFAULT_PROFILE_RATIOS,
+  DEPTH_PROFILE_FORMAT,
+  profileDepth,
+  writeDepthProfile,
+  type DepthProfile,
+} from './depthProfile';
+import { writeSegmentGraphs } from './segmentGraphs';
+import { loadSourceTexts } from './sourceTexts';
+
+export interface PrepareOptions {
+  device: DeviceOption;
+  /** The variant to profile; default: the CPU's preferred one. */
+  variant?: string;
+  /** Source texts (see sourceTexts.ts). */
+  source: string;
+  /** Default: DEFAULT_PROFILE_RATIOS that leave room for the fill. */
+  ratios?: number[];
+  threshold?: number;
+  samplesPerRatio?: number;
+  /** Default: 512 tokens, or the model's positions when fewer. */
+  canvasTokens?: number;
+  fillTokens?: number;
+  seed?: number;
+  onProgress?(done: number, total: number): void;
+}
+
+export const DEFAULT_PROFILE_CANVAS = 512;
+export const DEFAULT_PROFILE_FILL = 32;
+
+/** The variant the profile is measured on: the one asked for, else the CPU's first choice. */
+export function profiledVariant(manifest: ModelManifest, file?: string): GraphVariant {
+  const variant = file ? manifest.variants.find((v) => v.file === file) : rankVariants(manifest.variants, 'cpu')[0] ?? manifest.variants[0];
+  if (!variant) throw new Error(`the model has no variant ${file}`);
+  return variant;
+}
+
+export async function prepareModelForReuse(modelDir: string, options: PrepareOptions): Promise<DepthProfile> {
+  const manifest = readManifest(modelDir);
+  const arch = manifest.architecture;
+  for (const v of manifest.variants) writeSegmentGraphs(modelDir, v, arch);
+
+  const variant = profiledVariant(manifest, options.variant);
+  const canvasTokens = options.canvasTokens ?? Math.min(DEFAULT_PROFILE_CANVAS, arch.maxPositions);
+  const fillTokens = options.fillTokens ?? Math.min(DEFAULT_PROFILE_FILL, Math.floor(canvasTokens / 4));
+  const ratios = options.ratios ?? DEFAULT_PROFILE_RATIOS.filter((r) => Math.round(r * canvasTokens) + fillTokens <= canvasTokens);
+  const tokenizer = Tokenizer.load(path.join(modelDir, manifest.tokenizer));
+  const texts = loadSourceTexts(options.source);
+  const tokens = texts.flatMap((t) => tokenizer.encode(t.text));
+
+  const { model } = await loadStepModel(modelDir, manifest, { device: options.device, variant: variant.file });
+  try {
+    const measured = await profileDepth(model, manifest.tokens.mask, tokens, {
+      ratios,
+      threshold: options.threshold ?? BICACHE_THRESHOLD,
+      canvasTokens,
+      fillTokens,
+      samplesPerRatio: options.samplesPerRatio ?? 8,
+      seed: options.seed ?? 0,
+      onProgress: options.onProgress,
+    });
+    const profile: DepthProfile = {
+      format: DEPTH_PROFILE_FORMAT,
+      variant: variant.file,
+      source: `${texts.length} files from ${path.basename(options.source)} (${tokens.length} tokens)`,
+      ...measured,
+    };
+    writeDepthProfile(modelDir, profile);
+    return profile;
+  } finally {
+    await model.release();
+  }
+}
