@@ -151,6 +151,12 @@ export interface InfillParams {
   options?: Partial<DecodingOptions>;
   /** When set, the engine sends `dlm/infillProgress` notifications carrying this token. */
   progressToken?: string;
+  /**
+   * Reuse the keys/values of the prefix this request shares with the previous request of its `documentId`
+   * (BiCache, tuned to typing: the first partial result computes only the rows that changed). Approximate, like
+   * every cache; needs a `documentId` and a model folder readied by `dlm profile-depth`. Default: true.
+   */
+  reusePrefix?: boolean;
 }
 
 export interface InfillStats {
@@ -166,6 +172,10 @@ export interface InfillStats {
   /** Of `ms`, the time spent in graph calls (the rest is host-side denoiser work and messaging). */
   graphMs?: number;
   tokensPerSecond: number;
+  /** Prefix tokens whose keys/values came from the document's previous request (with `reusePrefix`). */
+  reusedPrefixTokens?: number;
+  /** Layers in which they were reused for the whole request (the deeper ones were refreshed in it). */
+  reuseDepth?: number;
 }
 
 export interface InfillResult {

@@ -53,6 +53,8 @@ export interface TokenInfillRequest {
   options?: Partial<DecodingOptions>;
   /** Keep denoising after the fill has ended (equal work across cache modes, for the benchmark). */
   runToCompletion?: boolean;
+  /** As InfillParams.reusePrefix: reuse the prefix shared with the document's previous request (default true). */
+  reusePrefix?: boolean;
 }
 
 export interface TokenInfillResult extends InfillResult {
@@ -69,6 +71,8 @@ interface LoadedModel {
   worker: ModelWorker;
   /** Committed tokens that end the fill; progress shows nothing from the first one on. */
   endTokens: Set<number>;
+  /** Why the model cannot reuse prefixes, once logged. */
+  reuseUnavailable?: string;
 }
 
 export class Engine {
@@ -228,8 +232,9 @@ export class Engine {
       if (error instanceof InvalidOptionsError) throw invalidParams(error.message);
       throw error;
     }
+    const reuse = request.documentId !== undefined && request.reusePrefix !== false ? { document: request.documentId } : undefined;
     return this.scheduler.schedule(request.modelId, request.documentId, (job) =>
-      this.run(job, model, { prefixIds, suffixIds, length, options, runToCompletion: request.runToCompletion }, hooks),
+      this.run(job, model, { prefixIds, suffixIds, length, options, runToCompletion: request.runToCompletion }, hooks, reuse),
     );
   }
 
@@ -238,6 +243,7 @@ export class Engine {
     model: LoadedModel,
     request: DenoiseRequest,
     hooks: InfillHooks,
+    reuse: { document: string } | undefined,
   ): Promise<TokenInfillResult> {
     const { manifest, tokenizer, worker } = model;
     job.onCancel(() => worker.cancel(job.id));
@@ -254,6 +260,7 @@ export class Engine {
         },
         request,
         onProgress && ((progress) => job.cancelReason || onProgress(this.progressOf(model, progress))),
+        reuse,
       );
     } catch (error) {
       if (error instanceof DenoiseStopped) {
@@ -283,6 +290,14 @@ export class Engine {
         tokensPerSecond: Math.round((request.length / (ms / 1000)) * 10) / 10,
       },
     };
+    const reused = denoised.reuse;
+    if (reused && 'stats' in reused) {
+      result.stats.reusedPrefixTokens = reused.stats.sharedTokens;
+      result.stats.reuseDepth = reused.stats.depth;
+    } else if (reused && reused.unavailable !== model.reuseUnavailable) {
+      model.reuseUnavailable = reused.unavailable;
+      this.options.log('info', `${model.info.modelId}: prefix reuse is off: ${reused.unavailable}`);
+    }
     this.lastStats = result.stats;
     return result;
   }

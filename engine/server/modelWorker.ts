@@ -8,7 +8,7 @@ import { Worker } from 'node:worker_threads';
 import type { ModelManifest } from '../model/manifest';
 import type { DenoiseRequest, DenoiseResult, DenoiseSpec } from '../denoiser/denoiser';
 import type { DeviceOption } from '../protocol';
-import type { FromWorker, ModelWorkerData, ToWorker } from './workerMessages';
+import type { FromWorker, ModelWorkerData, ReuseOutcome, ToWorker } from './workerMessages';
 
 /** A denoise that stopped between steps because its job was cancelled. */
 export class DenoiseStopped extends Error {
@@ -33,8 +33,8 @@ export interface WorkerProgress {
   confidence: Float32Array;
 }
 
-/** A denoise's result and the milliseconds its graph calls took. */
-export type TimedDenoiseResult = DenoiseResult & { graphMs: number };
+/** A denoise's result, the milliseconds its graph calls took, and how prefix reuse fared when it was asked for. */
+export type TimedDenoiseResult = DenoiseResult & { graphMs: number; reuse?: ReuseOutcome };
 
 interface PendingJob {
   resolve(result: TimedDenoiseResult): void;
@@ -101,11 +101,12 @@ export class ModelWorker {
     spec: DenoiseSpec,
     request: DenoiseRequest,
     onProgress?: (progress: WorkerProgress) => void,
+    reuse?: { document: string },
   ): Promise<TimedDenoiseResult> {
     if (this.exitError) return Promise.reject(this.exitError);
     return new Promise<TimedDenoiseResult>((resolve, reject) => {
       this.pending.set(jobId, { resolve, reject, onProgress });
-      this.post({ kind: 'denoise', jobId, spec, request, reportProgress: onProgress !== undefined });
+      this.post({ kind: 'denoise', jobId, spec, request, reportProgress: onProgress !== undefined, ...(reuse ? { reuse } : {}) });
     });
   }
 
@@ -136,7 +137,7 @@ export class ModelWorker {
         return;
       case 'done':
         this.pending.delete(message.jobId);
-        job.resolve({ ...message.result, graphMs: message.graphMs });
+        job.resolve({ ...message.result, graphMs: message.graphMs, ...(message.reuse ? { reuse: message.reuse } : {}) });
         return;
       case 'cancelled':
         this.pending.delete(message.jobId);

@@ -6,16 +6,20 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { loadStepModel } from '../runtime/onnxStepModel';
-import { denoise } from '../denoiser/denoiser';
+import { denoise, type DenoiseHooks } from '../denoiser/denoiser';
 import { CancelledError } from '../denoiser/cancellation';
 import { InvalidOptionsError } from '../denoiser/options';
 import type { StepModel } from '../graph/stepContract';
-import type { FromWorker, ModelWorkerData, ToWorker } from './workerMessages';
+import { PrefixReuser } from '../reuse/prefixReuse';
+import type { FromWorker, ModelWorkerData, ReuseOutcome, ToWorker } from './workerMessages';
 
 const port = parentPort;
 if (!port) throw new Error('workerMain.ts runs only as a worker thread.');
 const cancelFlag = new Int32Array((workerData as ModelWorkerData).cancelFlag);
 let model: StepModel | undefined;
+/** What prefix reuse is built from, once a model is loaded; the reuser itself is made at its first use. */
+let reuseSource: { load(): Promise<PrefixReuser> } | undefined;
+let reuser: Promise<PrefixReuser> | undefined;
 /** Milliseconds spent inside the model's graph calls, for the stats (host work vs graph work). */
 let graphMs = 0;
 
@@ -47,6 +51,8 @@ async function handle(message: ToWorker): Promise<void> {
     try {
       const loaded = await loadStepModel(message.modelDir, message.manifest, { device: message.device });
       model = timed(loaded.model);
+      const { modelDir, manifest } = message;
+      reuseSource = { load: () => PrefixReuser.load(modelDir, manifest.architecture, loaded.variant, loaded.device, loaded.model) };
       send({ kind: 'loaded', device: loaded.device, fallbackReason: loaded.fallbackReason });
     } catch (error) {
       send({ kind: 'loadFailed', message: (error as Error).message });
@@ -60,7 +66,7 @@ async function handle(message: ToWorker): Promise<void> {
   let totalSteps = 0;
   try {
     if (!model) throw new Error('No model is loaded in this worker.');
-    const result = await denoise(model, spec, request, {
+    const hooks: DenoiseHooks = {
       onProgress(progress) {
         stepsDone = progress.step;
         totalSteps = progress.totalSteps;
@@ -73,8 +79,29 @@ async function handle(message: ToWorker): Promise<void> {
         );
       },
       isCancelled: () => Atomics.load(cancelFlag, 0) === jobId,
-    });
-    send({ kind: 'done', jobId, result, graphMs });
+    };
+    let reuse: ReuseOutcome | undefined;
+    let reusing: PrefixReuser | undefined;
+    if (message.reuse) {
+      try {
+        // A failed load is not kept: the folder may be readied (dlm profile-depth) while the engine runs.
+        reusing = await (reuser ??= reuseSource!.load().catch((error: unknown) => {
+          reuser = undefined;
+          throw error;
+        }));
+      } catch (error) {
+        reuse = { unavailable: (error as Error).message };
+      }
+    }
+    let result;
+    if (reusing) {
+      const reused = await reusing.denoise(spec, request, message.reuse!.document, hooks, timed);
+      result = reused.result;
+      reuse = { stats: reused.reuse };
+    } else {
+      result = await denoise(model, spec, request, hooks);
+    }
+    send({ kind: 'done', jobId, result, graphMs, reuse });
   } catch (error) {
     if (error instanceof CancelledError) {
       send({ kind: 'cancelled', jobId, stepsDone, totalSteps });

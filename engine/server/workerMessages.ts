@@ -5,6 +5,7 @@
 import type { ModelManifest } from '../model/manifest';
 import type { DeviceOption } from '../protocol';
 import type { DenoiseRequest, DenoiseResult, DenoiseSpec } from '../denoiser/denoiser';
+import type { ReuseStats } from '../reuse/prefixReuse';
 
 /** `workerData` of a model worker. */
 export interface ModelWorkerData {
@@ -24,12 +25,17 @@ export type ToWorker =
       request: DenoiseRequest;
       /** Progress messages cost a copy of the fill per step; skipped when nobody listens. */
       reportProgress: boolean;
+      /** Reuse the prefix shared with this document's previous request (engine/reuse/prefixReuse.ts). */
+      reuse?: { document: string };
     };
+
+/** How a request asked to reuse a prefix fared: its stats, or why the model cannot reuse prefixes. */
+export type ReuseOutcome = { stats: ReuseStats } | { unavailable: string };
 
 export type FromWorker =
   | { kind: 'loaded'; device: Exclude<DeviceOption, 'auto'>; fallbackReason?: string }
   | { kind: 'loadFailed'; message: string }
   | { kind: 'progress'; jobId: number; step: number; totalSteps: number; fill: Int32Array; confidence: Float32Array }
-  | { kind: 'done'; jobId: number; result: DenoiseResult; graphMs: number }
+  | { kind: 'done'; jobId: number; result: DenoiseResult; graphMs: number; reuse?: ReuseOutcome }
   | { kind: 'cancelled'; jobId: number; stepsDone: number; totalSteps: number }
   | { kind: 'failed'; jobId: number; message: string; invalidOptions: boolean };

@@ -1,0 +1,176 @@
+/**
+ * Prefix reuse for one loaded model (in its worker): the store, the depth profile and the segment sessions,
+ * and the planning of a request against the store: the longest token prefix it shares with its document's
+ * entry (capped so a shifted model's last prefix row, which predicts the first fill position, stays in the
+ * denoiser's canvas), the safe depth for that prefix's ratio of the canvas, and the leading suffix rows the
+ * entry also holds (their keys moved to the new positions). After the request, cancelled or not, its harvest
+ * becomes the document's entry.
+ */
+import * as fs from 'node:fs';
+import type { StepModel } from '../graph/stepContract';
+import type { ModelArchitecture } from '../model/architecture';
+import type { ExecutionDevice, GraphVariant } from '../model/manifest';
+import { denoise, type DenoiseHooks, type DenoiseRequest, type DenoiseResult, type DenoiseSpec } from '../denoiser/denoiser';
+import { readDepthProfile, safeDepthFor, usedDepths, type DepthProfile } from './depthProfile';
+import { leadingRows, shiftKeyPositions } from './kvRows';
+import { PrefixReuseModel, type PrefixReuseSetup, type ReusablePrefix, type ReusableSuffix } from './prefixReuseModel';
+import { PrefixStore, sharedPrefixLength, type PrefixStoreKey, type StoredEntry } from './prefixStore';
+import { hasSegmentGraphs } from './segmentGraphs';
+import { SegmentedStepModel } from './segmentedModel';
+
+export interface ReuseTuning {
+  /** Stored tokens (prefix and suffix rows) over all documents. */
+  budgetTokens: number;
+  /** Answer a request's first call from stored K/V only: the first partial result computes only new rows. */
+  staleFirstCall: boolean;
+  /** Refresh the shared rows' deep layers every N calls (BiCache's intra-request interval). */
+  refreshEvery: number;
+}
+
+/** BiCache's budget is 5,000 tokens for one shared system prompt; an editor keeps one canvas per open document. */
+export const DEFAULT_REUSE_TUNING: Readonly<ReuseTuning> = Object.freeze({ budgetTokens: 16384, staleFirstCall: true, refreshEvery: 16 });
+
+export interface ReusePlanStats {
+  /** Prefix rows taken from the store. */
+  sharedTokens: number;
+  /** Leading suffix rows taken from the store for the first call. */
+  staleSuffixTokens: number;
+  /** Shared rows over the canvas, and the depth it allows. */
+  ratio: number;
+  depth: number;
+}
+
+export type ReuseStats = ReusePlanStats & PrefixReuseModel['stats'];
+
+/** What of a request can come from `entry`, as the setup of its reuse model. */
+export function planReuse(
+  entry: StoredEntry | null,
+  request: Pick<DenoiseRequest, 'prefixIds' | 'suffixIds' | 'length'>,
+  profile: DepthProfile,
+  arch: ModelArchitecture,
+  tuning: ReuseTuning,
+): { setup: PrefixReuseSetup; stats: ReusePlanStats } {
+  const { prefixIds, suffixIds, length } = request;
+  const L = arch.numLayers;
+  const maxShared = arch.logitShift ? Math.max(0, prefixIds.length - 1) : prefixIds.length;
+  const s = entry ? Math.min(sharedPrefixLength(entry.prefix.ids, prefixIds), maxShared) : 0;
+  const ratio = s / (prefixIds.length + length + suffixIds.length);
+  let depth = safeDepthFor(profile, ratio);
+  if (s > 0 && depth > 0 && depth < L && !entry!.prefix.hidden.has(depth)) {
+    // A depth whose hidden states the entry lacks: refresh from the deepest stored one above it (or all layers).
+    depth = Math.max(0, ...[...entry!.prefix.hidden.keys()].filter((d) => d < depth));
+  }
+  const shared = s > 0 ? leadingPrefix(entry!.prefix, s, arch) : null;
+
+  let staleSuffix: ReusableSuffix | null = null;
+  if (tuning.staleFirstCall && entry?.suffix) {
+    const u = sharedPrefixLength(entry.suffix.ids, suffixIds);
+    if (u > 0) {
+      const start = prefixIds.length + length;
+      const old = entry.suffix;
+      const rows = (kv: typeof old.keys[number]) => leadingRows(kv, old.ids.length, u, arch.numKvHeads, arch.headDim);
+      staleSuffix = {
+        ids: old.ids.slice(0, u),
+        start,
+        keys: old.keys.map((k) => shiftKeyPositions(rows(k), arch.numKvHeads, u, arch.headDim, start - old.start, arch.ropeTheta)),
+        values: old.values.map(rows),
+      };
+    }
+  }
+  return {
+    setup: {
+      shared,
+      staleSuffix,
+      depth,
+      staleFirstCall: tuning.staleFirstCall,
+      refreshEvery: tuning.refreshEvery,
+      harvestDepths: usedDepths(profile, L),
+      tailIds: prefixIds.slice(s),
+      fillLength: length,
+      suffixIds,
+    },
+    stats: { sharedTokens: s, staleSuffixTokens: staleSuffix?.ids.length ?? 0, ratio, depth },
+  };
+}
+
+function leadingPrefix(prefix: ReusablePrefix, rows: number, arch: ModelArchitecture): ReusablePrefix {
+  const n = prefix.ids.length;
+  const cut = (kv: typeof prefix.keys[number]) => leadingRows(kv, n, rows, arch.numKvHeads, arch.headDim);
+  return {
+    ids: prefix.ids.slice(0, rows),
+    keys: prefix.keys.map(cut),
+    values: prefix.values.map(cut),
+    hidden: new Map([...prefix.hidden].map(([d, h]) => [d, rows === n ? h : h.slice(0, rows * arch.hiddenSize)])),
+  };
+}
+
+/** Why a model folder cannot reuse prefixes, or null when it can. */
+export function reuseUnavailableReason(modelDir: string, arch: ModelArchitecture, variant: GraphVariant): string | null {
+  if (!hasSegmentGraphs(modelDir, variant, arch.numLayers) || !fs.existsSync(modelDir)) {
+    return `the model folder has no depth-wise segments for ${variant.file}; run 'dlm profile-depth ${modelDir}'`;
+  }
+  try {
+    if (!readDepthProfile(modelDir, arch.numLayers)) return `the model folder has no depth profile; run 'dlm profile-depth ${modelDir}'`;
+  } catch (error) {
+    return (error as Error).message;
+  }
+  return null;
+}
+
+export class PrefixReuser {
+  readonly store: PrefixStore;
+
+  constructor(
+    private readonly monolithic: StepModel,
+    private readonly segments: SegmentedStepModel,
+    private readonly profile: DepthProfile,
+    private readonly arch: ModelArchitecture,
+    /** Names the loaded model and variant in store keys. */
+    private readonly modelKey: string,
+    private readonly tuning: ReuseTuning = DEFAULT_REUSE_TUNING,
+  ) {
+    this.store = new PrefixStore(tuning.budgetTokens, arch);
+  }
+
+  /** A reuser over the folder's segments and profile (see reuseUnavailableReason). */
+  static async load(
+    modelDir: string,
+    arch: ModelArchitecture,
+    variant: GraphVariant,
+    device: ExecutionDevice,
+    monolithic: StepModel,
+    tuning: ReuseTuning = DEFAULT_REUSE_TUNING,
+  ): Promise<PrefixReuser> {
+    const reason = reuseUnavailableReason(modelDir, arch, variant);
+    if (reason) throw new Error(reason);
+    const segments = await SegmentedStepModel.load(modelDir, arch, variant, device);
+    return new PrefixReuser(monolithic, segments, readDepthProfile(modelDir, arch.numLayers)!, arch, `${modelDir}#${variant.file}`, tuning);
+  }
+
+  /**
+   * Denoises `request` reusing what `document`'s entry shares with it; `wrap` decorates the model the denoiser
+   * runs (e.g. to time its calls). The store gets this request's harvest even when it is cancelled.
+   */
+  async denoise(
+    spec: DenoiseSpec,
+    request: DenoiseRequest,
+    document: string,
+    hooks: DenoiseHooks = {},
+    wrap: (model: StepModel) => StepModel = (m) => m,
+  ): Promise<{ result: DenoiseResult; reuse: ReuseStats }> {
+    const key: PrefixStoreKey = { model: this.modelKey, settings: JSON.stringify(request.options), document };
+    const { setup, stats } = planReuse(this.store.lookup(key), request, this.profile, this.arch, this.tuning);
+    const model = new PrefixReuseModel(this.monolithic, this.segments, setup);
+    try {
+      const result = await denoise(wrap(model), spec, { ...request, prefixIds: setup.tailIds }, hooks);
+      return { result, reuse: { ...stats, ...model.stats } };
+    } finally {
+      this.store.put(key, model.harvest());
+    }
+  }
+
+  async release(): Promise<void> {
+    this.store.clear();
+    await this.segments.release();
+  }
+}
