@@ -16,6 +16,8 @@ import { affectsModel, readSettings, SECTION, type DlmSettings, type SettingProb
 import { MENU_COMMAND, selectCacheMode, StatusBar } from './statusBar';
 
 const PAUSED_KEY = 'dlm.paused';
+/** A model or device change loads the model after this pause, so typing a path does not load every prefix of it. */
+const MODEL_RELOAD_DELAY_MS = 500;
 
 export interface DlmExtensionApi {
   readonly supervisor: EngineSupervisor;
@@ -64,6 +66,12 @@ export function activate(context: vscode.ExtensionContext): DlmExtensionApi {
     onResult,
   });
 
+  let reloadTimer: NodeJS.Timeout | undefined;
+  const reloadModelSoon = () => {
+    clearTimeout(reloadTimer);
+    reloadTimer = setTimeout(() => session.reload(), MODEL_RELOAD_DELAY_MS);
+  };
+
   const togglePause = () => {
     paused = !paused;
     void context.globalState.update(PAUSED_KEY, paused);
@@ -85,6 +93,7 @@ export function activate(context: vscode.ExtensionContext): DlmExtensionApi {
     blockInfill,
     provider,
     vscode.languages.registerInlineCompletionItemProvider({ pattern: '**' }, provider),
+    new vscode.Disposable(() => clearTimeout(reloadTimer)),
     engine.onDidChangeState(refreshStatus),
     session.onDidChangeState(refreshStatus),
     vscode.commands.registerCommand(ACCEPT_COMMAND, (kind: AcceptKind = 'all') => provider.accept(kind)),
@@ -109,7 +118,7 @@ export function activate(context: vscode.ExtensionContext): DlmExtensionApi {
       ({ settings, problems } = readSettings());
       reportedProblems = reportProblems(problems, reportedProblems, log);
       log.info(`Settings changed: model ${settings.model} on ${settings.device}, decoding ${JSON.stringify(settings.decoding)}.`);
-      if (affectsModel(event)) session.reload();
+      if (affectsModel(event)) reloadModelSoon();
       refreshStatus();
     }),
   );

@@ -149,7 +149,7 @@ export class ModelSession implements vscode.Disposable {
       this.log.error(`Cannot load model "${model}": ${message}`);
       this.setState({ kind: 'failed', model, message });
       const choice = await vscode.window.showErrorMessage(
-        `DLM could not load the model "${model}": ${message}`,
+        `DLM could not load the model: ${message}`,
         'Open Settings',
         'Show Logs',
       );

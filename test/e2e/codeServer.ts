@@ -77,6 +77,7 @@ export const QUIET_SETTINGS: Record<string, unknown> = {
   'editor.autoClosingQuotes': 'never',
   'editor.inlineSuggest.enabled': true,
   'editor.minimap.enabled': false,
+  'editor.stickyScroll.enabled': false,
   'typescript.validate.enable': false,
   'workbench.colorTheme': 'Default Dark Modern',
 };

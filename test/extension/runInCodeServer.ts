@@ -8,21 +8,13 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { codeServerMissing, openWorkbench, REPO_ROOT, startCodeServer } from '../e2e/codeServer';
 import type { TestReport } from './suite/index';
+import { SUITE_SETTINGS } from './suiteSettings';
 import { writeTestModel } from './testModel';
 
 const SUITE = path.join(REPO_ROOT, 'dist/test/extension/suite/index.js');
 const RUNNER = path.join(REPO_ROOT, 'dist/test/code-server-runner');
 const TIMEOUT_MS = 20 * 60_000;
 
-/**
- * The suite drives the provider itself; VS Code's own automatic inline suggestions would race it for the
- * same places (the end-to-end tests cover that path).
- */
-export const SUITE_SETTINGS = (model: string) => ({
-  'dlm.model': model,
-  'dlm.device': 'cpu',
-  'editor.inlineSuggest.enabled': false,
-});
 
 async function main(): Promise<number> {
   const missing = codeServerMissing();
