@@ -48,7 +48,8 @@ describe('DLM Complete end to end (code-server, Chromium, real engine)', functio
     codeServer = await startCodeServer({
       settings,
       files: { 'sample.py': SAMPLE_PYTHON },
-      extensions: { 'dlm-complete.dlm-complete-0.1.0': REPO_ROOT },
+      // The working tree by default; DLM_E2E_EXTENSION_DIR runs the same tests on an unpacked .vsix.
+      extensions: { 'dlm-complete.dlm-complete-0.1.0': process.env.DLM_E2E_EXTENSION_DIR ?? REPO_ROOT },
     });
     log = new ExtensionLog(() => codeServer.findLogFile('DLM Complete.log'));
     workbench = await openWorkbench(codeServer.url, { width: 1100, height: 640 });

@@ -66,6 +66,20 @@ describe('engine supervision (real engine process, tiny synthetic model)', () =>
     await modelReadyIn(api, retried);
   });
 
+  it('loads the model shipped with the extension for the default setting, builtin', async () => {
+    const config = vscode.workspace.getConfiguration('dlm');
+    const configured = config.inspect<string>('model')?.globalValue;
+    try {
+      await config.update('model', 'builtin', vscode.ConfigurationTarget.Global);
+      const ready = await waitFor('the built-in model', () => (api.session.state.kind === 'ready' && api.session.state.model === 'builtin' ? api.session.state : undefined));
+      assert.notEqual(ready.info.name, TEST_MODEL_NAME);
+    } finally {
+      await config.update('model', configured, vscode.ConfigurationTarget.Global);
+    }
+    const ready = await api.session.ready();
+    assert.equal(ready.info.name, TEST_MODEL_NAME);
+  });
+
   it('explains a model folder that does not exist, then recovers when the setting is fixed', async () => {
     const config = vscode.workspace.getConfiguration('dlm');
     const configured = config.inspect<string>('model')?.globalValue;
