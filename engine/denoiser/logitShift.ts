@@ -22,3 +22,12 @@ export function isSettledBefore(canvas: Canvas, row: number, logitShift: boolean
   // Row r predicts r + 1 (and row 0 also predicts position 0, whose finality was just checked).
   return row + 1 >= canvas.length || canvas.wasFinalBefore(row + 1, step);
 }
+
+/**
+ * Whether `row` is the predictor of a position that is masked now (at the start of the current step): such a
+ * row must be computed every step, since its logits are read.
+ */
+export function predictsMaskedPosition(canvas: Canvas, row: number, logitShift: boolean): boolean {
+  if (!logitShift) return canvas.isMasked(row);
+  return (row + 1 < canvas.length && canvas.isMasked(row + 1)) || (row === 0 && canvas.isMasked(0));
+}

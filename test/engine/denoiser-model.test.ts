@@ -15,10 +15,9 @@ import { agreement, compareWithNone } from '../../engine/denoiser/compare';
 import { CanvasTooLongError } from '../../engine/denoiser/canvas';
 import { randomPriority } from '../../engine/denoiser/confidence';
 import { denoise, type DenoiseProgress, type DenoiseRequest, type DenoiseResult, type DenoiseSpec } from '../../engine/denoiser/denoiser';
-import { isSettledBefore, predictorRow } from '../../engine/denoiser/logitShift';
+import { predictorRow } from '../../engine/denoiser/logitShift';
 import { DEFAULT_DECODING_OPTIONS, InvalidOptionsError } from '../../engine/denoiser/options';
 import { KeyedRandom } from '../../engine/denoiser/rng';
-import { Canvas } from '../../engine/denoiser/canvas';
 import { dreamTransferCounts, numTransferTokens } from '../../engine/denoiser/schedule';
 import type { DecodingOptions } from '../../engine/protocol';
 import { temporaryDir } from './graphTestSupport';
@@ -231,34 +230,41 @@ for (const { preset, shifted } of FAMILIES) {
     // -------------------------------------------------------------------------------------------------
     // Rows per call: what each policy promises.
 
-    /** Whether canvas row r was settled before `step`, from the commit history of a run. */
-    const settledFrom = (r: Run, req: DenoiseRequest) => {
-      const canvas = new Canvas(req.prefixIds, req.length, req.suffixIds, loaded.spec.tokens.mask);
-      const steps = r.commitStep;
-      // Replay the commits so the canvas knows each commit step.
-      const order = steps.map((s, i) => ({ s, i })).sort((a, b) => a.s - b.s);
-      for (const { s, i } of order) canvas.commit(canvas.fillStart + i, r.finalFill[i], 1, s);
-      return (row: number, step: number) => isSettledBefore(canvas, row, shifted, step);
-    };
     const range = (n: number) => Array.from({ length: n }, (_, i) => i);
     const sorted = (xs: Iterable<number>) => [...xs].sort((a, b) => a - b);
 
-    it('decode: refresh steps compute the canvas; cached steps exactly the rows not settled before the previous step', async () => {
+    it('decode: refresh steps compute the canvas; cached steps exactly the predictor rows, the rows never stored and the rows committed since they were stored', async () => {
       const canvas = CANVASES[0];
       const req = request(canvas, { cache: 'decode', refreshInterval: 4, schedule: 'blocks', blockLength: 8, steps: 16 });
       const r = await run(model(), loaded.spec, req);
       const length = canvas.prefix + canvas.fill + canvas.suffix;
-      const settled = settledFrom(r, req);
+      const isFillRow = (row: number) => row >= canvas.prefix && row < canvas.prefix + canvas.fill;
+      /** The step that committed `row`'s token (-1 for prefix and suffix). */
+      const commitStep = (row: number) => (isFillRow(row) ? r.commitStep[row - canvas.prefix] : -1);
+      const maskedAtStart = (position: number, step: number) => commitStep(position) >= step;
+      const predictsMasked = (row: number, step: number) =>
+        shifted ? (row + 1 < length && maskedAtStart(row + 1, step)) || (row === 0 && maskedAtStart(0, step)) : maskedAtStart(row, step);
+      // Replays the rule from the commit history: a computed row is stored unless it predicts a masked position.
+      const storedAt = new Array<number>(length).fill(-1);
       assert.equal(r.calls.length, 16);
       r.calls.forEach((call, step) => {
         if (step % 4 === 0) {
           assert.deepEqual(call.positions, range(length), `step ${step}`);
           assert.equal(call.context, 0);
         } else {
-          const expected = range(length).filter((row) => !settled(row, step - 1));
+          const expected = range(length).filter((row) => {
+            const committedBefore = commitStep(row) < step;
+            const stale = committedBefore && commitStep(row) >= storedAt[row];
+            return predictsMasked(row, step) || storedAt[row] < 0 || stale;
+          });
           assert.deepEqual(call.positions, expected, `step ${step}`);
           assert.equal(call.context, length - expected.length);
         }
+        for (const row of call.positions) if (!predictsMasked(row, step)) storedAt[row] = step;
+      });
+      // Delayed caching: every committed fill token's row is computed again at the step after its commit.
+      r.commitStep.forEach((s, i) => {
+        if (s + 1 < r.calls.length) assert.ok(r.calls[s + 1].positions.includes(canvas.prefix + i), `row of fill ${i} at step ${s + 1}`);
       });
       assert.deepEqual(r.result.stats.rowsPerCall, r.calls.map((c) => c.positions.length));
       assert.equal(r.result.stats.rowsComputed, r.calls.reduce((n, c) => n + c.positions.length, 0));

@@ -155,19 +155,20 @@ describe('denoiser cache policies: row sets', () => {
     assert.deepEqual(persisted(plan), [0, 1, 2, 3, 4, 5, 7, 8]);
   });
 
-  it('decode (shifted): a row stays live while the position it predicts is masked', () => {
+  it('decode (shifted): a row is computed while the position it predicts is masked, and once more after its own commit', () => {
+    // prefix 0..2, fill 3..6, suffix 7..8; row p predicts p+1
     const d = new Driver(3, 4, 2, true, opts('decode', { refreshInterval: 8 }));
-    let plan = d.run([3]); // step 0
-    assert.deepEqual(persisted(plan), [0, 1, 7, 8]); // row 2 predicts position 3; row 6 is fill
+    let plan = d.run([3]); // step 0: refresh
+    assert.deepEqual(persisted(plan), [0, 1, 6, 7, 8]); // rows 2..5 predict masked 3..6; row 6 predicts the suffix: cached from its mask input
     plan = d.run([5]); // step 1
-    assert.deepEqual(rows(plan.queryRows), [2, 3, 4, 5, 6]);
-    assert.deepEqual(persisted(plan), [2]); // position 3 final: row 2 settled; row 3 still predicts 4
+    assert.deepEqual(rows(plan.queryRows), [2, 3, 4, 5]); // row 6 stays cached
+    assert.deepEqual(persisted(plan), [2]); // position 3 is final: row 2 predicts nothing masked; row 3 still predicts 4
     plan = d.run([4]); // step 2
-    assert.deepEqual(rows(plan.queryRows), [3, 4, 5, 6]);
-    assert.deepEqual(persisted(plan), []); // row 3 predicts 4 and row 5 predicts 6, both masked before this step
+    assert.deepEqual(rows(plan.queryRows), [3, 4, 5]); // row 4 was never stored; rows 3 and 5 predict 4 and 6
+    assert.deepEqual(persisted(plan), [4]); // row 4 predicts 5 (final) and is stored from its mask input
     plan = d.run([6]); // step 3
-    assert.deepEqual(rows(plan.queryRows), [3, 4, 5, 6]);
-    assert.deepEqual(persisted(plan), [3, 4]); // 4 (step 2) and 5 (step 1) final: rows 3 and 4 settled; row 5 predicts 6
+    assert.deepEqual(rows(plan.queryRows), [3, 4, 5]); // row 4's token was committed at step 2, after its K/V were stored
+    assert.deepEqual(persisted(plan), [3, 4]);
   });
 
   it('prefill: prefix and suffix cached by the first pass, then only fill rows (and the live predictor row)', () => {

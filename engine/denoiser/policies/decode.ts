@@ -1,13 +1,19 @@
 /**
- * `decode`: dKV-Cache-Decode (Ma et al. 2025). A token's K/V are cached only once it is settled (final, and
- * for a shifted model no longer predicting a masked position), and only from the first graph call after that:
- * the call that commits a token computed its row from the mask input, so its K/V are taken one step later
- * ("delayed caching"). Refresh steps (step 0, then every N) compute the whole canvas and rewrite every settled
- * row; other steps compute every row not valid in the store (all masks, anywhere in the canvas, plus the rows
- * settled since the last call) against the valid rows.
+ * `decode`: dKV-Cache-Decode (Ma et al. 2025). Refresh steps (step 0, then every N) compute the whole canvas;
+ * cached steps compute only
+ *   the rows that predict a masked position (their logits are read)  ∪  the rows with no K/V in the store
+ *   ∪  the rows whose own token was committed at or after the step their stored K/V were computed in,
+ * against every other row from the store. After each call, every computed row that predicts no masked position
+ * is stored. So a token committed at step i, whose row was computed from the mask input, is recomputed at step
+ * i+1 and cached from then on: dKV-Cache's delayed caching.
+ *
+ * Without a logit shift the predictor rows are the masked rows, so only decoded tokens are ever cached, as in
+ * the paper's LLaDA code. With a shift (Dream) row p predicts p+1: a masked row whose right neighbour is decoded
+ * predicts nothing and is cached from its mask input, as dKV-Cache's Dream code does (its default 'un' shift
+ * type); unlike that code, the row is recomputed once its own token is committed, so no decoded token keeps
+ * mask-input K/V until the next refresh.
  */
 import {
-  addPredictorRows,
   allRows,
   blockCandidates,
   complement,
@@ -18,11 +24,13 @@ import {
   type StepPlan,
   type StepView,
 } from '../cachePolicy';
-import { isSettledBefore } from '../logitShift';
+import { predictsMaskedPosition } from '../logitShift';
 
 export class DecodePolicy implements CachePolicy {
   readonly usesStore = true;
   private query: RowSet | null = null;
+  /** Per row, the step whose graph call computed the K/V now in the store (-1: none yet). */
+  private storedAtStep: Int32Array | null = null;
 
   constructor(private readonly refreshInterval: number) {
     if (!Number.isInteger(refreshInterval) || refreshInterval < 1) {
@@ -34,19 +42,26 @@ export class DecodePolicy implements CachePolicy {
     const { canvas, step, logitShift } = view;
     const store = view.store!;
     const length = canvas.length;
+    const storedAtStep = (this.storedAtStep ??= new Int32Array(length).fill(-1));
     const candidates = blockCandidates(view);
-    const settled = (row: number) => isSettledBefore(canvas, row, logitShift, step);
+    const predicts = (row: number) => predictsMaskedPosition(canvas, row, logitShift);
+    const persistAndRecord = (queryRows: Int32Array) => {
+      const persist = persistWhere(queryRows, (row) => !predicts(row));
+      for (let i = 0; i < queryRows.length; i++) if (persist[i]) storedAtStep[queryRows[i]] = step;
+      return persist;
+    };
     if (isRefreshStep(step, this.refreshInterval)) {
       const queryRows = allRows(length);
-      return { queryRows, contextRows: new Int32Array(0), candidates, persist: persistWhere(queryRows, settled) };
+      return { queryRows, contextRows: new Int32Array(0), candidates, persist: persistAndRecord(queryRows) };
     }
     const query = (this.query ??= new RowSet(length));
     query.clear();
-    for (let row = 0; row < length; row++) if (!store.isValid(row)) query.add(row);
-    // Predictor rows of masked positions are never settled, hence never valid and already in Q; adding them
-    // keeps the step runner's invariant from resting on that argument alone.
-    addPredictorRows(query, candidates, logitShift);
+    for (let row = 0; row < length; row++) {
+      const committed = canvas.committedAt(row);
+      const stale = committed !== undefined && committed >= storedAtStep[row];
+      if (predicts(row) || !store.isValid(row) || stale) query.add(row);
+    }
     const queryRows = query.sorted();
-    return { queryRows, contextRows: complement(length, query), candidates, persist: persistWhere(queryRows, settled) };
+    return { queryRows, contextRows: complement(length, query), candidates, persist: persistAndRecord(queryRows) };
   }
 }
