@@ -4,6 +4,8 @@ import { CACHE_MODES, type CacheMode } from '../protocol';
 import { BENCH_MODEL_NAMES, benchModelDescription, type BenchModelName } from '../bench/benchModels';
 import { BENCH_CANVASES } from '../bench/canvases';
 import { formatBenchTable, runBench } from '../bench/runBench';
+import { EDITOR_CANVAS, formatTypingReport, runTypingBench, TYPING_SYNTHETIC_MODEL } from '../bench/typingBench';
+import { defaultSourcePath } from '../reuse/sourceTexts';
 import { EXIT_OK, UsageError, numberOption, stringOption, type CliCommand, type OptionValues } from './command';
 import { DECODING_FLAGS, DEVICE_FLAG, decodingOverrides, deviceOption } from './decodingFlags';
 
@@ -31,6 +33,12 @@ export const benchCommand: CliCommand = {
     'After a warm-up, the modes run interleaved for --rounds rounds; speed is the median.',
     'The JSON file holds {"runs":[{model, device, promptTokens, genTokens, steps, cache, tokensPerSecond,',
     'speedupVsNone, agreementVsNone, ...}]}.',
+    '',
+    '--typing replays typing instead: regions of real source files (--source) typed out keystroke by keystroke,',
+    'one inline completion per debounced keystroke, each run with and without prefix reuse (interleaved). --model',
+    `is then ${TYPING_SYNTHETIC_MODEL} (the built-in geometry, random weights), builtin or a model folder, readied for reuse`,
+    'first if needed; --cache picks one cache mode for the requests. The JSON file holds {"typing":{requests,',
+    'agreement, reuse:{firstPartialMs, finalMs, requestsPerSecond}, noReuse:{...}, ...}} (medians).',
   ].join('\n'),
   options: {
     model: { type: 'string', description: `Models to run: ${BENCH_MODEL_NAMES.join(', ')} or all.`, defaultText: 'all' },
@@ -39,10 +47,16 @@ export const benchCommand: CliCommand = {
     rounds: { type: 'integer', description: 'Interleaved rounds per canvas.', defaultText: '1' },
     json: { type: 'string', valueName: 'file', description: 'Also write the runs to this JSON file.' },
     'models-dir': { type: 'string', description: 'Where the synthetic models are kept.', defaultText: '.cache/bench-models' },
+    typing: { type: 'boolean', description: 'Replay typing: prefix reuse on vs off.' },
+    sessions: { type: 'integer', description: 'Typing: sessions (regions typed out).', defaultText: '4' },
+    chars: { type: 'integer', description: 'Typing: characters typed per session.', defaultText: '80' },
+    debounce: { type: 'integer', description: 'Typing: debounce in ms.', defaultText: String(EDITOR_CANVAS.debounceMs) },
+    source: { type: 'string', valueName: 'path', description: 'Typing: source files to type from.', defaultText: 'held-out files, else engine/' },
     ...decodingFlagsWithoutCache,
     ...DEVICE_FLAG,
   },
   async run({ options }) {
+    if (options.typing) return runTyping(options);
     const models = selection<BenchModelName>(options, 'model', BENCH_MODEL_NAMES);
     const canvasNames = selection(options, 'canvas', BENCH_CANVASES.map((c) => c.name));
     const modes = selection<CacheMode>(options, 'cache', CACHE_MODES);
@@ -67,3 +81,30 @@ export const benchCommand: CliCommand = {
     return EXIT_OK;
   },
 };
+
+async function runTyping(options: OptionValues): Promise<number> {
+  const source = stringOption(options, 'source') ?? defaultSourcePath();
+  if (!source) throw new UsageError('No source files to type from: pass --source.');
+  const cache = stringOption(options, 'cache');
+  const modes = cache === undefined ? [] : selection<CacheMode>(options, 'cache', CACHE_MODES);
+  if (modes.length > 1) throw new UsageError('With --typing, --cache takes one cache mode.');
+  const report = await runTypingBench({
+    model: stringOption(options, 'model') ?? TYPING_SYNTHETIC_MODEL,
+    device: deviceOption(options),
+    source,
+    sessions: numberOption(options, 'sessions') ?? 4,
+    charsPerSession: numberOption(options, 'chars') ?? 80,
+    debounceMs: numberOption(options, 'debounce') ?? EDITOR_CANVAS.debounceMs,
+    seed: 0,
+    overrides: { ...decodingOverrides(options), ...(modes.length ? { cache: modes[0] } : {}) },
+    modelsDir: path.resolve(stringOption(options, 'models-dir') ?? path.join('.cache', 'bench-models')),
+    log: (message) => process.stderr.write(`[bench --typing] ${message}\n`),
+  });
+  process.stdout.write(formatTypingReport(report));
+  const jsonFile = stringOption(options, 'json');
+  if (jsonFile) {
+    writeFileSync(jsonFile, `${JSON.stringify({ typing: report }, null, 2)}\n`);
+    process.stderr.write(`[bench --typing] wrote ${jsonFile}\n`);
+  }
+  return EXIT_OK;
+}

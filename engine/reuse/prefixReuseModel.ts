@@ -17,8 +17,10 @@
  *   at layer b the shared rows re-enter from their stored hidden state (the input of layer b) and layers
  *   [b, L) compute them with the call's rows, refreshing their deep K/V for the following calls.
  * - other calls: the monolithic step graph, with the shared rows' current K/V as extra context.
- * Call 0 always runs depth-wise, so the hidden states of the prefix rows it computes are harvested, with every
- * prefix and suffix row's latest K/V, for the store's next entry (`harvest`).
+ * Call 0 always runs depth-wise, so the hidden states of the prefix rows it computes are harvested, with the
+ * K/V of every prefix and suffix row, for the store's next entry (`harvest`). The harvest keeps each row's
+ * earliest computation in the request (the shared rows' deep layers: their first refresh): the next request's
+ * first call sees its fill all masked, and the earliest values were computed with the fill least decoded.
  *
  * With b = 0 and no stale first call every call recomputes the shared rows in every layer from their
  * embeddings: the tokens of the monolithic path exactly (test/engine/reuse-depthwise.test.ts).
@@ -89,14 +91,16 @@ export class PrefixReuseModel implements StepModel {
   private readonly s: number;
   private readonly hiddenSize: number;
   private calls = 0;
-  /** The shared rows' current K/V per layer (deep layers copied on their first refresh). */
+  /** The shared rows' current K/V per layer (deep layers replaced at each refresh). */
   private readonly sharedKeys: KvArray[];
   private readonly sharedValues: KvArray[];
-  private readonly ownDeepLayer: Uint8Array;
+  /** Per layer, the shared rows' K/V after their first refresh in this request (what the harvest keeps). */
+  private readonly firstRefreshKeys: (KvArray | undefined)[];
+  private readonly firstRefreshValues: (KvArray | undefined)[];
   private readonly tailLength: number;
   private readonly suffixStart: number;
   private readonly suffixLength: number;
-  /** Harvest: latest K/V of the tail and suffix rows, per layer `[Hkv, rows, D]`, and which rows have one. */
+  /** Harvest: earliest computed K/V of the tail and suffix rows, per layer `[Hkv, rows, D]`, and which rows have one. */
   private readonly tailKeys: KvArray[];
   private readonly tailValues: KvArray[];
   private readonly tailHave: Uint8Array;
@@ -104,7 +108,11 @@ export class PrefixReuseModel implements StepModel {
   private readonly tailHiddenHave: Uint8Array;
   private readonly suffixKeys: KvArray[];
   private readonly suffixValues: KvArray[];
+  /** Suffix rows holding K/V (stale from the store, or computed), and those computed in this request. */
   private readonly suffixHave: Uint8Array;
+  private readonly suffixComputed: Uint8Array;
+  /** Rows of the current call answered from stale suffix K/V, not computed. */
+  private staleRowsOfCall = new Set<number>();
   /** Per-layer context buffers, grown as needed. */
   private readonly contextKeys: KvArray[];
   private readonly contextValues: KvArray[];
@@ -130,7 +138,8 @@ export class PrefixReuseModel implements StepModel {
     if (!(Number.isInteger(setup.refreshEvery) && setup.refreshEvery >= 1)) throw new RangeError(`refreshEvery must be >= 1, got ${setup.refreshEvery}`);
     this.sharedKeys = shared ? [...shared.keys] : [];
     this.sharedValues = shared ? [...shared.values] : [];
-    this.ownDeepLayer = new Uint8Array(L);
+    this.firstRefreshKeys = new Array(L);
+    this.firstRefreshValues = new Array(L);
 
     const { numKvHeads: heads, headDim: dim } = this;
     this.tailLength = setup.tailIds.length;
@@ -145,6 +154,7 @@ export class PrefixReuseModel implements StepModel {
     this.suffixKeys = perLayer(this.suffixLength);
     this.suffixValues = perLayer(this.suffixLength);
     this.suffixHave = new Uint8Array(this.suffixLength);
+    this.suffixComputed = new Uint8Array(this.suffixLength);
     const stale = setup.staleSuffix;
     if (stale) {
       if (stale.ids.length > this.suffixLength || stale.ids.some((id, i) => id !== setup.suffixIds[i])) {
@@ -171,6 +181,7 @@ export class PrefixReuseModel implements StepModel {
   async run(feeds: StepFeeds): Promise<StepResult> {
     const call = this.calls++;
     const mode = this.modeOf(call);
+    this.staleRowsOfCall.clear();
     const result = mode === 'plain' ? await this.runMonolithic(feeds) : await this.runDepthwise(feeds, mode);
     this.harvestKv(feeds, result);
     return result;
@@ -236,6 +247,7 @@ export class PrefixReuseModel implements StepModel {
     }
     const qc = computed.length;
     const u = stale.length;
+    for (const row of stale) this.staleRowsOfCall.add(row);
     const staleKeys = (l: number) => this.gatherSuffix(this.suffixKeys[l], stale);
     const staleValues = (l: number) => this.gatherSuffix(this.suffixValues[l], stale);
 
@@ -346,14 +358,11 @@ export class PrefixReuseModel implements StepModel {
   /** The shared rows' new deep K/V (the first `s` query rows of an upper layer). */
   private refreshShared(layer: number, newKey: KvArray, newValue: KvArray, rows: number): void {
     const { s, numKvHeads: heads, headDim: dim } = this;
-    if (!this.ownDeepLayer[layer]) {
-      this.sharedKeys[layer] = allocate(this.cacheDtype, heads * s * dim);
-      this.sharedValues[layer] = allocate(this.cacheDtype, heads * s * dim);
-      this.ownDeepLayer[layer] = 1;
-    }
-    const first = range(s);
-    copyRows(newKey, rows, first, this.sharedKeys[layer], s, 0, heads, dim);
-    copyRows(newValue, rows, first, this.sharedValues[layer], s, 0, heads, dim);
+    // New arrays each time: the stored entry and the first refresh (kept for the harvest) share the old ones.
+    this.sharedKeys[layer] = leadingRows(newKey, rows, s, heads, dim).slice();
+    this.sharedValues[layer] = leadingRows(newValue, rows, s, heads, dim).slice();
+    this.firstRefreshKeys[layer] ??= this.sharedKeys[layer];
+    this.firstRefreshValues[layer] ??= this.sharedValues[layer];
   }
 
   /** Context `[Hkv, Σrows, D]` for one layer in a reused buffer. */
@@ -379,29 +388,32 @@ export class PrefixReuseModel implements StepModel {
     const H = this.hiddenSize;
     computed.forEach((row, i) => {
       const p = Number(feeds.positionIds[row]);
-      if (p >= this.tailLength) return;
+      if (p >= this.tailLength || this.tailHiddenHave[p]) return;
       if (target) target.set(hidden.subarray((offset + i) * H, (offset + i + 1) * H), p * H);
       if (layer === this.numLayers - 1) this.tailHiddenHave[p] = 1;
     });
   }
 
-  /** Latest K/V of every tail and suffix row a call computed or was given. */
+  /** The K/V of every tail and suffix row the call computed for the first time in this request. */
   private harvestKv(feeds: StepFeeds, result: StepResult): void {
     const q = feeds.inputIds.length;
     const { numKvHeads: heads, headDim: dim } = this;
     for (let i = 0; i < q; i++) {
+      if (this.staleRowsOfCall.has(i)) continue;
       const p = Number(feeds.positionIds[i]);
       const tail = p < this.tailLength;
       const suffixRow = p - this.suffixStart;
       if (!tail && suffixRow < 0) continue;
-      const [keys, values, rows, at, have] = tail
+      const [keys, values, rows, at, computed] = tail
         ? [this.tailKeys, this.tailValues, this.tailLength, p, this.tailHave]
-        : [this.suffixKeys, this.suffixValues, this.suffixLength, suffixRow, this.suffixHave];
+        : [this.suffixKeys, this.suffixValues, this.suffixLength, suffixRow, this.suffixComputed];
+      if (computed[at]) continue;
       for (let l = 0; l < this.numLayers; l++) {
         copyRows(result.newKeys[l], q, [i], keys[l], rows, at, heads, dim);
         copyRows(result.newValues[l], q, [i], values[l], rows, at, heads, dim);
       }
-      have[at] = 1;
+      computed[at] = 1;
+      if (!tail) this.suffixHave[at] = 1;
     }
   }
 
@@ -431,8 +443,8 @@ export class PrefixReuseModel implements StepModel {
           ...(sharedRows ? [{ data: sharedRows, rows: s }] : []),
           { data: leadingRows(tailRows, this.tailLength, t, heads, dim), rows: t },
         ], heads, dim);
-      keys.push(join(this.sharedKeys[l], this.tailKeys[l]));
-      values.push(join(this.sharedValues[l], this.tailValues[l]));
+      keys.push(join(this.firstRefreshKeys[l] ?? this.sharedKeys[l], this.tailKeys[l]));
+      values.push(join(this.firstRefreshValues[l] ?? this.sharedValues[l], this.tailValues[l]));
     }
     const prefix: ReusablePrefix = { ids: [...(shared?.ids ?? []), ...this.setup.tailIds.slice(0, t)], keys, values, hidden };
 

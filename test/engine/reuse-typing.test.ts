@@ -1,0 +1,75 @@
+/**
+ * The typing benchmark: its edit sequences are real text typed out in order, one request per debounced
+ * keystroke, and a short run through the engine reports both sides with the shape `--json` writes.
+ */
+import { strict as assert } from 'node:assert';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { runTypingBench } from '../../engine/bench/typingBench';
+import { typingSessions } from '../../engine/bench/typingSessions';
+import { writeSyntheticModel } from '../../engine/model/synthetic';
+import { prepareModelForReuse } from '../../engine/reuse/prepareModel';
+import { loadSourceTexts } from '../../engine/reuse/sourceTexts';
+import { temporaryDir } from './graphTestSupport';
+import { FP32_GQA } from './reuseTestSupport';
+
+const SOURCE = path.join(__dirname, '..', '..', 'engine', 'reuse');
+
+describe('typing benchmark', function () {
+  this.timeout(180_000);
+
+  it('types a region of a real file out again in order, one request per debounced keystroke', () => {
+    const texts = loadSourceTexts(SOURCE);
+    const sessions = typingSessions(texts, { sessions: 3, charsPerSession: 60, debounceMs: 200, seed: 1 });
+    assert.equal(sessions.length, 3);
+    assert.deepEqual(typingSessions(texts, { sessions: 3, charsPerSession: 60, debounceMs: 200, seed: 1 }), sessions, 'seeded');
+    for (const session of sessions) {
+      const original = texts.find((t) => t.id === session.source)!.text;
+      assert.ok(session.typedChars >= 60 && session.keystrokes <= session.typedChars);
+      assert.ok(session.requests.length >= 1 && session.requests.length <= session.keystrokes);
+      let previous = -1;
+      for (const r of session.requests) {
+        assert.ok(r.atMs > previous, 'requests in time order');
+        previous = r.atMs;
+        // The document is always the original with the rest of the region not yet typed.
+        assert.ok(original.startsWith(r.before));
+        assert.ok(original.endsWith(r.after));
+        assert.ok(r.before.length + r.after.length <= original.length);
+      }
+      const last = session.requests[session.requests.length - 1];
+      assert.equal(last.before + last.after, original, 'the last request sees the region typed out completely');
+    }
+  });
+
+  it('runs every request with and without reuse and reports medians in the --json shape', async () => {
+    const dir = temporaryDir('reuse-typing');
+    try {
+      const model = path.join(dir, 'model');
+      // 256 positions: the canvases stay small (the extension's context budget follows the model's limit).
+      await writeSyntheticModel(model, { preset: 'tiny-dream', seed: 2, variants: [FP32_GQA], architecture: { numLayers: 3, maxPositions: 256 } });
+      await prepareModelForReuse(model, { device: 'cpu', source: SOURCE, samplesPerRatio: 1, canvasTokens: 96, fillTokens: 8 });
+      const report = await runTypingBench({
+        model,
+        device: 'cpu',
+        source: SOURCE,
+        sessions: 1,
+        charsPerSession: 24,
+        debounceMs: 200,
+        seed: 0,
+        overrides: { steps: 8 },
+        modelsDir: path.join(dir, 'models'),
+        log: () => {},
+      });
+      const json = JSON.parse(JSON.stringify({ typing: report }));
+      assert.ok(json.typing.requests >= 1);
+      assert.ok(json.typing.agreement >= 0 && json.typing.agreement <= 1);
+      for (const side of [json.typing.reuse, json.typing.noReuse]) {
+        for (const field of ['firstPartialMs', 'finalMs', 'requestsPerSecond']) assert.ok(side[field] > 0, field);
+        assert.ok(side.firstPartialMs <= side.finalMs);
+      }
+      assert.ok(report.reusedPrefixTokens > 0, 'consecutive keystrokes reuse their shared prefix');
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
