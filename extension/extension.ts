@@ -66,12 +66,6 @@ export function activate(context: vscode.ExtensionContext): DlmExtensionApi {
     onResult,
   });
 
-  let reloadTimer: NodeJS.Timeout | undefined;
-  const reloadModelSoon = () => {
-    clearTimeout(reloadTimer);
-    reloadTimer = setTimeout(() => session.reload(), MODEL_RELOAD_DELAY_MS);
-  };
-
   const togglePause = () => {
     paused = !paused;
     void context.globalState.update(PAUSED_KEY, paused);
@@ -93,7 +87,6 @@ export function activate(context: vscode.ExtensionContext): DlmExtensionApi {
     blockInfill,
     provider,
     vscode.languages.registerInlineCompletionItemProvider({ pattern: '**' }, provider),
-    new vscode.Disposable(() => clearTimeout(reloadTimer)),
     engine.onDidChangeState(refreshStatus),
     session.onDidChangeState(refreshStatus),
     vscode.commands.registerCommand(ACCEPT_COMMAND, (kind: AcceptKind = 'all') => provider.accept(kind)),
@@ -118,7 +111,7 @@ export function activate(context: vscode.ExtensionContext): DlmExtensionApi {
       ({ settings, problems } = readSettings());
       reportedProblems = reportProblems(problems, reportedProblems, log);
       log.info(`Settings changed: model ${settings.model} on ${settings.device}, decoding ${JSON.stringify(settings.decoding)}.`);
-      if (affectsModel(event)) reloadModelSoon();
+      if (affectsModel(event)) session.reload(MODEL_RELOAD_DELAY_MS);
       refreshStatus();
     }),
   );

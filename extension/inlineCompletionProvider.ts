@@ -187,15 +187,19 @@ export class DlmInlineCompletionProvider implements vscode.InlineCompletionItemP
     inflight: InflightCompletion,
     context: vscode.InlineCompletionContext,
     position: vscode.Position,
-  ): vscode.InlineCompletionItem[] {
+  ): Promise<vscode.InlineCompletionItem[]> {
     const state = inflight.state;
     const text = shownText(state);
     this.refresh.noteServed(inflight.id, text, context.triggerKind);
     return this.items(text, state.kind === 'partial', position);
   }
 
-  private items(text: string, partial: boolean, position: vscode.Position): vscode.InlineCompletionItem[] {
-    this.setPartialShown(partial && text !== '');
+  /**
+   * The items for `text`. The context key that routes Tab to `dlm.acceptInlineSuggestion` is set before the
+   * items are returned, so it is in place by the time a partial canvas can be seen (and accepted).
+   */
+  private async items(text: string, partial: boolean, position: vscode.Position): Promise<vscode.InlineCompletionItem[]> {
+    await this.setPartialShown(partial && text !== '');
     return text === '' ? [] : [new vscode.InlineCompletionItem(text, new vscode.Range(position, position))];
   }
 
@@ -259,7 +263,7 @@ export class DlmInlineCompletionProvider implements vscode.InlineCompletionItemP
     if (!inflight) return;
     this.inflight = undefined;
     this.refresh.cancel();
-    this.setPartialShown(false);
+    void this.setPartialShown(false);
     inflight.cancel(reason);
   }
 
@@ -271,7 +275,7 @@ export class DlmInlineCompletionProvider implements vscode.InlineCompletionItemP
       // The partial canvas was accepted past our keybindings: keep denoising, then put the final fill in its place.
       this.acceptedDraft = draft;
       this.inflight = undefined;
-      this.setPartialShown(false);
+      void this.setPartialShown(false);
       this.deps.log.warn(`Completion #${inflight.id}: a partial canvas was accepted; it is replaced by the final fill when ready.`);
       return;
     }
@@ -317,10 +321,10 @@ export class DlmInlineCompletionProvider implements vscode.InlineCompletionItemP
     if (!this.isShownAt(inflight, event.textEditor)) this.cancelInflight('the cursor moved');
   }
 
-  private setPartialShown(shown: boolean): void {
+  private async setPartialShown(shown: boolean): Promise<void> {
     if (shown === this.partialShown) return;
     this.partialShown = shown;
-    void vscode.commands.executeCommand('setContext', PARTIAL_CONTEXT_KEY, shown);
+    await vscode.commands.executeCommand('setContext', PARTIAL_CONTEXT_KEY, shown);
   }
 }
 

@@ -30,6 +30,7 @@ export class ModelSession implements vscode.Disposable {
   private generation = 0;
   /** The model loaded last, unloaded from its engine when a different one replaces it. */
   private loaded: ReadyModel | undefined;
+  private reloadTimer: NodeJS.Timeout | undefined;
   private readonly subscription: vscode.Disposable;
 
   constructor(
@@ -44,10 +45,21 @@ export class ModelSession implements vscode.Disposable {
     return this.current;
   }
 
-  /** Loads the model again in the running engine (after `dlm.model` or `dlm.device` changed). */
-  reload(): void {
+  /**
+   * Loads the model named by the settings again (after `dlm.model` or `dlm.device` changed), after `delayMs`
+   * so that typing a path does not load every prefix of it. Meanwhile the session counts as loading, so
+   * nothing uses the model the settings no longer name.
+   */
+  reload(delayMs = 0): void {
     const engine = this.supervisor.state;
-    if (engine.kind === 'running') void this.load(engine.client);
+    if (engine.kind !== 'running') return; // the next engine start loads the model the settings name
+    this.generation++;
+    clearTimeout(this.reloadTimer);
+    this.setState({ kind: 'loading', model: this.settings().model });
+    this.reloadTimer = setTimeout(() => {
+      const now = this.supervisor.state;
+      if (now.kind === 'running') void this.load(now.client);
+    }, delayMs);
   }
 
   /** The loaded model, waiting while the engine starts or the model loads; rejects when it cannot be had. */
@@ -73,6 +85,7 @@ export class ModelSession implements vscode.Disposable {
   }
 
   dispose(): void {
+    clearTimeout(this.reloadTimer);
     this.subscription.dispose();
     this.stateEmitter.dispose();
   }
@@ -83,6 +96,7 @@ export class ModelSession implements vscode.Disposable {
   }
 
   private onEngineState(state: EngineState): void {
+    clearTimeout(this.reloadTimer);
     switch (state.kind) {
       case 'running':
         void this.load(state.client);

@@ -78,6 +78,7 @@ export const QUIET_SETTINGS: Record<string, unknown> = {
   'editor.inlineSuggest.enabled': true,
   'editor.minimap.enabled': false,
   'editor.stickyScroll.enabled': false,
+  'editor.scrollBeyondLastLine': false,
   'typescript.validate.enable': false,
   'workbench.colorTheme': 'Default Dark Modern',
 };

@@ -11,12 +11,30 @@ import { hasPlaceholder, PLACEHOLDER } from '../../extension/ghostText';
 import { SAMPLE_PYTHON } from '../extension/samplePython';
 import { writeTestModel } from '../extension/testModel';
 import { codeServerMissing, openWorkbench, REPO_ROOT, startCodeServer, type OpenWorkbench, type RunningCodeServer } from './codeServer';
-import { changeSetting, ExtensionLog, fromScreen, ghostFrames, ghostTextNow, recordGhostText, runCommand } from './workbench';
+import { changeSetting, ExtensionLog, fromScreen, ghostFrames, ghostTextNow, recordGhostText, runCommand, waitForGhost } from './workbench';
 
 /** Where the screenshot of the ghost text mid-denoising goes: media/ when refreshing the README's picture. */
 const SCREENSHOT_DIR = process.env.DLM_UPDATE_SCREENSHOTS ? path.join(REPO_ROOT, 'media') : path.join(REPO_ROOT, '.cache/e2e');
 
 const COMPLETION_FINAL = /Completion #(\d+): (\d+) characters; .* cache (\w+) on (\w+)\./;
+
+/**
+ * How long the ghost text was blank between two refreshes while it denoised (VS Code shows a new suggestion at
+ * the same place only after hiding the old one): printed for the record, never asserted (timings vary).
+ */
+function reportBlankGaps(frames: { t: number; text: string }[]): void {
+  const first = frames.findIndex((f) => f.text !== '');
+  const gaps: number[] = [];
+  for (let i = first; i >= 0 && i < frames.length - 1; i++) {
+    if (frames[i].text === '' && frames.slice(i + 1).some((f) => f.text !== '')) gaps.push(frames[i + 1].t - frames[i].t);
+  }
+  const sorted = [...gaps].sort((a, b) => a - b);
+  const shown = frames.length > 0 ? frames[frames.length - 1].t - frames[Math.max(0, first)].t : 0;
+  console.log(
+    `      ghost text: ${frames.filter((f) => f.text !== '').length} states over ${shown} ms; blank between refreshes ` +
+      `${gaps.length} times (median ${sorted[Math.floor(sorted.length / 2)] ?? 0} ms, max ${sorted[sorted.length - 1] ?? 0} ms)`,
+  );
+}
 
 /** The editor area down to the status bar: what the README's picture shows. */
 async function editorAndStatusBar(page: Page): Promise<{ x: number; y: number; width: number; height: number }> {
@@ -37,12 +55,14 @@ describe('DLM Complete end to end (code-server, Chromium, real engine)', functio
   before(async function () {
     const missing = codeServerMissing();
     if (missing) throw new Error(`Cannot run the end-to-end tests: ${missing}`);
-    const model = await writeTestModel();
+    // DLM_E2E_MODEL (a model folder, or `builtin`) runs the tests with another model, e.g. for the README picture.
+    const model = process.env.DLM_E2E_MODEL ?? (await writeTestModel());
     settings = {
       'dlm.model': model,
       'dlm.device': 'cpu',
       'dlm.cacheMode': 'decode',
       'dlm.debounceMs': 150,
+      'dlm.fillLength': 48,
       'editor.fontSize': 16,
     };
     codeServer = await startCodeServer({
@@ -52,7 +72,7 @@ describe('DLM Complete end to end (code-server, Chromium, real engine)', functio
       extensions: { 'dlm-complete.dlm-complete-0.1.0': process.env.DLM_E2E_EXTENSION_DIR ?? REPO_ROOT },
     });
     log = new ExtensionLog(() => codeServer.findLogFile('DLM Complete.log'));
-    workbench = await openWorkbench(codeServer.url, { width: 1100, height: 640 });
+    workbench = await openWorkbench(codeServer.url, { width: 1400, height: 720 });
     page = workbench.page;
     await log.waitFor(/Model ready/);
     await focusSample();
@@ -94,30 +114,48 @@ describe('DLM Complete end to end (code-server, Chromium, real engine)', functio
     await page.keyboard.press('Enter');
   }
 
-  it('shows the ghost text denoising with placeholders, and Tab inserts the final text', async () => {
+  it('takes a screenshot of the ghost text mid-denoising', async () => {
+    // Kept only if every frame painted while it was taken showed a partly denoised canvas (a few tokens
+    // decoded, at least 8 still masked): a refresh blanks the ghost text for a moment, so a few completions may be needed.
+    const file = path.join(SCREENSHOT_DIR, 'ghost-text-denoising.png');
+    fs.mkdirSync(SCREENSHOT_DIR, { recursive: true });
+    const partlyDenoised = (ghost: string) =>
+      ghost.split(PLACEHOLDER).length - 1 >= 8 && ghost.replaceAll(PLACEHOLDER, '').trim().length >= 4;
+    let taken = false;
     await page.keyboard.press('Control+End');
     await page.keyboard.type('\n    def fill(self, text):', { delay: 20 });
+    for (let attempt = 0; attempt < 5 && !taken; attempt++) {
+      const mark = log.mark();
+      await recordGhostText(page);
+      await page.keyboard.press('Escape');
+      await page.keyboard.press('Enter'); // a new indented line in the body: nothing accepted, nothing to clean up
+      while (!taken && !log.linesSince(mark).some((line) => COMPLETION_FINAL.test(line))) {
+        if (partlyDenoised(await ghostTextNow(page))) {
+          const started = Date.now();
+          await page.screenshot({ path: file, clip: await editorAndStatusBar(page) });
+          const during = (await ghostFrames(page)).filter((f) => f.t >= started);
+          taken = during.every((f) => partlyDenoised(f.text)) && partlyDenoised(await ghostTextNow(page));
+        }
+        await page.waitForTimeout(10);
+      }
+    }
+    assert.ok(taken, 'a partly denoised canvas stayed on screen while the screenshot was taken');
+    await page.keyboard.press('Escape');
+  });
+
+  it('shows the ghost text denoising with placeholders, and Tab inserts the final text', async () => {
+    await page.keyboard.press('Escape');
+    await page.keyboard.press('Control+End');
+    await page.keyboard.type('\n    def fill_all(self, texts):', { delay: 20 });
     const mark = log.mark();
     await recordGhostText(page);
     await page.keyboard.press('Enter'); // Python's on-enter rule indents the body: the cursor ends an empty line
 
-    // Take the screenshot while the canvas is partly denoised: some tokens decoded, some still masked.
-    let screenshot = '';
-    for (let i = 0; i < 600 && !screenshot; i++) {
-      const ghost = await ghostTextNow(page);
-      const decoded = ghost.replaceAll(PLACEHOLDER, '').trim().length;
-      if (hasPlaceholder(ghost) && decoded >= 4) {
-        fs.mkdirSync(SCREENSHOT_DIR, { recursive: true });
-        screenshot = path.join(SCREENSHOT_DIR, 'ghost-text-denoising.png');
-        await page.screenshot({ path: screenshot, clip: await editorAndStatusBar(page) });
-      }
-      await page.waitForTimeout(10);
-    }
-    assert.ok(screenshot, 'a partly denoised canvas was on screen');
-
     const [, , characters] = await log.waitFor(COMPLETION_FINAL, mark);
     await page.waitForTimeout(1000); // the last refresh
-    const frames = (await ghostFrames(page)).filter((f) => f.text !== '');
+    const painted = await ghostFrames(page);
+    reportBlankGaps(painted);
+    const frames = painted.filter((f) => f.text !== '');
     const final = frames[frames.length - 1].text;
     assert.ok(!hasPlaceholder(final), `the final ghost text has no placeholder: ${JSON.stringify(final)}`);
     const partial = frames.slice(0, -1).map((f) => f.text);
@@ -134,15 +172,42 @@ describe('DLM Complete end to end (code-server, Chromium, real engine)', functio
     assert.equal(inserted.replace(/\n/g, ''), fromScreen(final).replace(/\n/g, ''), 'what was shown is what was inserted');
   });
 
-  it('typing while it denoises cancels the request in the engine', async () => {
+  it('Tab while it denoises inserts the final text when it is ready, never a placeholder', async () => {
     await newLineAtEnd();
     const mark = log.mark();
-    await page.keyboard.type('x');
-    for (let i = 0; i < 500 && !hasPlaceholder(await ghostTextNow(page)); i++) await page.waitForTimeout(10);
-    assert.ok(hasPlaceholder(await ghostTextNow(page)), 'denoising was under way');
-    await page.keyboard.type('y');
-    const [line] = await log.waitFor(/\[engine\] infill \d+ \(document [^)]*sample\.py\) cancelled after step \d+ of \d+/, mark);
-    assert.ok(line);
+    const before = await saved();
+    await recordGhostText(page);
+    const typed = Date.now();
+    await page.keyboard.type('z');
+    await waitForGhost(page, typed, hasPlaceholder);
+    await page.keyboard.press('Tab');
+    const [how] = await log.waitFor(/accepted while denoising|a partial canvas was accepted/, mark);
+    assert.match(how, /accepted while denoising/, 'Tab went to dlm.acceptInlineSuggestion');
+    const [, , characters] = await log.waitFor(COMPLETION_FINAL, mark);
+    await page.waitForTimeout(500);
+    const after = await saved();
+    const inserted = after.slice(before.length + 'z'.length);
+    assert.ok(after.startsWith(`${before}z`));
+    assert.equal(inserted.length, Number(characters), 'the whole final fill');
+    assert.ok(!hasPlaceholder(after), 'no placeholder reached the document');
+  });
+
+  it('typing while it denoises cancels the request in the engine', async () => {
+    const cancelled = /\[engine\] infill \d+ \(document [^)]*sample\.py\) cancelled after step \d+ of \d+/;
+    let mark = 0;
+    // Type while a completion denoises; should one finish before the second key (a fast machine), try again.
+    for (let attempt = 0; attempt < 3; attempt++) {
+      await newLineAtEnd();
+      await recordGhostText(page);
+      mark = log.mark();
+      const typed = Date.now();
+      await page.keyboard.type('x');
+      await waitForGhost(page, typed, hasPlaceholder);
+      await page.keyboard.type('y');
+      const outcome = await log.waitFor(new RegExp(`${cancelled.source}|${COMPLETION_FINAL.source}`), mark);
+      if (cancelled.test(outcome[0])) break;
+    }
+    await log.waitFor(cancelled, mark);
     await log.waitFor(/Completion #\d+ cancelled: the document changed\./, mark);
 
     await runCommand(page, 'DLM: Show Logs');
@@ -222,6 +287,26 @@ describe('DLM Complete end to end (code-server, Chromium, real engine)', functio
     assert.equal(log.text().match(/Engine started/g)!.length, enginesBefore, 'the engine was not restarted');
     assert.equal(log.text().match(/Model ready/g)!.length, modelLoadsBefore, 'the model was not reloaded');
     assert.equal(await page.evaluate('window.__dlmSession'), 'before any settings change', 'the window was not reloaded');
+  });
+
+  it('the status bar menu pauses and resumes completions and switches the cache mode', async () => {
+    const status = page.locator('.statusbar-item', { hasText: 'DLM' }).first();
+    const choose = async (label: string) => {
+      await status.click();
+      await page.locator('.quick-input-list .monaco-list-row', { hasText: label }).first().click();
+    };
+    const mark = log.mark();
+    await choose('Pause completions');
+    await log.waitFor(/Completions paused\./, mark);
+    await choose('Resume completions');
+    await log.waitFor(/Completions resumed\./, mark);
+    await choose('Switch cache mode');
+    await page.locator('.quick-input-list .monaco-list-row', { hasText: 'dKV-Cache-Decode' }).first().click();
+    await log.waitFor(/Settings changed: .*"cache":"decode"/, mark);
+    await page.waitForFunction(
+      `Array.from(document.querySelectorAll('.statusbar-item')).some((e) => /DLM/.test(e.textContent) && /decode/.test(e.textContent))`,
+    );
+    await focusSample();
   });
 
   it('survives the engine being killed: it restarts and completes again', async () => {

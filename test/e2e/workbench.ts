@@ -36,6 +36,25 @@ export async function ghostFrames(page: Page): Promise<GhostFrame[]> {
   return (await page.evaluate('window.__ghostFrames')) as GhostFrame[];
 }
 
+/**
+ * Waits until a frame painted at or after `since` (a Date.now() time; recording started by `recordGhostText`)
+ * shows ghost text that satisfies `accept`.
+ */
+export async function waitForGhost(
+  page: Page,
+  since: number,
+  accept: (text: string) => boolean,
+  timeoutMs = 30_000,
+): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const frame = (await ghostFrames(page)).find((f) => f.t >= since && accept(f.text));
+    if (frame) return frame.text;
+    if (Date.now() > deadline) throw new Error(`No ghost text as expected within ${timeoutMs} ms: ${JSON.stringify(await ghostFrames(page))}`);
+    await page.waitForTimeout(10);
+  }
+}
+
 export async function ghostTextNow(page: Page): Promise<string> {
   return page.evaluate(
     `Array.from(document.querySelectorAll(${JSON.stringify(GHOST_SELECTOR)})).map((e) => e.textContent).join('\\n')`,
