@@ -7,7 +7,7 @@
  * becomes the document's entry.
  */
 import * as fs from 'node:fs';
-import type { StepModel } from '../graph/stepContract';
+import type { CacheDtype, StepModel } from '../graph/stepContract';
 import type { ModelArchitecture } from '../model/architecture';
 import type { ExecutionDevice, GraphVariant } from '../model/manifest';
 import { denoise, type DenoiseHooks, type DenoiseRequest, type DenoiseResult, type DenoiseSpec } from '../denoiser/denoiser';
@@ -27,8 +27,20 @@ export interface ReuseTuning {
   refreshEvery: number;
 }
 
-/** BiCache's budget is 5,000 tokens for one shared system prompt; an editor keeps one canvas per open document. */
-export const DEFAULT_REUSE_TUNING: Readonly<ReuseTuning> = Object.freeze({ budgetTokens: 16384, staleFirstCall: true, refreshEvery: 16 });
+/** Memory the store may take by default, and its most tokens (BiCache keeps 5,000 for one system prompt). */
+export const DEFAULT_STORE_BYTES = 256 * 1024 ** 2;
+export const MAX_STORE_TOKENS = 16384;
+
+/**
+ * The default tuning: the first partial result from stored K/V, BiCache's refresh interval (16), and as many
+ * tokens as DEFAULT_STORE_BYTES holds (K and V of every layer, plus a hidden state per stored depth): about
+ * 16k tokens for the built-in model, 3.7k for a 7B Dream in fp16.
+ */
+export function defaultReuseTuning(arch: ModelArchitecture, dtype: CacheDtype, storedDepths: number): ReuseTuning {
+  const element = dtype === 'float16' ? 2 : 4;
+  const bytesPerToken = element * (2 * arch.numLayers * arch.numKvHeads * arch.headDim + storedDepths * arch.hiddenSize);
+  return { budgetTokens: Math.min(MAX_STORE_TOKENS, Math.floor(DEFAULT_STORE_BYTES / bytesPerToken)), staleFirstCall: true, refreshEvery: 16 };
+}
 
 export interface ReusePlanStats {
   /** Prefix rows taken from the store. */
@@ -127,7 +139,7 @@ export class PrefixReuser {
     private readonly arch: ModelArchitecture,
     /** Names the loaded model and variant in store keys. */
     private readonly modelKey: string,
-    private readonly tuning: ReuseTuning = DEFAULT_REUSE_TUNING,
+    private readonly tuning: ReuseTuning,
   ) {
     this.store = new PrefixStore(tuning.budgetTokens, arch);
   }
@@ -139,12 +151,14 @@ export class PrefixReuser {
     variant: GraphVariant,
     device: ExecutionDevice,
     monolithic: StepModel,
-    tuning: ReuseTuning = DEFAULT_REUSE_TUNING,
+    tuning?: ReuseTuning,
   ): Promise<PrefixReuser> {
     const reason = reuseUnavailableReason(modelDir, arch, variant);
     if (reason) throw new Error(reason);
+    const profile = readDepthProfile(modelDir, arch.numLayers)!;
     const segments = await SegmentedStepModel.load(modelDir, arch, variant, device);
-    return new PrefixReuser(monolithic, segments, readDepthProfile(modelDir, arch.numLayers)!, arch, `${modelDir}#${variant.file}`, tuning);
+    tuning ??= defaultReuseTuning(arch, variant.cacheDtype, usedDepths(profile, arch.numLayers).length);
+    return new PrefixReuser(monolithic, segments, profile, arch, `${modelDir}#${variant.file}`, tuning);
   }
 
   /**

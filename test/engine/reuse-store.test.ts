@@ -8,7 +8,7 @@ import { strict as assert } from 'node:assert';
 import type { ModelArchitecture } from '../../engine/model/architecture';
 import { DEFAULT_DECODING_OPTIONS } from '../../engine/denoiser/options';
 import { DEPTH_PROFILE_FORMAT, safeDepthFor, usedDepths, type DepthProfile } from '../../engine/reuse/depthProfile';
-import { DEFAULT_REUSE_TUNING, planReuse, PrefixReuser } from '../../engine/reuse/prefixReuse';
+import { defaultReuseTuning, planReuse, PrefixReuser } from '../../engine/reuse/prefixReuse';
 import type { ReusablePrefix } from '../../engine/reuse/prefixReuseModel';
 import { entryTokens, PrefixStore, sharedPrefixLength, type PrefixStoreKey, type StoredEntry } from '../../engine/reuse/prefixStore';
 import { seededRandom } from '../../engine/reuse/sourceTexts';
@@ -16,6 +16,7 @@ import { byteTokens, FP32_GQA, segmentedFixture, type SegmentedFixture } from '.
 
 const GEOMETRY = { numLayers: 4, numKvHeads: 2, headDim: 4, hiddenSize: 8 };
 const ARCH = { ...GEOMETRY, logitShift: true, ropeTheta: 10000 } as ModelArchitecture;
+const DEFAULT_REUSE_TUNING = defaultReuseTuning(ARCH, 'float32', 2);
 
 /** An entry whose every stored value encodes (layer, head, row) so a test can tell rows apart. */
 function entry(ids: number[], suffixIds: number[] = [], depths: number[] = [1, 2]): StoredEntry {
@@ -112,6 +113,14 @@ describe('prefix store', () => {
     assert.equal(planReuse(entry(ids, [], [1, 2]), request, PROFILE, ARCH, DEFAULT_REUSE_TUNING).setup.depth, 2);
     assert.equal(planReuse(entry(ids, [], [1]), request, PROFILE, ARCH, DEFAULT_REUSE_TUNING).setup.depth, 1);
     assert.equal(planReuse(entry(ids, [], []), request, PROFILE, ARCH, DEFAULT_REUSE_TUNING).setup.depth, 0);
+  });
+
+  it('sizes its default budget by the memory a token takes', () => {
+    assert.equal(DEFAULT_REUSE_TUNING.budgetTokens, 16384, 'a tiny model is capped at 16k tokens');
+    const dream7b = { ...ARCH, numLayers: 28, numKvHeads: 4, headDim: 128, hiddenSize: 3584 };
+    const budget = defaultReuseTuning(dream7b, 'float16', 2).budgetTokens;
+    assert.equal(budget, Math.floor((256 * 1024 ** 2) / (2 * (2 * 28 * 4 * 128 + 2 * 3584))));
+    assert.ok(budget > 3000 && budget < 5000, "about BiCache's 5,000 for a 7B model");
   });
 
   it('stays within its token budget under many documents, evicting the least recently used', () => {
