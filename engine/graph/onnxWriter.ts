@@ -222,6 +222,14 @@ export class OnnxGraphBuilder {
 
   /** Encodes the model to `modelPath` and closes the external data file. */
   write(options: ModelOptions): { protobufBytes: number; externalBytes: number } {
+    this.externalFile?.close();
+    const bytes = this.encode(options);
+    fs.writeFileSync(this.modelPath, bytes);
+    return { protobufBytes: bytes.length, externalBytes: this.externalBytes };
+  }
+
+  /** The encoded model, for small graphs built at run time and handed to onnxruntime as bytes. */
+  encode(options: ModelOptions): Uint8Array {
     const opsetImport: onnx.IOperatorSetIdProto[] = [{ domain: '', version: options.opset }];
     for (const [domain, version] of Object.entries(options.extraOpsets ?? {})) opsetImport.push({ domain, version });
     const model: onnx.IModelProto = {
@@ -239,10 +247,7 @@ export class OnnxGraphBuilder {
       },
       metadataProps: Object.entries(options.metadata ?? {}).map(([key, value]) => ({ key, value })),
     };
-    this.externalFile?.close();
-    const bytes = onnx.ModelProto.encode(model).finish();
-    fs.writeFileSync(this.modelPath, bytes);
-    return { protobufBytes: bytes.length, externalBytes: this.externalBytes };
+    return onnx.ModelProto.encode(model).finish();
   }
 
   /** Reserves a caller-chosen name (graph I/O, weights); generated names never collide with it. */

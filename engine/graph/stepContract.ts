@@ -77,9 +77,45 @@ export type RowPredictions =
 
 export interface StepResult {
   predictions: RowPredictions;
-  /** Per layer [Hkv, Q, D], in the graph's cache dtype. */
+  /** Per layer [Hkv, Q, D], in the graph's cache dtype; empty (0 elements) unless `newKv` was 'host'. */
   newKeys: KvArray[];
   newValues: KvArray[];
+  /** The query rows' new K/V left on the device (`newKv: 'device'`); the caller disposes it. */
+  deviceNewKv?: DeviceKv;
+}
+
+/**
+ * K/V rows kept in device memory between graph calls (WebGPU): per layer [1, Hkv, rows, D] in the cache dtype.
+ * Opaque to the host: onnxruntime-node 1.30 cannot read a device tensor back. Whoever holds one disposes it.
+ */
+export interface DeviceKv {
+  readonly rows: number;
+  dispose(): void;
+}
+
+/** What a model that keeps K/V on its device offers besides `run`. */
+export interface DeviceKvOps {
+  /**
+   * A new device K/V of `index.length` rows: row r is row index[r] of `base` when index[r] < base.rows, else
+   * row index[r] - base.rows of `fresh` (with no base, row index[r] of `fresh`). Neither input is consumed.
+   */
+  merge(base: DeviceKv | null, fresh: DeviceKv, index: BigInt64Array): Promise<DeviceKv>;
+}
+
+/**
+ * Where a call's new K/V go: 'host' into StepResult.newKeys/newValues; 'none' nowhere (nobody reads them, so
+ * they are not transferred); 'device' into StepResult.deviceNewKv (models with `deviceKv` only).
+ */
+export type NewKvDestination = 'host' | 'none' | 'device';
+
+export interface StepRunOptions {
+  /** Default 'host'. */
+  newKv?: NewKvDestination;
+  /**
+   * Context K/V on the device (models with `deviceKv` only): replaces `pastKeys`/`pastValues`, and
+   * `contextLength` must equal its rows.
+   */
+  devicePast?: DeviceKv;
 }
 
 /** What the denoiser needs from a loaded step graph; implemented over onnxruntime-node. */
@@ -89,5 +125,8 @@ export interface StepModel {
   readonly headDim: number;
   readonly cacheDtype: CacheDtype;
   readonly head: HeadKind;
-  run(feeds: StepFeeds): Promise<StepResult>;
+  /** Present when the model can keep K/V on its device between calls (WebGPU). */
+  readonly deviceKv?: DeviceKvOps;
+  /** Wrappers that do not pass `options` on get every new K/V on the host, which is always correct. */
+  run(feeds: StepFeeds, options?: StepRunOptions): Promise<StepResult>;
 }

@@ -84,6 +84,15 @@ export function sessionOptionsFor(device: ExecutionDevice): InferenceSession.Ses
 }
 
 /**
+ * Whether step-graph K/V can stay in the device's memory between calls: only WebGPU, the one provider for
+ * which onnxruntime-node 1.30 returns outputs as device tensors (`preferredOutputLocation: 'gpu-buffer'`).
+ * CUDA, DirectML and CoreML copy every input to the device and every output back on each run.
+ */
+export function keepsKvOnDevice(device: ExecutionDevice): boolean {
+  return device === 'webgpu';
+}
+
+/**
  * The lowering for onnxruntime's CPU provider. On the medium synthetic model (2-core VM, other work
  * running) full passes took 0.93 s (gqa) vs 1.15 s (decomposed) for 384 rows and 2.8 s vs 3.4 s for 1056
  * rows in the quietest run, and were even under heavier load; cached passes of 1-64 rows were within noise
