@@ -59,6 +59,9 @@ export interface DenoiseStats {
   ms: number;
   /** Of `ms`, the time inside graph calls. */
   graphMs: number;
+  /** K/V bytes copied from host memory into graph calls, and back out (0 where they stay on the device). */
+  kvBytesUploaded: number;
+  kvBytesDownloaded: number;
 }
 
 export interface DenoiseResult {
@@ -96,40 +99,44 @@ export async function denoise(model: StepModel, spec: DenoiseSpec, request: Deno
   if (spec.tokens.pad !== null) endTokens.add(spec.tokens.pad);
 
   let step = 0;
-  for (;;) {
-    if (hooks.isCancelled?.()) throw new CancelledError();
-    const scheduled = schedule.next(canvas);
-    if (scheduled === null) break;
-    const plan = policy.plan({
-      step,
-      canvas,
-      logitShift: spec.logitShift,
-      schedule: scheduled,
-      threshold: options.threshold,
-      store,
-      random,
-      lastScores,
-      lastProbabilities,
-    });
-    const { predictions, rowOfCandidate } = await runner.run(plan);
-    const scored: ScoredCandidate[] = [];
-    plan.candidates.forEach((position, i) => {
-      const choice = chooseToken(predictions, rowOfCandidate[i], position, step, sampling);
-      lastScores[position] = choice.score;
-      lastProbabilities[position] = choice.probability;
-      scored.push({ position, ...choice });
-    });
-    for (const c of selectCommits(scored, scheduled.count, options.threshold)) canvas.commit(c.position, c.token, c.probability, step);
-    step++;
+  try {
+    for (;;) {
+      if (hooks.isCancelled?.()) throw new CancelledError();
+      const scheduled = schedule.next(canvas);
+      if (scheduled === null) break;
+      const plan = policy.plan({
+        step,
+        canvas,
+        logitShift: spec.logitShift,
+        schedule: scheduled,
+        threshold: options.threshold,
+        store,
+        random,
+        lastScores,
+        lastProbabilities,
+      });
+      const { predictions, rowOfCandidate } = await runner.run(plan);
+      const scored: ScoredCandidate[] = [];
+      plan.candidates.forEach((position, i) => {
+        const choice = chooseToken(predictions, rowOfCandidate[i], position, step, sampling);
+        lastScores[position] = choice.score;
+        lastProbabilities[position] = choice.probability;
+        scored.push({ position, ...choice });
+      });
+      for (const c of selectCommits(scored, scheduled.count, options.threshold)) canvas.commit(c.position, c.token, c.probability, step);
+      step++;
 
-    const done = canvas.maskedCount === 0 || (!request.runToCompletion && endIsDecided(canvas, endTokens));
-    hooks.onProgress?.({
-      step,
-      totalSteps: done ? step : Math.max(schedule.plannedSteps, step + 1),
-      fill: canvas.fillTokens(),
-      confidence: canvas.fillConfidences(),
-    });
-    if (done) break;
+      const done = canvas.maskedCount === 0 || (!request.runToCompletion && endIsDecided(canvas, endTokens));
+      hooks.onProgress?.({
+        step,
+        totalSteps: done ? step : Math.max(schedule.plannedSteps, step + 1),
+        fill: canvas.fillTokens(),
+        confidence: canvas.fillConfidences(),
+      });
+      if (done) break;
+    }
+  } finally {
+    runner.release();
   }
 
   const fillTokens = Array.from(canvas.fillTokens());
@@ -144,6 +151,8 @@ export async function denoise(model: StepModel, spec: DenoiseSpec, request: Deno
       rowsPerCall: runner.rowsPerCall,
       ms: performance.now() - started,
       graphMs: runner.graphMs,
+      kvBytesUploaded: runner.kvBytesUploaded,
+      kvBytesDownloaded: runner.kvBytesDownloaded,
     },
   };
 }

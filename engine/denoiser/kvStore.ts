@@ -5,7 +5,8 @@
  *
  * Keys are stored after RoPE and attention has no causal mask, so the context rows may be passed to the graph
  * in any order; `gather` packs them in the order given, which is the order of the first C columns of
- * `attention_bias`. All buffers are allocated once at the canvas size; a step only copies rows.
+ * `attention_bias`. The buffers are allocated once at the canvas size, on the first write (a request whose K/V
+ * live on the device only marks rows valid here and never allocates them); a step only copies rows.
  */
 import type { CacheDtype, KvArray } from '../graph/stepContract';
 
@@ -26,14 +27,20 @@ function allocate(dtype: CacheDtype, size: number): KvArray {
   return dtype === 'float16' ? new Uint16Array(size) : new Float32Array(size);
 }
 
+interface HostRows {
+  keys: KvArray[];
+  values: KvArray[];
+  /** The context of the last gather. */
+  pastKeys: KvArray[];
+  pastValues: KvArray[];
+}
+
 export class KvStore {
   readonly capacity: number;
   private readonly heads: number;
   private readonly dim: number;
-  private readonly keys: KvArray[];
-  private readonly values: KvArray[];
-  private readonly pastKeys: KvArray[];
-  private readonly pastValues: KvArray[];
+  private readonly geometry: KvGeometry;
+  private host: HostRows | null = null;
   private readonly validRows: Uint8Array;
   private valid = 0;
   /** The rows of the last gather, and whether any of them has been written since (then it must be redone). */
@@ -42,18 +49,22 @@ export class KvStore {
   private lastGatherStale = true;
 
   constructor(geometry: KvGeometry, capacity: number) {
-    const { numLayers, numKvHeads, headDim, cacheDtype } = geometry;
+    this.geometry = geometry;
     this.capacity = capacity;
-    this.heads = numKvHeads;
-    this.dim = headDim;
-    const size = numKvHeads * capacity * headDim;
-    const perLayer = () => Array.from({ length: numLayers }, () => allocate(cacheDtype, size));
-    this.keys = perLayer();
-    this.values = perLayer();
-    this.pastKeys = perLayer();
-    this.pastValues = perLayer();
+    this.heads = geometry.numKvHeads;
+    this.dim = geometry.headDim;
     this.validRows = new Uint8Array(capacity);
     this.inLastGather = new Uint8Array(capacity);
+  }
+
+  private hostRows(): HostRows {
+    if (this.host === null) {
+      const { numLayers, cacheDtype } = this.geometry;
+      const size = this.heads * this.capacity * this.dim;
+      const perLayer = () => Array.from({ length: numLayers }, () => allocate(cacheDtype, size));
+      this.host = { keys: perLayer(), values: perLayer(), pastKeys: perLayer(), pastValues: perLayer() };
+    }
+    return this.host;
   }
 
   isValid(position: number): boolean {
@@ -74,20 +85,21 @@ export class KvStore {
     for (let i = 0; i < c; i++) {
       if (this.validRows[rows[i]] !== 1) throw new Error(`context row ${rows[i]} is not valid in the K/V store`);
     }
+    const host = this.hostRows();
     const views = (buffers: KvArray[]) => buffers.map((b) => b.subarray(0, this.heads * c * this.dim));
     if (!this.lastGatherStale && this.lastGather !== null && sameRows(this.lastGather, rows)) {
-      return { keys: views(this.pastKeys), values: views(this.pastValues) };
+      return { keys: views(host.pastKeys), values: views(host.pastValues) };
     }
     const { heads, dim, capacity } = this;
-    for (let l = 0; l < this.keys.length; l++) {
-      copyRows(this.keys[l], this.pastKeys[l], rows, heads, dim, capacity);
-      copyRows(this.values[l], this.pastValues[l], rows, heads, dim, capacity);
+    for (let l = 0; l < host.keys.length; l++) {
+      copyRows(host.keys[l], host.pastKeys[l], rows, heads, dim, capacity);
+      copyRows(host.values[l], host.pastValues[l], rows, heads, dim, capacity);
     }
     if (this.lastGather !== null) for (const r of this.lastGather) this.inLastGather[r] = 0;
     this.lastGather = rows.slice();
     for (const r of this.lastGather) this.inLastGather[r] = 1;
     this.lastGatherStale = false;
-    return { keys: views(this.pastKeys), values: views(this.pastValues) };
+    return { keys: views(host.pastKeys), values: views(host.pastValues) };
   }
 
   /**
@@ -97,7 +109,8 @@ export class KvStore {
   scatter(queryRows: Int32Array, persist: Uint8Array, newKeys: KvArray[], newValues: KvArray[]): void {
     const q = queryRows.length;
     const { heads, dim, capacity } = this;
-    for (let l = 0; l < this.keys.length; l++) {
+    const host = this.hostRows();
+    for (let l = 0; l < host.keys.length; l++) {
       const expected = heads * q * dim;
       if (newKeys[l].length !== expected || newValues[l].length !== expected) {
         throw new Error(`layer ${l}: new K/V have ${newKeys[l].length}/${newValues[l].length} elements, expected ${expected}`);
@@ -106,9 +119,9 @@ export class KvStore {
     for (let i = 0; i < q; i++) {
       if (persist[i] !== 1) continue;
       const row = queryRows[i];
-      for (let l = 0; l < this.keys.length; l++) {
-        const key = this.keys[l];
-        const value = this.values[l];
+      for (let l = 0; l < host.keys.length; l++) {
+        const key = host.keys[l];
+        const value = host.values[l];
         const newKey = newKeys[l];
         const newValue = newValues[l];
         for (let h = 0; h < heads; h++) {
@@ -120,6 +133,18 @@ export class KvStore {
           }
         }
       }
+    }
+    this.markWritten(queryRows, persist);
+  }
+
+  /**
+   * Marks the query rows flagged in `persist` valid without host K/V: their rows were written where the K/V live
+   * for this request (device memory).
+   */
+  markWritten(queryRows: Int32Array, persist: Uint8Array): void {
+    for (let i = 0; i < queryRows.length; i++) {
+      if (persist[i] !== 1) continue;
+      const row = queryRows[i];
       if (this.validRows[row] === 0) {
         this.validRows[row] = 1;
         this.valid++;
