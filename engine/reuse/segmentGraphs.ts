@@ -9,10 +9,11 @@
  *
  * Cutting (rather than building the layers a second time) gives segments with exactly the step graph's nodes
  * and weights, whatever its lowering, precision or head, for any model folder, without its source weights; the
- * cuts are the residual-stream values the builder names (stepGraphBuilder.ts `ResidualNodes`). Weights kept as
- * external data are referenced in the step graph's own data file, not copied; inline ones (models under the
- * external-data threshold) are copied into each segment that uses them. The monolithic step graph stays the
- * path of every other cache policy.
+ * cuts are the residual-stream values the builder names (stepGraphBuilder.ts `ResidualNodes`). The segments
+ * reference the weights in the step graph's external data file rather than copying them; a step graph with its
+ * weights inline (models under the builder's external-data threshold) first gets them moved to that file, the
+ * graph itself unchanged, so reuse costs no disk for weights. The monolithic step graph stays the path of every
+ * other cache policy.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -57,10 +58,51 @@ interface SegmentSpec {
   allowedInputs: string[];
 }
 
+/** Tensors below this size stay inline (norm scales, biases, shape constants), as the graph builder keeps them. */
+const INLINE_LIMIT_BYTES = 1024;
+/** External tensors start on 64 KiB boundaries so onnxruntime can memory-map them (as the builder writes them). */
+const EXTERNAL_ALIGNMENT = 65536;
+
+/**
+ * Moves the step graph's large inline initializers to `<file>_data` (appended after any external data it
+ * already has) and rewrites the graph to reference them: the same model, its weights where segments can share
+ * them. Written beside the original and renamed over it, so a reader never sees half a file.
+ */
+function externalizeWeights(modelDir: string, stepFile: string, model: onnx.IModelProto): void {
+  const large = (model.graph!.initializer ?? []).filter((t) => t.rawData && t.rawData.length >= INLINE_LIMIT_BYTES);
+  if (large.length === 0) return;
+  const location = `${path.basename(stepFile)}_data`;
+  const dataFile = path.join(modelDir, location);
+  let offset = fs.existsSync(dataFile) ? fs.statSync(dataFile).size : 0;
+  const fd = fs.openSync(dataFile, 'a');
+  try {
+    for (const tensor of large) {
+      const bytes = tensor.rawData!;
+      const padding = (EXTERNAL_ALIGNMENT - (offset % EXTERNAL_ALIGNMENT)) % EXTERNAL_ALIGNMENT;
+      if (padding) fs.writeSync(fd, new Uint8Array(padding));
+      offset += padding;
+      fs.writeSync(fd, bytes);
+      tensor.rawData = new Uint8Array(0);
+      tensor.dataLocation = onnx.TensorProto.DataLocation.EXTERNAL;
+      tensor.externalData = [
+        { key: 'location', value: location },
+        { key: 'offset', value: String(offset) },
+        { key: 'length', value: String(bytes.length) },
+      ];
+      offset += bytes.length;
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+  fs.writeFileSync(`${stepFile}.tmp`, onnx.ModelProto.encode(model).finish());
+  fs.renameSync(`${stepFile}.tmp`, stepFile);
+}
+
 /** Writes the segments of one variant's step graph into the model folder and returns their file names. */
 export function writeSegmentGraphs(modelDir: string, variant: GraphVariant, arch: ModelArchitecture): SegmentFiles {
   const stepFile = path.join(modelDir, variant.file);
   const model = onnx.ModelProto.decode(fs.readFileSync(stepFile));
+  externalizeWeights(modelDir, stepFile, model);
   const graph = model.graph;
   if (!graph?.node) throw new Error(`${stepFile} has no graph`);
   const nodes = graph.node;

@@ -129,15 +129,37 @@ describe('depth-wise segments cut from the step graph (real onnxruntime)', funct
     result.newKeys.forEach((k, l) => assert.ok(maxAbsDiff(fromCache(k), reference.newKeys[l]) < FP32_TOLERANCE, `layer ${l}`));
   });
 
-  it("reference the step graph's external data file instead of copying the weights", async () => {
-    const { variant, monolithic, segments } = externalFixture.variants[0];
-    const files = segmentFileNames(variant, externalFixture.arch.numLayers);
-    const stepData = fs.statSync(path.join(externalFixture.dir, `${variant.file}_data`)).size;
-    const segmentBytes = [files.embed, ...files.layers, files.head].reduce((n, f) => n + fs.statSync(path.join(externalFixture.dir, f)).size, 0);
-    assert.ok(segmentBytes < stepData / 10, `segments hold ${segmentBytes} bytes beside ${stepData} bytes of weights`);
-    assert.deepEqual(fs.readdirSync(externalFixture.dir).filter((f) => f.endsWith('_data')), [`${variant.file}_data`]);
-    const feeds = stepFeeds(monolithic, { ids: canvasIds, positions, read: [3] });
-    assertSameStep(await segmentForward(segments, feeds), await monolithic.run(feeds), FP32_TOLERANCE, 'external data');
+  it("reference the step graph's external data file instead of copying the weights (inline weights are moved there)", async () => {
+    for (const fx of [externalFixture, fixture]) {
+      for (const { variant, monolithic, segments } of fx.variants) {
+        const files = segmentFileNames(variant, fx.arch.numLayers);
+        const size = (f: string) => fs.statSync(path.join(fx.dir, f)).size;
+        const weights = size(`${variant.file}_data`);
+        const graphs = [variant.file, files.embed, ...files.layers, files.head].reduce((n, f) => n + size(f), 0);
+        assert.ok(graphs < weights / 10, `${variant.file}: graphs hold ${graphs} bytes beside ${weights} bytes of weights`);
+        const feeds = stepFeeds(monolithic, { ids: canvasIds, positions, read: [3] });
+        const tolerance = variant.cacheDtype === 'float16' ? FP16_TOLERANCE : FP32_TOLERANCE;
+        assertSameStep(await segmentForward(segments, feeds), await monolithic.run(feeds), tolerance, `${variant.file} external data`);
+      }
+      const dataFiles = fs.readdirSync(fx.dir).filter((f) => f.endsWith('_data')).sort();
+      assert.deepEqual(dataFiles, fx.variants.map((v) => `${v.variant.file}_data`).sort(), 'one data file per step graph');
+    }
+  });
+
+  it('the step graph whose weights were moved out still matches the float64 reference forward', async () => {
+    const { monolithic } = fixture.variants[0];
+    const weights = await readAllWeights(fixture.arch, new SyntheticWeights(fixture.arch, 5));
+    const reference = referenceForward(fixture.arch, weights, {
+      inputIds: canvasIds,
+      positionIds: positions,
+      bias: referenceBias(canvasIds.length, 0),
+      logitsIndex: [2, 7],
+      pastKeys: [],
+      pastValues: [],
+      contextLength: 0,
+    });
+    const result = await monolithic.run(stepFeeds(monolithic, { ids: canvasIds, positions, read: [2, 7] }));
+    assert.ok(maxAbsDiff(predictionValues(result), reference.logits.flatMap((row) => Array.from(row))) < FP32_TOLERANCE);
   });
 });
 
