@@ -23,7 +23,7 @@ let reuser: Promise<PrefixReuser> | undefined;
 /** Milliseconds spent inside the model's graph calls, for the stats (host work vs graph work). */
 let graphMs = 0;
 
-/** The loaded model with its calls timed. */
+/** The loaded model with its calls timed; everything else (device K/V, run options) passes through. */
 function timed(inner: StepModel): StepModel {
   return {
     numLayers: inner.numLayers,
@@ -31,10 +31,11 @@ function timed(inner: StepModel): StepModel {
     headDim: inner.headDim,
     cacheDtype: inner.cacheDtype,
     head: inner.head,
-    async run(feeds) {
+    ...(inner.deviceKv ? { deviceKv: inner.deviceKv } : {}),
+    async run(feeds, options) {
       const started = performance.now();
       try {
-        return await inner.run(feeds);
+        return await inner.run(feeds, options);
       } finally {
         graphMs += performance.now() - started;
       }
