@@ -6,7 +6,7 @@
 import { writeFileSync } from 'node:fs';
 import { resolveModel } from '../model/modelManager';
 import { BICACHE_THRESHOLD, DEPTH_PROFILE_FILE, type DepthProfile } from '../reuse/depthProfile';
-import { DEFAULT_PROFILE_CANVAS, DEFAULT_PROFILE_FILL, prepareModelForReuse } from '../reuse/prepareModel';
+import { DEFAULT_PROFILE_CANVAS, DEFAULT_PROFILE_FILL, measureCallOverhead, prepareModelForReuse } from '../reuse/prepareModel';
 import { defaultSourcePath, HELD_OUT_FILES } from '../reuse/sourceTexts';
 import { defaultCacheDir } from './cacheDir';
 import { EXIT_OK, UsageError, numberOption, stringOption, type CliCommand } from './command';
@@ -86,6 +86,12 @@ export const profileDepthCommand: CliCommand = {
         `per ratio from ${profile.source}; threshold ${profile.threshold}\n`,
     );
     process.stdout.write(formatDepthProfile(profile));
+    const overhead = await measureCallOverhead(dir, deviceOption(options), profile.variant);
+    const ms = (x: number) => x.toFixed(3);
+    process.stdout.write(
+      `call overhead (one row, no context): step graph ${ms(overhead.stepGraphMs)} ms, depth-wise ${ms(overhead.segmentsMs)} ms ` +
+        `(${ms(overhead.perSegmentCallMs)} ms per segment call)\n`,
+    );
     process.stderr.write(`[profile-depth] wrote ${dir}/${DEPTH_PROFILE_FILE} and the segment graphs\n`);
     const json = stringOption(options, 'json');
     if (json) writeFileSync(json, `${JSON.stringify(profile, null, 2)}\n`);

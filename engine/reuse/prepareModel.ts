@@ -16,6 +16,7 @@ import {
   writeDepthProfile,
   type DepthProfile,
 } from './depthProfile';
+import { SegmentedStepModel } from './segmentedModel';
 import { writeSegmentGraphs } from './segmentGraphs';
 import { loadSourceTexts } from './sourceTexts';
 
@@ -80,5 +81,51 @@ export async function prepareModelForReuse(modelDir: string, options: PrepareOpt
     return profile;
   } finally {
     await model.release();
+  }
+}
+
+export interface CallOverhead {
+  /** Median milliseconds of a one-row, no-context call: the step graph, and embed + every layer + head. */
+  stepGraphMs: number;
+  segmentsMs: number;
+  /** Of the segments, per session call. */
+  perSegmentCallMs: number;
+}
+
+/**
+ * The cost of running depth-wise rather than in one call, where compute is negligible (one row, no context):
+ * what a refresh call pays on top of its rows.
+ */
+export async function measureCallOverhead(modelDir: string, device: DeviceOption, variantFile?: string, repeats = 50): Promise<CallOverhead> {
+  const manifest = readManifest(modelDir);
+  const variant = profiledVariant(manifest, variantFile);
+  const loaded = await loadStepModel(modelDir, manifest, { device, variant: variant.file });
+  const segments = await SegmentedStepModel.load(modelDir, manifest.architecture, variant, loaded.device);
+  try {
+    const model = loaded.model;
+    const empty = model.cacheDtype === 'float16' ? new Uint16Array(0) : new Float32Array(0);
+    const one = model.cacheDtype === 'float16' ? new Uint16Array(1) : new Float32Array(1);
+    const ids = new BigInt64Array(1);
+    const feeds = { inputIds: ids, positionIds: ids, attentionBias: one, logitsIndex: ids, pastKeys: new Array(model.numLayers).fill(empty), pastValues: new Array(model.numLayers).fill(empty), contextLength: 0 };
+    const stepGraph: number[] = [];
+    const depthwise: number[] = [];
+    for (let r = 0; r < repeats; r++) {
+      let started = performance.now();
+      await model.run(feeds);
+      stepGraph.push(performance.now() - started);
+      started = performance.now();
+      let hidden = await segments.embed(ids);
+      for (let l = 0; l < model.numLayers; l++) {
+        hidden = (await segments.layer(l, { hidden, positionIds: ids, attentionBias: one, pastKey: empty, pastValue: empty, contextLength: 0 })).hidden;
+      }
+      await segments.predict(hidden, 1, ids);
+      depthwise.push(performance.now() - started);
+    }
+    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
+    const segmentsMs = median(depthwise);
+    return { stepGraphMs: median(stepGraph), segmentsMs, perSegmentCallMs: segmentsMs / (model.numLayers + 2) };
+  } finally {
+    await segments.release();
+    await loaded.model.release();
   }
 }
