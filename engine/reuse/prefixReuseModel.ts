@@ -112,7 +112,7 @@ export class PrefixReuseModel implements StepModel {
   private readonly suffixHave: Uint8Array;
   private readonly suffixComputed: Uint8Array;
   /** Rows of the current call answered from stale suffix K/V, not computed. */
-  private staleRowsOfCall = new Set<number>();
+  private readonly staleRowsOfCall = new Set<number>();
   /** Per-layer context buffers, grown as needed. */
   private readonly contextKeys: KvArray[];
   private readonly contextValues: KvArray[];
@@ -171,11 +171,6 @@ export class PrefixReuseModel implements StepModel {
     }
     this.contextKeys = perLayer(0);
     this.contextValues = perLayer(0);
-  }
-
-  /** Rows reused from the store in this request: the shared prefix (all calls) and the stale suffix (call 0). */
-  get sharedRows(): number {
-    return this.s;
   }
 
   async run(feeds: StepFeeds): Promise<StepResult> {
