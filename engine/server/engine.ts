@@ -93,7 +93,7 @@ export class Engine {
     this.ensureRunning();
     let dir: string;
     try {
-      dir = await resolveModel(params.model, { cacheDir: this.options.cacheDir, onProgress });
+      dir = await resolveModel(params.model, { cacheDir: this.options.cacheDir, device: params.device, onProgress });
     } catch (error) {
       throw new EngineError(ErrorCodes.ModelLoadFailed, (error as Error).message);
     }
