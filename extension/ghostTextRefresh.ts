@@ -15,6 +15,8 @@ const HIDE_THEN_TRIGGER = ['editor.action.inlineSuggest.hide', TRIGGER];
 const MIN_INTERVAL_MS = 100;
 const MAX_INTERVAL_MS = 300;
 const INTERVALS_PER_ROUND_TRIP = 8;
+/** A refresh not answered within this time was dropped by VS Code (e.g. the editor lost focus). */
+const ISSUED_EXPIRY_MS = 2000;
 
 export interface RefreshTarget {
   /** Which completion the refresh is for. */
@@ -33,12 +35,19 @@ export class GhostTextRefresh implements vscode.Disposable {
   private roundTripMs = 10;
   private served: { id: number; text: string; automatic: boolean } | undefined;
 
+  /**
+   * True when the provider is probably being asked because of a refresh of ours (consumed by the call): if the
+   * user typed meanwhile, that call is for the new text and should wait out the debounce like typing does.
+   */
+  takeIssued(): boolean {
+    const issued = this.issuedAt !== undefined && Date.now() - this.issuedAt < ISSUED_EXPIRY_MS;
+    if (this.issuedAt !== undefined) this.roundTripMs = 0.7 * this.roundTripMs + 0.3 * (Date.now() - this.issuedAt);
+    this.issuedAt = undefined;
+    return issued;
+  }
+
   /** The provider answered for completion `id` with `text`. */
   noteServed(id: number, text: string, triggerKind: vscode.InlineCompletionTriggerKind): void {
-    if (this.issuedAt !== undefined) {
-      this.roundTripMs = 0.7 * this.roundTripMs + 0.3 * (Date.now() - this.issuedAt);
-      this.issuedAt = undefined;
-    }
     this.served = { id, text, automatic: triggerKind === vscode.InlineCompletionTriggerKind.Automatic };
   }
 

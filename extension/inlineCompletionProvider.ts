@@ -96,6 +96,7 @@ export class DlmInlineCompletionProvider implements vscode.InlineCompletionItemP
 
     const offset = document.offsetAt(position);
     const version = document.version;
+    const refreshing = this.refresh.takeIssued();
     if (this.inflight?.isAt(document, offset)) return this.itemsFor(this.inflight, context, position);
 
     const window = settings.contextBytes; // a character is at least one byte: this many characters suffice
@@ -108,7 +109,9 @@ export class DlmInlineCompletionProvider implements vscode.InlineCompletionItemP
     }
 
     this.cancelInflight('a newer request');
-    if (context.triggerKind === vscode.InlineCompletionTriggerKind.Automatic && settings.debounceMs > 0) {
+    // A refresh of ours that lands after the user typed asks like an explicit trigger: debounce it like typing.
+    const typing = context.triggerKind === vscode.InlineCompletionTriggerKind.Automatic || refreshing;
+    if (typing && settings.debounceMs > 0) {
       if (!(await sleep(settings.debounceMs, token))) return undefined;
     }
     let ready;
