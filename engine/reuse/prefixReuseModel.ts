@@ -25,7 +25,7 @@
  * With b = 0 and no stale first call every call recomputes the shared rows in every layer from their
  * embeddings: the tokens of the monolithic path exactly (test/engine/reuse-depthwise.test.ts).
  */
-import type { CacheDtype, HeadKind, KvArray, RowPredictions, StepFeeds, StepModel, StepResult } from '../graph/stepContract';
+import type { CacheDtype, HeadKind, KvArray, RowPredictions, StepFeeds, StepModel, StepResult, StepRunOptions } from '../graph/stepContract';
 import type { SegmentedStepModel } from './segmentedModel';
 import { allocate, concatRows, copyRows, leadingRows, type RowBlock } from './kvRows';
 
@@ -173,13 +173,27 @@ export class PrefixReuseModel implements StepModel {
     this.contextValues = perLayer(0);
   }
 
-  async run(feeds: StepFeeds): Promise<StepResult> {
+  /**
+   * Runs one call. K/V come back on the host (this model keeps none on a device); a caller that needs none
+   * (`newKv: 'none'`) is passed on to the step graph unless the call computes rows still to harvest.
+   */
+  async run(feeds: StepFeeds, options?: StepRunOptions): Promise<StepResult> {
     const call = this.calls++;
     const mode = this.modeOf(call);
     this.staleRowsOfCall.clear();
-    const result = mode === 'plain' ? await this.runMonolithic(feeds) : await this.runDepthwise(feeds, mode);
-    this.harvestKv(feeds, result);
+    const skipKv = options?.newKv === 'none' && !this.harvests(feeds);
+    const result = mode === 'plain' ? await this.runMonolithic(feeds, skipKv) : await this.runDepthwise(feeds, mode);
+    if (!skipKv) this.harvestKv(feeds, result);
     return result;
+  }
+
+  /** Whether the call computes a tail or suffix row whose K/V the harvest does not have yet. */
+  private harvests(feeds: StepFeeds): boolean {
+    for (const position of feeds.positionIds) {
+      const p = Number(position);
+      if (p < this.tailLength ? !this.tailHave[p] : p >= this.suffixStart && !this.suffixComputed[p - this.suffixStart]) return true;
+    }
+    return false;
   }
 
   private modeOf(call: number): CallMode {
@@ -191,11 +205,12 @@ export class PrefixReuseModel implements StepModel {
   }
 
   /** The monolithic graph with the shared rows as extra context in every layer. */
-  private async runMonolithic(feeds: StepFeeds): Promise<StepResult> {
+  private async runMonolithic(feeds: StepFeeds, skipKv: boolean): Promise<StepResult> {
     const q = feeds.inputIds.length;
     const c = feeds.contextLength;
     this.stats.rowsComputed += q;
-    if (this.s === 0) return this.monolithic.run(feeds);
+    const options: StepRunOptions = { newKv: skipKv ? 'none' : 'host' };
+    if (this.s === 0) return this.monolithic.run(feeds, options);
     const s = this.s;
     const pastKeys: KvArray[] = [];
     const pastValues: KvArray[] = [];
@@ -213,7 +228,7 @@ export class PrefixReuseModel implements StepModel {
       pastKeys,
       pastValues,
       contextLength: s + c,
-    });
+    }, options);
   }
 
   /**
