@@ -3,6 +3,7 @@
  * lines where the document already ends the line, and no text that only repeats what follows the cursor
  * (a diffusion model sees the suffix and sometimes writes its start again, e.g. a closing bracket).
  */
+import { normalizeLineBreaks } from './lineBreaks';
 
 export interface FillContext {
   /** The code after the cursor. */
@@ -51,11 +52,11 @@ function trimRepeatedLines(fill: string, suffix: string): string {
 
 /** The text to insert for a finished fill; '' when nothing useful is left. */
 export function trimFill(fill: string, context: FillContext): string {
-  let text = fill.replace(/\r\n/g, '\n');
+  let text = normalizeLineBreaks(fill);
   if (!context.multiline) text = firstLine(text);
   const suffixLine = firstLine(context.suffix).replace(/\r$/, '');
   if (context.multiline) {
-    text = trimRepeatedLines(text, context.suffix.replace(/\r\n/g, '\n'));
+    text = trimRepeatedLines(text, normalizeLineBreaks(context.suffix));
     // The document already ends the cursor's line: trailing blank lines would only push the code below down.
     if (suffixLine.trim() === '') text = text.trimEnd();
   }

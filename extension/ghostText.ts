@@ -5,6 +5,7 @@
  */
 import { MASK_GLYPH, type InfillProgressParams } from '../engine/protocol';
 import { firstLine } from './fillTrimming';
+import { normalizeLineBreaks } from './lineBreaks';
 
 /** The placeholder drawn for a masked token: the protocol's own mask glyph. */
 export const PLACEHOLDER = MASK_GLYPH;
@@ -23,6 +24,6 @@ export function fullyMasked(length: number): string {
  * fill will be cut there too.
  */
 export function partialGhostText(progress: Pick<InfillProgressParams, 'pieces'>, multiline: boolean): string {
-  const text = progress.pieces.map((piece) => piece ?? PLACEHOLDER).join('').replace(/\r\n/g, '\n');
+  const text = normalizeLineBreaks(progress.pieces.map((piece) => piece ?? PLACEHOLDER).join(''));
   return multiline ? text : firstLine(text);
 }

@@ -4,6 +4,7 @@
  */
 import * as vscode from 'vscode';
 import { PLACEHOLDER } from './ghostText';
+import { normalizeLineBreaks } from './lineBreaks';
 
 export class InfillDecorations implements vscode.Disposable {
   private readonly region = vscode.window.createTextEditorDecorationType({
@@ -44,7 +45,7 @@ export class InfillDecorations implements vscode.Disposable {
 
 /** Length of `text` once in a document whose line ends are `eol` (VS Code converts inserted `\n`). */
 export function documentLength(text: string, eol: vscode.EndOfLine): number {
-  const normalized = text.replace(/\r\n/g, '\n');
+  const normalized = normalizeLineBreaks(text);
   const lineBreaks = normalized.split('\n').length - 1;
   return normalized.length + (eol === vscode.EndOfLine.CRLF ? lineBreaks : 0);
 }

@@ -39,7 +39,8 @@ export class InflightCompletion implements vscode.Disposable {
     readonly version: number,
     readonly offset: number,
     readonly canvas: Canvas,
-    streaming: boolean,
+    /** Whether progress is reported (and shown) before the final fill. */
+    readonly streaming: boolean,
     call: InfillCall,
   ) {
     this.current = { kind: 'partial', text: fullyMasked(canvas.length), step: 0, totalSteps: 0 };

@@ -2,9 +2,9 @@
  * Inline completions from the diffusion model, shown as they denoise.
  *
  * The first call at a place (after the debounce) starts an engine request and at once returns the fully
- * masked canvas; each `dlm/infillProgress` step then re-triggers inline suggestions (throttled), and the
- * provider answers with the newest partial canvas, masked tokens drawn as a placeholder, until the final
- * fill replaces it. Re-triggering while ghost text is shown updates it in place, so it does not flicker.
+ * masked canvas; each `dlm/infillProgress` step then re-triggers inline suggestions (throttled, see
+ * ghostTextRefresh.ts), and the provider answers with the newest partial canvas, masked tokens drawn as a
+ * placeholder, until the final fill replaces it.
  *
  * Accepting never inserts a placeholder: while a partial canvas is shown, Tab (and accept word / line) are
  * bound to `dlm.acceptInlineSuggestion`, which waits for the final fill and inserts that. Should a partial
@@ -20,12 +20,13 @@ import { ResponseError } from 'vscode-jsonrpc';
 import { ErrorCodes, type InfillResult } from '../engine/protocol';
 import { buildCanvas } from './canvas';
 import { CompletionCache } from './completionCache';
-import { hasPlaceholder } from './ghostText';
+import { hasPlaceholder, PLACEHOLDER } from './ghostText';
 import { GhostTextRefresh } from './ghostTextRefresh';
 import { InflightCompletion, type CompletionState } from './inflightCompletion';
 import type { ModelSession } from './modelSession';
 import type { OutputLog } from './outputLog';
 import { isEnabledForLanguage, type DlmSettings } from './settings';
+import { normalizeLineBreaks } from './lineBreaks';
 
 /** Context key true while the shown DLM suggestion is still a partial canvas (package.json keybindings). */
 export const PARTIAL_CONTEXT_KEY = 'dlm.inlineSuggestionPartial';
@@ -64,6 +65,11 @@ export class DlmInlineCompletionProvider implements vscode.InlineCompletionItemP
   private readonly cache = new CompletionCache();
   private readonly refresh = new GhostTextRefresh();
   private partialShown = false;
+  /**
+   * The texts handed to VS Code for the current completion: its ghost text shows one of them (the newest, or
+   * one before it while a refresh is on its way), and an accept VS Code performs inserts that one.
+   */
+  private served: { id: number; texts: Set<string> } | undefined;
   private acceptedDraft: AcceptedDraft | undefined;
   /** Engine refusals already shown to the user. */
   private readonly explained = new Set<string>();
@@ -91,6 +97,8 @@ export class DlmInlineCompletionProvider implements vscode.InlineCompletionItemP
     const settings = this.deps.settings();
     if (this.deps.isPaused() || !isEnabledForLanguage(settings, document.languageId)) return undefined;
     if (this.deps.blockFillActiveIn(document.uri)) return undefined;
+    // An accepted draft waits for its final fill: a new request would supersede the one that brings it.
+    if (this.acceptedDraft?.uri === document.uri.toString()) return undefined;
     // With an IntelliSense item selected the suggest widget has the stage; a fill would have to extend it.
     if (context.selectedCompletionInfo) return undefined;
 
@@ -193,6 +201,8 @@ export class DlmInlineCompletionProvider implements vscode.InlineCompletionItemP
   ): Promise<vscode.InlineCompletionItem[]> {
     const state = inflight.state;
     const text = shownText(state);
+    if (this.served?.id !== inflight.id) this.served = { id: inflight.id, texts: new Set() };
+    this.served.texts.add(text);
     this.refresh.noteServed(inflight.id, text, context.triggerKind);
     return this.items(text, state.kind === 'partial', position);
   }
@@ -216,14 +226,17 @@ export class DlmInlineCompletionProvider implements vscode.InlineCompletionItemP
       this.deps.onResult(state.result);
       const document = vscode.workspace.textDocuments.find((d) => d.uri.toString() === inflight.uri);
       if (document && state.text !== '') this.rememberFinal(document, inflight, state.text);
-      void this.replaceAcceptedDraft(inflight, state.text);
+      void this.resolveAcceptedDraft(inflight, state.text);
     } else if (state.kind === 'cancelled') {
       this.deps.log.info(`Completion #${inflight.id} cancelled: ${state.reason}.`);
+      void this.resolveAcceptedDraft(inflight, undefined);
     } else if (state.kind === 'failed') {
       this.deps.log.error(`Completion #${inflight.id} failed: ${state.error.message}`);
       this.explainRejection(state.error);
+      void this.resolveAcceptedDraft(inflight, undefined);
     }
-    if (inflight === this.inflight) {
+    // Without streaming the call that started the request answers with the final fill itself.
+    if (inflight === this.inflight && inflight.streaming) {
       const editor = vscode.window.activeTextEditor;
       this.refresh.request({
         id: inflight.id,
@@ -285,21 +298,21 @@ export class DlmInlineCompletionProvider implements vscode.InlineCompletionItemP
     this.cancelInflight('the document changed');
   }
 
-  /** The change, when it inserts the shown partial canvas (or a start of it with a placeholder in it). */
+  /** The change, when it inserts the partial canvas shown (or a start of it with a placeholder in it). */
   private draftAccepted(inflight: InflightCompletion, event: vscode.TextDocumentChangeEvent): AcceptedDraft | undefined {
     const [change] = event.contentChanges;
-    const shown = inflight.state.kind === 'partial' ? inflight.state.text : '';
-    const text = normalizeEol(change.text);
-    const isDraft =
-      event.contentChanges.length === 1 &&
-      change.rangeLength === 0 &&
-      change.rangeOffset === inflight.offset &&
-      hasPlaceholder(text) &&
-      shown.startsWith(text);
-    return isDraft ? { uri: inflight.uri, offset: inflight.offset, text, shown } : undefined;
+    const text = normalizeLineBreaks(change.text);
+    if (event.contentChanges.length !== 1 || change.rangeLength !== 0 || change.rangeOffset !== inflight.offset) return undefined;
+    if (!hasPlaceholder(text) || this.served?.id !== inflight.id) return undefined;
+    const shown = this.served.texts.has(text) ? text : [...this.served.texts].find((served) => served.startsWith(text));
+    return shown === undefined ? undefined : { uri: inflight.uri, offset: inflight.offset, text, shown };
   }
 
-  private async replaceAcceptedDraft(inflight: InflightCompletion, finalText: string): Promise<void> {
+  /**
+   * Puts the final fill in place of an accepted draft, or, when the completion ended without one, takes the
+   * placeholders out of the draft so that none stays in the document.
+   */
+  private async resolveAcceptedDraft(inflight: InflightCompletion, finalText: string | undefined): Promise<void> {
     const draft = this.acceptedDraft;
     if (!draft || draft.uri !== inflight.uri || draft.offset !== inflight.offset) return;
     this.acceptedDraft = undefined;
@@ -307,12 +320,13 @@ export class DlmInlineCompletionProvider implements vscode.InlineCompletionItemP
     if (!document) return;
     const start = document.positionAt(draft.offset);
     const range = new vscode.Range(start, endOfInsertion(start, draft.text));
-    if (normalizeEol(document.getText(range)) !== draft.text) {
+    if (normalizeLineBreaks(document.getText(range)) !== draft.text) {
       this.deps.log.warn('The accepted partial canvas was edited meanwhile; it is left as it is.');
       return;
     }
+    const replacement = finalText === undefined ? draft.text.replaceAll(PLACEHOLDER, '') : replacementForDraft(draft, finalText);
     const edit = new vscode.WorkspaceEdit();
-    edit.replace(document.uri, range, replacementForDraft(draft, finalText));
+    edit.replace(document.uri, range, replacement);
     await vscode.workspace.applyEdit(edit);
   }
 
@@ -350,11 +364,9 @@ function sleep(ms: number, token: vscode.CancellationToken): Promise<boolean> {
   });
 }
 
-const normalizeEol = (text: string) => text.replace(/\r\n/g, '\n');
-
 /** The position after `text` inserted at `start` (line breaks counted, whatever the document's EOL). */
 function endOfInsertion(start: vscode.Position, text: string): vscode.Position {
-  const lines = normalizeEol(text).split('\n');
+  const lines = normalizeLineBreaks(text).split('\n');
   const last = lines[lines.length - 1];
   return lines.length === 1 ? start.translate(0, last.length) : new vscode.Position(start.line + lines.length - 1, last.length);
 }
@@ -368,11 +380,11 @@ function replacementForDraft(draft: AcceptedDraft, finalText: string): string {
 }
 
 /** What "accept next word" takes of a fill: leading whitespace and one word or run of punctuation. */
-export function nextWord(text: string): string {
+function nextWord(text: string): string {
   return /^\s*(?:[\p{L}\p{N}_]+|[^\s\p{L}\p{N}_]+)/u.exec(text)?.[0] ?? text;
 }
 
 /** What "accept next line" takes of a fill: a leading line break and the rest of that line. */
-export function nextLine(text: string): string {
+function nextLine(text: string): string {
   return /^\r?\n?[^\n]*/.exec(text)?.[0] ?? text;
 }

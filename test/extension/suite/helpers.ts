@@ -74,3 +74,20 @@ let places = 0;
 export async function editorAtNewPlace(): Promise<vscode.TextEditor> {
   return openEditor(`${SAMPLE_PYTHON}        # place ${Date.now()}.${++places}\n        `);
 }
+
+/**
+ * Runs `body` with a long fill computed without a cache (96 masks, every step a full pass), so that a test
+ * can act while a completion is still denoising, however fast the machine.
+ */
+export async function whileDenoisingLong<T>(body: () => Promise<T>): Promise<T> {
+  const config = vscode.workspace.getConfiguration('dlm');
+  const previous = { fillLength: config.inspect('fillLength')?.globalValue, cacheMode: config.inspect('cacheMode')?.globalValue };
+  await config.update('fillLength', 96, vscode.ConfigurationTarget.Global);
+  await config.update('cacheMode', 'none', vscode.ConfigurationTarget.Global);
+  try {
+    return await body();
+  } finally {
+    await config.update('fillLength', previous.fillLength, vscode.ConfigurationTarget.Global);
+    await config.update('cacheMode', previous.cacheMode, vscode.ConfigurationTarget.Global);
+  }
+}

@@ -5,7 +5,7 @@ import { ErrorCodes, type InfillProgressParams } from '../../../engine/protocol'
 import type { DlmExtensionApi } from '../../../extension/extension';
 import { hasPlaceholder, PLACEHOLDER } from '../../../extension/ghostText';
 import type { CompletionState } from '../../../extension/inflightCompletion';
-import { closeEditors, dlmApi, editorAtNewPlace, inlineText, SAMPLE_PYTHON, waitFor } from './helpers';
+import { closeEditors, dlmApi, editorAtNewPlace, inlineText, SAMPLE_PYTHON, waitFor, whileDenoisingLong } from './helpers';
 
 describe('inline completions (real engine, tiny synthetic model)', () => {
   let api: DlmExtensionApi;
@@ -39,36 +39,82 @@ describe('inline completions (real engine, tiny synthetic model)', () => {
     assert.equal(api.lastStats()?.steps, Math.min(length, 256), 'the engine took one step per token');
   });
 
-  it('accepting while denoising inserts the final fill, never a placeholder', async () => {
-    const editor = await editorAtNewPlace();
-    await inlineText(api, editor);
-    const completion = api.provider.current!;
-    assert.equal(completion.running, true);
-    await vscode.commands.executeCommand('dlm.acceptInlineSuggestion', 'all');
-    const end = await completion.done;
-    assert.equal(end.kind, 'final');
-    if (end.kind !== 'final') return;
-    const before = completion.offset;
-    const text = editor.document.getText();
-    assert.equal(text.slice(before, before + end.text.length), end.text);
-    assert.equal(text.length, before + end.text.length);
-    assert.ok(!hasPlaceholder(text));
-    assert.ok(editor.selection.active.isEqual(editor.document.positionAt(text.length)), 'the cursor ends after the fill');
+  it('accepting while denoising inserts the final fill, never a placeholder', () =>
+    whileDenoisingLong(async () => {
+      const editor = await editorAtNewPlace();
+      await inlineText(api, editor);
+      const completion = api.provider.current!;
+      assert.equal(completion.running, true);
+      await vscode.commands.executeCommand('dlm.acceptInlineSuggestion', 'all');
+      const end = await completion.done;
+      assert.equal(end.kind, 'final');
+      if (end.kind !== 'final') return;
+      const before = completion.offset;
+      const text = editor.document.getText();
+      assert.equal(text.slice(before, before + end.text.length), end.text);
+      assert.equal(text.length, before + end.text.length);
+      assert.ok(!hasPlaceholder(text));
+      assert.ok(editor.selection.active.isEqual(editor.document.positionAt(text.length)), 'the cursor ends after the fill');
+    }));
+
+  it('accepting the next word while denoising inserts the first word of the final fill', () =>
+    whileDenoisingLong(async () => {
+      const editor = await editorAtNewPlace();
+      await inlineText(api, editor);
+      const completion = api.provider.current!;
+      await vscode.commands.executeCommand('dlm.acceptInlineSuggestion', 'word');
+      const end = await completion.done;
+      if (end.kind !== 'final') return assert.fail(`the completion ended ${end.kind}`);
+      const inserted = editor.document.getText().slice(completion.offset);
+      assert.ok(inserted.length > 0 && end.text.startsWith(inserted), `a start of the final fill: ${JSON.stringify(inserted)}`);
+      assert.ok(!hasPlaceholder(inserted));
+    }));
+
+  it('a partial canvas accepted some other way (the mouse) is replaced by the final fill', () =>
+    whileDenoisingLong(async () => {
+      const editor = await editorAtNewPlace();
+      await inlineText(api, editor);
+      const completion = api.provider.current!;
+      // What VS Code's own accept does: insert the text of the item it shows (the provider's latest answer).
+      const shown = await inlineText(api, editor);
+      assert.ok(hasPlaceholder(shown));
+      await editor.edit((edit) => edit.insert(editor.selection.active, shown));
+      const end = await completion.done;
+      if (end.kind !== 'final') return assert.fail(`the completion ended ${end.kind}`);
+      await waitFor('the final fill in place of the draft', () => !hasPlaceholder(editor.document.getText()));
+      assert.equal(editor.document.getText().slice(completion.offset), end.text);
+    }));
+
+  it('without streaming the one answer is the final fill', async () => {
+    const config = vscode.workspace.getConfiguration('dlm');
+    const previous = config.inspect('streaming')?.globalValue;
+    try {
+      await config.update('streaming', false, vscode.ConfigurationTarget.Global);
+      const editor = await editorAtNewPlace();
+      const text = await inlineText(api, editor);
+      const end = api.provider.current!.state;
+      assert.equal(end.kind, 'final');
+      assert.equal(text, end.kind === 'final' ? end.text : undefined);
+      assert.ok(!hasPlaceholder(text));
+    } finally {
+      await config.update('streaming', previous, vscode.ConfigurationTarget.Global);
+    }
   });
 
-  it('typing cancels the running request in the engine', async () => {
-    const editor = await editorAtNewPlace();
-    const statsBefore = api.lastStats();
-    await inlineText(api, editor);
-    const completion = api.provider.current!;
-    await waitFor('the first denoising step', () => completion.state.kind === 'partial' && completion.state.step >= 1);
-    await editor.edit((edit) => edit.insert(editor.selection.active, 'x'));
-    const end = await completion.done;
-    assert.deepEqual(end, { kind: 'cancelled', reason: 'the document changed' });
-    const { client } = await api.session.ready();
-    await waitFor('the engine to be idle', async () => (await client.status()).busy === 0);
-    assert.equal(api.lastStats(), statsBefore, 'no fill was finished');
-  });
+  it('typing cancels the running request in the engine', () =>
+    whileDenoisingLong(async () => {
+      const editor = await editorAtNewPlace();
+      const statsBefore = api.lastStats();
+      await inlineText(api, editor);
+      const completion = api.provider.current!;
+      await waitFor('the first denoising step', () => completion.state.kind === 'partial' && completion.state.step >= 1);
+      await editor.edit((edit) => edit.insert(editor.selection.active, 'x'));
+      const end = await completion.done;
+      assert.deepEqual(end, { kind: 'cancelled', reason: 'the document changed' });
+      const { client } = await api.session.ready();
+      await waitFor('the engine to be idle', async () => (await client.status()).busy === 0);
+      assert.equal(api.lastStats(), statsBefore, 'no fill was finished');
+    }));
 
   it('cancelling a request sends $/cancelRequest, and the engine stops between steps', async () => {
     const { client, info } = await api.session.ready();

@@ -27,7 +27,9 @@ describe('extension fill trimming', () => {
     assert.equal(trimFill(')', { suffix: ')', multiline: false }), '');
   });
 
-  it('reads Windows line ends as line ends', () => {
+  it('reads Windows line ends and a lone carriage return as line ends, as a document does', () => {
     assert.equal(trimFill('a\r\nb', { suffix: '', multiline: false }), 'a');
+    assert.equal(trimFill('a\rb', { suffix: '', multiline: false }), 'a');
+    assert.equal(trimFill('a\rb', { suffix: '', multiline: true }), 'a\nb');
   });
 });
