@@ -26,7 +26,15 @@ import numpy as np
 from bpe import UNICODE_TO_BYTE
 
 KINDS = ('random', 'lines', 'rest_of_line', 'span')
-KIND_PROBABILITIES = (0.3, 0.4, 0.15, 0.15)
+# How the hole examples divide among themselves; the share of `random` examples is a training setting
+# (train.py --random-share): high while the model learns the language (every position can be a target, so a
+# random example teaches ~10x more per forward pass than a hole), lower when it specialises in infilling.
+HOLE_KIND_WEIGHTS = {'lines': 0.4, 'rest_of_line': 0.15, 'span': 0.15}
+
+
+def kind_probabilities(random_share):
+    holes = sum(HOLE_KIND_WEIGHTS.values())
+    return [random_share] + [(1 - random_share) * HOLE_KIND_WEIGHTS[k] / holes for k in KINDS[1:]]
 MIN_MASK_RATE = 0.02
 # Extra tokens read beyond the canvas for hole examples, so the suffix still fills the canvas after the
 # hole is cut and the pieces are re-tokenized.
@@ -142,13 +150,15 @@ class ExampleMaker:
         canvas[positions] = self.ids['mask']
         return canvas, targets, weights
 
-    def batch(self, rng, tokens, batch_size, kinds=None):
-        """A batch of windows drawn uniformly from the token stream, each made into an example of a random kind."""
+    def batch(self, rng, tokens, batch_size, kinds=None, random_share=0.3):
+        """A batch of windows drawn uniformly from the token stream, each made into an example: of the given
+        kinds, or of kinds drawn with `kind_probabilities(random_share)`."""
+        probabilities = kind_probabilities(random_share)
         xs, ys, ws, ks = [], [], [], []
         size = self.window_size()
         for b in range(batch_size):
             start = int(rng.integers(0, len(tokens) - size))
-            kind = kinds[b] if kinds is not None else KINDS[int(rng.choice(len(KINDS), p=KIND_PROBABILITIES))]
+            kind = kinds[b] if kinds is not None else KINDS[int(rng.choice(len(KINDS), p=probabilities))]
             window = tokens[start:start + size]
             if kind == 'random':
                 x, y, w = self.random_example(rng, window)

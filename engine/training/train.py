@@ -4,8 +4,10 @@
   nice -n 5 /usr/bin/python3 engine/training/train.py --run /tmp/dlm-data/runs/builtin
 
 Re-running the same command resumes exactly from the run's last checkpoint (model, optimizer, step, and the
-data sampler's random state). Checkpoints are written every --checkpoint-minutes; the log is
-`<run>/log.jsonl` (one line per --log-every steps, plus validation on held-out files every --eval-every).
+data sampler's random state). Checkpoints are written every --checkpoint-minutes and when the process gets
+SIGTERM (`kill <pid>` stops it cleanly after the current step); the log is `<run>/log.jsonl` (one line per
+--log-every steps, validation on held-out files every --eval-every, and the settings changed at a resume,
+such as --random-share, the share of random-masking examples against infill holes).
 
 Learning rate: linear warm-up, then constant, then a linear decay over the last --decay-fraction of
 --total-steps (warmup-stable-decay), so a run can be extended before its decay begins by resuming with a
@@ -16,6 +18,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import signal
 import sys
 import time
 
@@ -135,6 +138,8 @@ def main():
     p.add_argument('--total-steps', type=int, default=8000)
     p.add_argument('--decay-fraction', type=float, default=0.2)
     p.add_argument('--max-steps', type=int, default=None, help='stop after this step (default: total steps)')
+    p.add_argument('--random-share', type=float, default=0.3,
+                   help='share of random-masking examples; the rest are infill holes (objective.py)')
     p.add_argument('--threads', type=int, default=2)
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--log-every', type=int, default=10)
@@ -176,6 +181,17 @@ def main():
         torch.set_rng_state(resume['torch_rng'])
         step, tokens_seen, train_seconds = resume['step'], resume['tokens_seen'], resume['train_seconds']
         print(f'resumed at step {step} ({tokens_seen:,} tokens, {train_seconds / 3600:.2f} h)', file=sys.stderr)
+        # Lines a stopped session logged after its last checkpoint are dropped: those steps run again.
+        log_path = os.path.join(args.run, 'log.jsonl')
+        with open(log_path) as f:
+            kept = [line for line in f if json.loads(line)['step'] <= step]
+        changed = {k: v for k, v in vars(args).items() if resume['args'].get(k) != v}
+        if changed:
+            # The log keeps the history of settings changed between sessions (e.g. the example mix).
+            kept.append(json.dumps({'step': step, 'resumed_with': changed}) + '\n')
+        with open(log_path + '.tmp', 'w') as f:
+            f.writelines(kept)
+        os.replace(log_path + '.tmp', log_path)
     else:
         with open(os.path.join(args.run, 'config.json'), 'w') as f:
             json.dump({'model': dataclasses.asdict(config), 'args': vars(args)}, f, indent=1)
@@ -186,12 +202,15 @@ def main():
     last_checkpoint = time.time()
     window = {'loss': 0.0, 'kinds': {k: [0.0, 0] for k in KINDS}, 'steps': 0, 'tokens': 0, 'seconds': 0.0}
     max_steps = args.max_steps if args.max_steps is not None else args.total_steps
-    while step < max_steps:
+    # SIGTERM (kill <pid>) stops after the current step with a checkpoint, so a stopped run resumes exactly.
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(True))
+    while step < max_steps and not stop:
         t0 = time.time()
         lr = learning_rate(step, args)
         for group in optimizer.param_groups:
             group['lr'] = lr
-        x, y, w, kinds = maker.batch(rng, train_tokens, args.batch_size)
+        x, y, w, kinds = maker.batch(rng, train_tokens, args.batch_size, random_share=args.random_share)
         x, y, w = (torch.from_numpy(a) for a in (x, y, w))
         loss, per_example, _, _, _ = weighted_loss(model, x, y, w)
         optimizer.zero_grad(set_to_none=True)
@@ -220,7 +239,7 @@ def main():
         if step % args.eval_every == 0 or step == max_steps:
             log.write(json.dumps({'step': step, 'tokens': tokens_seen, 'validation': evaluate(model, val)}) + '\n')
             log.flush()
-        if time.time() - last_checkpoint > args.checkpoint_minutes * 60 or step == max_steps:
+        if time.time() - last_checkpoint > args.checkpoint_minutes * 60 or step == max_steps or stop:
             save_checkpoint(checkpoint_path, model, optimizer, rng, step, tokens_seen, train_seconds, args)
             last_checkpoint = time.time()
         if step % args.keep_every_steps == 0:
