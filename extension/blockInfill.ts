@@ -26,6 +26,11 @@ export interface BlockInfillDependencies {
   onResult: (result: InfillResult) => void;
 }
 
+interface UndoStops {
+  undoStopBefore: boolean;
+  undoStopAfter: boolean;
+}
+
 /** One fill on screen: denoising, then waiting for accept or discard. */
 interface FillSession {
   editor: vscode.TextEditor;
@@ -40,9 +45,13 @@ interface FillSession {
   tokens?: string[];
   /** Where the tokens go in the history when accepted (a re-denoise), else a new record. */
   onAccept: (tokens: string[]) => void;
-  /** Edits of ours not yet applied; the document change events they cause are not the user's. */
-  edits: Promise<unknown>;
+  /** Settles when the edits of ours queued so far are applied. */
+  edits: Promise<void>;
+  /** Edits of ours in progress: the document change events they cause are not the user's. */
   ownEdits: number;
+  rendering: boolean;
+  /** The newest text waiting to be shown, with the undo stops its edit needs. */
+  waiting?: { text: string; stops: UndoStops };
   subscriptions: vscode.Disposable[];
 }
 
@@ -70,15 +79,23 @@ export class BlockInfill implements vscode.Disposable {
     const ready = await this.readyModel();
     if (!ready) return;
     const limit = Math.max(1, ready.info.maxCanvasTokens - 16);
-    const suggested = selected ? Math.min(limit, Math.max(1, Math.round(Buffer.byteLength(selected) / 3))) : settings.fillLength;
-    const answer = options?.length !== undefined ? String(options.length) : await vscode.window.showInputBox({
-      title: 'DLM: fill length',
-      prompt: `How many tokens to fill ${selected ? 'in place of the selection' : 'at the cursor'} (1 to ${limit})`,
-      value: String(Math.min(suggested, limit)),
-      validateInput: (value) => (parseLength(value, limit) === undefined ? `Enter a whole number from 1 to ${limit}.` : undefined),
-    });
-    const length = answer === undefined ? undefined : parseLength(answer, limit);
-    if (length === undefined) return;
+    // A selection suggests its own size: code runs at about three bytes per token in BPE vocabularies.
+    const suggested = selected ? Math.round(Buffer.byteLength(selected) / 3) : settings.fillLength;
+    const answer =
+      options?.length !== undefined
+        ? String(options.length)
+        : await vscode.window.showInputBox({
+            title: 'DLM: fill length',
+            prompt: `How many tokens to fill ${selected ? 'in place of the selection' : 'at the cursor'} (1 to ${limit})`,
+            value: String(Math.min(Math.max(1, suggested), limit)),
+            validateInput: (value) => (parseLength(value, limit) === undefined ? `Enter a whole number from 1 to ${limit}.` : undefined),
+          });
+    if (answer === undefined) return; // the input was dismissed
+    const length = parseLength(answer, limit);
+    if (length === undefined) {
+      void vscode.window.showErrorMessage(`DLM: the fill length must be a whole number from 1 to ${limit}, not ${answer}.`);
+      return;
+    }
     const start = editor.document.offsetAt(selection.start);
     await this.run(editor, start, editor.document.offsetAt(selection.end), length, (tokens) =>
       this.deps.history.record(editor.document, start, tokens),
@@ -173,6 +190,7 @@ export class BlockInfill implements vscode.Disposable {
       onAccept,
       edits: Promise.resolve(),
       ownEdits: 0,
+      rendering: false,
       subscriptions: [],
     };
     this.session = session;
@@ -224,26 +242,39 @@ export class BlockInfill implements vscode.Disposable {
     await session.edits;
   }
 
-  /** Queues an edit showing `text` in place of what the fill shows now; only the newest queued text is applied. */
-  private render(
-    session: FillSession,
-    text: string,
-    stops: { undoStopBefore: boolean; undoStopAfter: boolean } = { undoStopBefore: false, undoStopAfter: false },
-  ): void {
-    session.edits = session.edits.then(async () => {
-      if (this.session !== session) return;
-      const document = session.editor.document;
-      const from = document.positionAt(session.start);
-      const to = document.positionAt(session.start + documentLength(session.shown, document.eol));
-      session.ownEdits++;
-      try {
-        const applied = await session.editor.edit((edit) => edit.replace(new vscode.Range(from, to), text), stops);
-        if (applied) session.shown = text;
-      } finally {
-        session.ownEdits--;
+  /**
+   * Shows `text` in place of what the fill shows now. Edits run one at a time; progress that arrives while
+   * one runs only replaces the text waiting to be shown, so the document never lags behind the denoiser.
+   */
+  private render(session: FillSession, text: string, stops: UndoStops = { undoStopBefore: false, undoStopAfter: false }): void {
+    const waiting = session.waiting;
+    session.waiting = {
+      text,
+      stops: { undoStopBefore: stops.undoStopBefore || !!waiting?.stops.undoStopBefore, undoStopAfter: stops.undoStopAfter },
+    };
+    if (!session.rendering) session.edits = this.applyWaiting(session);
+  }
+
+  private async applyWaiting(session: FillSession): Promise<void> {
+    session.rendering = true;
+    try {
+      while (session.waiting && this.session === session) {
+        const { text, stops } = session.waiting;
+        session.waiting = undefined;
+        const document = session.editor.document;
+        const from = document.positionAt(session.start);
+        const to = document.positionAt(session.start + documentLength(session.shown, document.eol));
+        session.ownEdits++;
+        try {
+          if (await session.editor.edit((edit) => edit.replace(new vscode.Range(from, to), text), stops)) session.shown = text;
+        } finally {
+          session.ownEdits--;
+        }
+        if (this.session === session) this.deps.decorations.show(session.editor, from, session.shown);
       }
-      if (this.session === session) this.deps.decorations.show(session.editor, from, session.shown);
-    });
+    } finally {
+      session.rendering = false;
+    }
   }
 
   /** An edit that is not ours: while denoising it cancels the fill; once ready it counts as accepting it. */

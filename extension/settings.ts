@@ -3,6 +3,7 @@
  * A bad value never stops the extension: it is reported with a clear message and replaced by a safe
  * fallback (the model's own default for decoding options, the manifest default for everything else).
  */
+import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
@@ -134,15 +135,16 @@ function isSetByUser(config: vscode.WorkspaceConfiguration, key: string): boolea
 }
 
 /**
- * Relative model paths are relative to the first workspace folder (the engine's working directory is not
- * meaningful to the user); `~` is the home folder. Anything else (`builtin`, a Hugging Face id) passes through.
+ * Relative model paths are relative to the first workspace folder (the engine's working directory means
+ * nothing to the user) and `~` is the home folder; a name that is no folder there (`builtin`, a Hugging Face
+ * id such as `org/model`) passes through as it is.
  */
 export function resolveModelSetting(model: string, workspaceFolder: string | undefined): string {
   if (model === 'builtin') return model;
   if (model === '~' || model.startsWith('~/') || model.startsWith('~\\')) return path.join(os.homedir(), model.slice(1));
-  if (path.isAbsolute(model)) return model;
-  const looksLikePath = model.startsWith('.') || model.includes('\\') || model.split('/').length !== 2;
-  return looksLikePath && workspaceFolder ? path.resolve(workspaceFolder, model) : model;
+  if (path.isAbsolute(model) || !workspaceFolder) return model;
+  const candidate = path.resolve(workspaceFolder, model);
+  return model.startsWith('.') || fs.existsSync(candidate) ? candidate : model;
 }
 
 export function readSettings(): ReadSettings {
