@@ -140,9 +140,10 @@ export class StepRunner {
       result.deviceNewKv?.dispose();
       throw new Error(`the model returned logits over ${predictions.vocabSize} tokens, expected ${this.vocabSize}`);
     }
+    // Counted from what came back: a wrapper that does not pass the options on returns every call's K/V.
+    if (result.newKeys[0]?.length) this.kvBytesDownloaded += q * this.kvRowBytes;
     if (newKv === 'host') {
       this.store!.scatter(queryRows, persist, result.newKeys, result.newValues);
-      this.kvBytesDownloaded += q * this.kvRowBytes;
     } else if (newKv === 'device') {
       if (!result.deviceNewKv) throw new Error('the model kept no new K/V on the device');
       const writeStarted = performance.now();

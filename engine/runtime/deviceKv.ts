@@ -3,8 +3,9 @@
  * - a session's outputs come back as device tensors (`gpu-buffer`) only through `preferredOutputLocation`,
  *   fixed per output name for the life of the session, and only on WebGPU;
  * - a device tensor can be fed to any later run of any session on the same device, but not read on the host
- *   (its `download` is not implemented), and with IO binding every run must fetch every output it ever fetched
- *   (a stale binding otherwise fails the run);
+ *   (its `download` is not implemented);
+ * - with IO binding an output stays bound, at its last shape, to the runs that do not fetch it, which then
+ *   fail ("has shape {..} but the computed output shape for this run is {..}"): every run fetches every output.
  * So the step-graph session returns its new K/V on the device on every call, and a small helper graph built
  * here, `merged = Gather(Concat(base, fresh), index)` over the sequence axis of every layer, does the rest in
  * two sessions: one keeping its outputs on the device (writing a call's rows into the canvas K/V), one

@@ -110,6 +110,9 @@ for (const preset of ['tiny-dream', 'tiny-llada'] as SyntheticPreset[]) {
         const everything = await denoise(fetchingEverything(model), spec, request(mode.options));
         assert.deepEqual(lean.fill, everything.fill);
         assert.deepEqual(lean.stats.rowsPerCall, everything.stats.rowsPerCall);
+        assert.equal(everything.stats.kvBytesDownloaded, everything.stats.rowsComputed * kvRowBytes(model));
+        assert.equal(lean.stats.kvBytesUploaded, everything.stats.kvBytesUploaded);
+        if (mode.options.cache === 'none') assert.equal(lean.stats.kvBytesDownloaded, 0);
       });
     }
 
