@@ -115,7 +115,7 @@ const GENERAL_SETTINGS: { [K in keyof Omit<DlmSettings, 'decoding'>]: [Validator
   contextBytes: [integer(0, 1 << 20), 4096],
   debounceMs: [integer(0, 10_000), 200],
   streaming: [boolean, true],
-  enable: [languageSwitches, { '*': true }],
+  enable: [languageSwitches, { '*': true, plaintext: false, markdown: false, scminput: false }],
 };
 
 function describe(value: unknown): string {

@@ -2,7 +2,7 @@ import * as assert from 'node:assert/strict';
 import * as vscode from 'vscode';
 import type { DlmExtensionApi } from '../../../extension/extension';
 import { hasPlaceholder } from '../../../extension/ghostText';
-import { closeEditors, dlmApi, openEditor, SAMPLE_PYTHON } from './helpers';
+import { closeEditors, dlmApi, openEditor, SAMPLE_PYTHON, whileDenoisingLong } from './helpers';
 
 /** Selects the body of `_munge_whitespace` (its four lines after the `def`). */
 function selectMungeBody(editor: vscode.TextEditor): vscode.Selection {
@@ -25,33 +25,34 @@ describe('block infill (real engine, tiny synthetic model)', () => {
     await closeEditors();
   });
 
-  it('denoises in place, and after accepting one undo brings the selection back', async () => {
-    const editor = await openEditor(SAMPLE_PYTHON, '.py', 0);
-    const original = editor.document.getText();
-    const selection = selectMungeBody(editor);
-    const start = editor.document.offsetAt(selection.start);
-    const after = original.slice(editor.document.offsetAt(selection.end));
-    const shown: string[] = [];
-    const watch = vscode.workspace.onDidChangeTextDocument((event) => {
-      if (event.document === editor.document) shown.push(event.document.getText().slice(start, start + 40));
-    });
-    await vscode.commands.executeCommand('dlm.fillSelection', { length: 24 });
-    watch.dispose();
+  it('denoises in place, and after accepting one undo brings the selection back', () =>
+    whileDenoisingLong(async () => {
+      const editor = await openEditor(SAMPLE_PYTHON, '.py', 0);
+      const original = editor.document.getText();
+      const selection = selectMungeBody(editor);
+      const start = editor.document.offsetAt(selection.start);
+      const after = original.slice(editor.document.offsetAt(selection.end));
+      const shown: string[] = [];
+      const watch = vscode.workspace.onDidChangeTextDocument((event) => {
+        if (event.document === editor.document) shown.push(event.document.getText());
+      });
+      await vscode.commands.executeCommand('dlm.fillSelection', { length: 64 });
+      watch.dispose();
 
-    const filled = editor.document.getText();
-    assert.notEqual(filled, original);
-    assert.ok(!hasPlaceholder(filled), 'the final fill has no placeholder');
-    assert.ok(filled.startsWith(original.slice(0, start)), 'the code before the selection is untouched');
-    assert.ok(filled.endsWith(after), 'the code after the selection is untouched');
-    const partial = new Set(shown.filter(hasPlaceholder));
-    assert.ok(partial.size >= 2, `the fill was shown denoising in the document (${partial.size} partial states)`);
-    assert.equal(api.lastStats()?.genTokens, 24);
+      const filled = editor.document.getText();
+      assert.notEqual(filled, original);
+      assert.ok(!hasPlaceholder(filled), 'the final fill has no placeholder');
+      assert.ok(filled.startsWith(original.slice(0, start)), 'the code before the selection is untouched');
+      assert.ok(filled.endsWith(after), 'the code after the selection is untouched');
+      const partial = new Set(shown.filter(hasPlaceholder));
+      assert.ok(partial.size >= 2, `the fill was shown denoising in the document (${partial.size} partial states)`);
+      assert.equal(api.lastStats()?.genTokens, 64);
 
-    await vscode.commands.executeCommand('dlm.acceptFill');
-    assert.equal(editor.document.getText(), filled, 'accepting keeps the fill');
-    await vscode.commands.executeCommand('undo');
-    assert.equal(editor.document.getText(), original, 'one undo step restores the selection');
-  });
+      await vscode.commands.executeCommand('dlm.acceptFill');
+      assert.equal(editor.document.getText(), filled, 'accepting keeps the fill');
+      await vscode.commands.executeCommand('undo');
+      assert.equal(editor.document.getText(), original, 'one undo step restores the selection');
+    }));
 
   it('discarding puts the original code back', async () => {
     const editor = await openEditor(SAMPLE_PYTHON, '.py', 0);
