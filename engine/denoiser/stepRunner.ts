@@ -41,6 +41,9 @@ export class StepRunner {
   private readonly inputIds: BigInt64Array;
   private readonly positionIds: BigInt64Array;
   private readonly queryIndex: Int32Array;
+  /** Per query index, its row among the predictions read (-1 between calls), and the reverse. */
+  private readonly predictionRow: Int32Array;
+  private readonly logitsIndex: BigInt64Array;
   /** Zeros, sized for the largest bias [L, L]; each call takes a view of the size it needs. */
   private bias: KvArray | null = null;
   /** Per-layer empty past K/V for calls without host context. */
@@ -68,6 +71,8 @@ export class StepRunner {
     this.inputIds = new BigInt64Array(canvas.length);
     this.positionIds = new BigInt64Array(canvas.length);
     this.queryIndex = new Int32Array(canvas.length).fill(-1);
+    this.predictionRow = new Int32Array(canvas.length).fill(-1);
+    this.logitsIndex = new BigInt64Array(canvas.length);
     this.noContext = Array.from({ length: model.numLayers }, () =>
       model.cacheDtype === 'float16' ? new Uint16Array(0) : new Float32Array(0),
     );
@@ -75,11 +80,6 @@ export class StepRunner {
     this.hiddenBias = model.cacheDtype === 'float16' ? toFloat16Bits(HIDDEN_BIAS.float16) : HIDDEN_BIAS.float32;
     // Rows a policy put into the store before the first step (`begin`) exist on the host only.
     this.device = model.deviceKv && store !== null && store.validCount === 0 ? model.deviceKv : null;
-  }
-
-  /** Whether this request keeps its K/V on the model's device. */
-  get kvOnDevice(): boolean {
-    return this.device !== null;
   }
 
   async run(plan: StepPlan): Promise<CandidatePredictions> {
@@ -94,19 +94,17 @@ export class StepRunner {
       this.queryIndex[queryRows[i]] = i;
     }
     // One prediction row per distinct predictor row (a shifted model's row 0 predicts positions 0 and 1).
-    const logitsIndex: bigint[] = [];
-    const rowOfQueryIndex = new Map<number, number>();
+    let r = 0;
     const rowOfCandidate = new Int32Array(candidates.length);
     for (let i = 0; i < candidates.length; i++) {
       const qi = this.queryIndex[predictorRow(candidates[i], this.logitShift)];
-      let row = rowOfQueryIndex.get(qi);
-      if (row === undefined) {
-        row = logitsIndex.length;
-        rowOfQueryIndex.set(qi, row);
-        logitsIndex.push(BigInt(qi));
+      if (this.predictionRow[qi] === -1) {
+        this.predictionRow[qi] = r;
+        this.logitsIndex[r++] = BigInt(qi);
       }
-      rowOfCandidate[i] = row;
+      rowOfCandidate[i] = this.predictionRow[qi];
     }
+    for (let i = 0; i < r; i++) this.predictionRow[Number(this.logitsIndex[i])] = -1;
 
     const persists = this.store !== null && persist.includes(1);
     const newKv: NewKvDestination = !persists ? 'none' : this.device ? 'device' : 'host';
@@ -120,7 +118,7 @@ export class StepRunner {
         inputIds: this.inputIds.subarray(0, q),
         positionIds: this.positionIds.subarray(0, q),
         attentionBias: onDevice ? this.hidingBias(contextRows, q) : this.zeroBias(q * (c + q)),
-        logitsIndex: BigInt64Array.from(logitsIndex),
+        logitsIndex: this.logitsIndex.subarray(0, r),
         pastKeys: context?.keys ?? this.noContext,
         pastValues: context?.values ?? this.noContext,
         contextLength,
@@ -132,9 +130,9 @@ export class StepRunner {
     for (let i = 0; i < q; i++) this.queryIndex[queryRows[i]] = -1;
 
     const predictions = result.predictions;
-    if (predictions.rows !== logitsIndex.length) {
+    if (predictions.rows !== r) {
       result.deviceNewKv?.dispose();
-      throw new Error(`the model returned ${predictions.rows} prediction rows for ${logitsIndex.length} requested`);
+      throw new Error(`the model returned ${predictions.rows} prediction rows for ${r} requested`);
     }
     if (predictions.kind === 'logits' && predictions.vocabSize !== this.vocabSize) {
       result.deviceNewKv?.dispose();
