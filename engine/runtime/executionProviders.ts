@@ -73,7 +73,9 @@ export function candidateDevices(option: DeviceOption): ExecutionDevice[] {
 }
 
 export function sessionOptionsFor(device: ExecutionDevice): InferenceSession.SessionOptions {
-  const common: InferenceSession.SessionOptions = { graphOptimizationLevel: 'all', logSeverityLevel: 3 };
+  // Fatal only: every failing call throws, and the engine reports it with context (e.g. a probed graph variant the
+  // device cannot run); onnxruntime's own error lines would only repeat it on stderr.
+  const common: InferenceSession.SessionOptions = { graphOptimizationLevel: 'all', logSeverityLevel: 4 };
   switch (device) {
     case 'dml':
       // DirectML runs graphs with neither memory patterns nor parallel execution.

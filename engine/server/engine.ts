@@ -164,6 +164,7 @@ export class Engine {
     if (session.fallbackReason) {
       this.options.log('warn', `${modelId}: device ${device} not used: ${session.fallbackReason}`);
     }
+    for (const note of session.notes) this.options.log('info', `${modelId}: ${note}`);
     return info;
   }
 

@@ -76,7 +76,7 @@ export class ModelWorker {
     modelDir: string,
     manifest: ModelManifest,
     device: DeviceOption,
-  ): Promise<{ worker: ModelWorker; device: Exclude<DeviceOption, 'auto'>; fallbackReason?: string }> {
+  ): Promise<{ worker: ModelWorker; device: Exclude<DeviceOption, 'auto'>; fallbackReason?: string; notes: string[] }> {
     const script = workerScript();
     const cancelFlag = new SharedArrayBuffer(4);
     const workerData: ModelWorkerData = { cancelFlag };
@@ -93,7 +93,7 @@ export class ModelWorker {
       await handle.dispose();
       throw new Error(loaded.kind === 'loadFailed' ? loaded.message : `unexpected worker message ${loaded.kind}`);
     }
-    return { worker: handle, device: loaded.device, fallbackReason: loaded.fallbackReason };
+    return { worker: handle, device: loaded.device, fallbackReason: loaded.fallbackReason, notes: loaded.notes };
   }
 
   denoise(

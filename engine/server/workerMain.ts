@@ -54,7 +54,11 @@ async function handle(message: ToWorker): Promise<void> {
       model = timed(loaded.model);
       const { modelDir, manifest } = message;
       reuseSource = { load: () => PrefixReuser.load(modelDir, manifest.architecture, loaded.variant, loaded.device, loaded.model) };
-      send({ kind: 'loaded', device: loaded.device, fallbackReason: loaded.fallbackReason });
+      const notes = [
+        ...(loaded.skippedVariants ?? []).map((reason) => `graph variant skipped: ${reason}`),
+        ...(loaded.deviceKvUnavailable ? [`K/V cache kept on the host: ${loaded.deviceKvUnavailable}`] : []),
+      ];
+      send({ kind: 'loaded', device: loaded.device, fallbackReason: loaded.fallbackReason, notes });
     } catch (error) {
       send({ kind: 'loadFailed', message: (error as Error).message });
     }

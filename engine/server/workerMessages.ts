@@ -33,7 +33,13 @@ export type ToWorker =
 export type ReuseOutcome = { stats: ReuseStats } | { unavailable: string };
 
 export type FromWorker =
-  | { kind: 'loaded'; device: Exclude<DeviceOption, 'auto'>; fallbackReason?: string }
+  | {
+      kind: 'loaded';
+      device: Exclude<DeviceOption, 'auto'>;
+      fallbackReason?: string;
+      /** Load-time findings worth a log line: graph variants skipped, K/V kept on the host. */
+      notes: string[];
+    }
   | { kind: 'loadFailed'; message: string }
   | { kind: 'progress'; jobId: number; step: number; totalSteps: number; fill: Int32Array; confidence: Float32Array }
   | { kind: 'done'; jobId: number; result: DenoiseResult; graphMs: number; reuse?: ReuseOutcome }
