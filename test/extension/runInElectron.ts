@@ -27,7 +27,7 @@ async function main(): Promise<number> {
   } catch (error) {
     console.log(
       `SKIPPED @vscode/test-electron: cannot download VS Code ${VSCODE_VERSION} (${(error as Error).message}). ` +
-        'The same suite runs inside code-server (npm run test:extension:code-server).',
+        'The same suite runs inside code-server (test/extension/runInCodeServer.ts, also part of npm run test:extension).',
     );
     return 0;
   }
