@@ -9,17 +9,8 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { byteLevelBpeTokenizerJson, specialToken, type AddedToken } from '../model/tokenizerJson';
 import { ConversionError } from './families';
-
-export interface AddedToken {
-  id: number;
-  content: string;
-  single_word: boolean;
-  lstrip: boolean;
-  rstrip: boolean;
-  normalized: boolean;
-  special: boolean;
-}
 
 export interface TokenizerJson {
   added_tokens?: AddedToken[];
@@ -119,7 +110,7 @@ function addedTokens(config: Record<string, unknown>, addedTokensJson: Record<st
   }
   for (const [content, id] of Object.entries(addedTokensJson ?? {})) {
     if (typeof id === 'number' && !byId.has(id)) {
-      byId.set(id, { id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true });
+      byId.set(id, specialToken(id, content));
     }
   }
   return [...byId.values()].sort((a, b) => a.id - b.id);
@@ -130,35 +121,7 @@ export function qwen2TokenizerJson(vocab: Record<string, number>, mergesText: st
   const merges = mergesText
     .split('\n')
     .filter((line, i) => line.trim() !== '' && !(i === 0 && line.startsWith('#version')));
-  const byteLevel = { type: 'ByteLevel', add_prefix_space: false, trim_offsets: false, use_regex: false };
-  return {
-    version: '1.0',
-    truncation: null,
-    padding: null,
-    added_tokens: added,
-    normalizer: { type: 'NFC' },
-    pre_tokenizer: {
-      type: 'Sequence',
-      pretokenizers: [
-        { type: 'Split', pattern: { Regex: QWEN2_PRETOKENIZE_REGEX }, behavior: 'Isolated', invert: false },
-        byteLevel,
-      ],
-    },
-    post_processor: byteLevel,
-    decoder: byteLevel,
-    model: {
-      type: 'BPE',
-      dropout: null,
-      unk_token: null,
-      continuing_subword_prefix: '',
-      end_of_word_suffix: '',
-      fuse_unk: false,
-      byte_fallback: false,
-      ignore_merges: false,
-      vocab,
-      merges,
-    },
-  };
+  return byteLevelBpeTokenizerJson({ vocab, merges, addedTokens: added, split: { regex: QWEN2_PRETOKENIZE_REGEX }, nfc: true });
 }
 
 /** The id of a token by its exact content: added tokens first, then the model vocabulary. */

@@ -9,6 +9,7 @@ import { WeightNames, expectedWeights, type ModelArchitecture, type SpecialToken
 import type { ModelManifest } from './manifest';
 import { writeModelFolder, type VariantSpec } from './modelFolder';
 import type { WeightSource } from './weights';
+import { byteLevelBpeTokenizerJson, specialToken } from './tokenizerJson';
 
 export type SyntheticPreset = 'tiny-dream' | 'tiny-llada' | 'medium-dream';
 
@@ -173,38 +174,8 @@ export function syntheticTokenizerJson(vocabSize: number): string {
     }
   }
   if (id < vocabSize) throw new Error(`a synthetic tokenizer supports at most ${id} tokens`);
-  const added = SPECIAL_CONTENTS.map((content, i) => ({
-    id: 256 + i,
-    content,
-    single_word: false,
-    lstrip: false,
-    rstrip: false,
-    normalized: false,
-    special: true,
-  }));
-  const byteLevel = { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true };
-  return JSON.stringify({
-    version: '1.0',
-    truncation: null,
-    padding: null,
-    added_tokens: added,
-    normalizer: null,
-    pre_tokenizer: byteLevel,
-    post_processor: byteLevel,
-    decoder: byteLevel,
-    model: {
-      type: 'BPE',
-      dropout: null,
-      unk_token: null,
-      continuing_subword_prefix: null,
-      end_of_word_suffix: null,
-      fuse_unk: false,
-      byte_fallback: false,
-      ignore_merges: false,
-      vocab,
-      merges,
-    },
-  });
+  const addedTokens = SPECIAL_CONTENTS.map((content, i) => specialToken(256 + i, content));
+  return JSON.stringify(byteLevelBpeTokenizerJson({ vocab, merges, addedTokens, split: { gpt2: true }, nfc: false }));
 }
 
 // ---------------------------------------------------------------------------------------------------------

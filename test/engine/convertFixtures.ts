@@ -8,7 +8,8 @@ import * as path from 'node:path';
 import type { ModelArchitecture, SpecialTokens } from '../../engine/model/architecture';
 import { WeightNames, expectedWeights } from '../../engine/model/architecture';
 import { SyntheticWeights, byteLevelAlphabet } from '../../engine/model/synthetic';
-import { qwen2TokenizerJson, type AddedToken, type TokenizerJson } from '../../engine/convert/tokenizerFiles';
+import { qwen2TokenizerJson, type TokenizerJson } from '../../engine/convert/tokenizerFiles';
+import { specialToken, type AddedToken } from '../../engine/model/tokenizerJson';
 import { bf16ToFloat32, f16ToFloat32, float32ToBf16, float32ToF16 } from '../../engine/convert/floatFormats';
 import { writeSafetensors, writeShardedSafetensors, type FloatDtype, type TensorToWrite } from '../../engine/convert/safetensors';
 
@@ -45,10 +46,6 @@ function bytePairVocab(): { vocab: Record<string, number>; merges: string[] } {
     merges.push(`${a} ${b}`);
   });
   return { vocab, merges };
-}
-
-function added(content: string, id: number): AddedToken {
-  return { id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true };
 }
 
 /** A Qwen2-style tokenizer.json (NFC, Qwen2 regex, byte-level BPE) with the given added tokens. */
@@ -91,8 +88,8 @@ interface Spec {
 
 function qwenSpecials(maskContent: string): AddedToken[] {
   return [
-    added('<|endoftext|>', ID.endoftext), added('<|im_start|>', ID.imStart), added('<|im_end|>', ID.imEnd),
-    added(maskContent, ID.mask), added('<|dlm_pad|>', ID.dlmPad), added('<|beginoftext|>', ID.bos),
+    specialToken(ID.endoftext, '<|endoftext|>'), specialToken(ID.imStart, '<|im_start|>'), specialToken(ID.imEnd, '<|im_end|>'),
+    specialToken(ID.mask, maskContent), specialToken(ID.dlmPad, '<|dlm_pad|>'), specialToken(ID.bos, '<|beginoftext|>'),
   ];
 }
 
@@ -199,8 +196,8 @@ function specFor(kind: FixtureKind): Spec {
         rename: lladaName,
         writeTokenizer(dir) {
           const tokenizer = qwenStyleTokenizer([
-            added('<|endoftext|>', ID.endoftext), added('<|mdm_mask|>', ID.mask), added('<|eot_id|>', ID.dlmPad),
-            added('<|startoftext|>', ID.bos),
+            specialToken(ID.endoftext, '<|endoftext|>'), specialToken(ID.mask, '<|mdm_mask|>'), specialToken(ID.dlmPad, '<|eot_id|>'),
+            specialToken(ID.bos, '<|startoftext|>'),
           ]);
           // LLaDA's tokenizer puts its BOS before every text it encodes with special tokens.
           tokenizer.post_processor = {
