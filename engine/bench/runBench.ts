@@ -57,13 +57,6 @@ function median(values: number[]): number {
   return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
-/** Position-wise agreement over the fill length; positions past an early end compare as "ended". */
-export function agreement(fill: number[], reference: number[], length: number): number {
-  let same = 0;
-  for (let i = 0; i < length; i++) if ((fill[i] ?? -1) === (reference[i] ?? -1)) same++;
-  return same / length;
-}
-
 const round = (value: number, digits: number) => Math.round(value * 10 ** digits) / 10 ** digits;
 
 export async function runBench(options: BenchOptions): Promise<BenchRun[]> {

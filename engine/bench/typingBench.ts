@@ -20,7 +20,7 @@ import { prepareModelForReuse } from '../reuse/prepareModel';
 import { reuseUnavailableReason } from '../reuse/prefixReuse';
 import { loadSourceTexts } from '../reuse/sourceTexts';
 import { Engine } from '../server/engine';
-import { agreement } from './runBench';
+import { agreement } from '../denoiser/compare';
 import { typingSessions } from './typingSessions';
 
 /** The extension's defaults for inline completion (package.json `dlm.contextBytes`, `dlm.fillLength`, ...). */

@@ -23,13 +23,15 @@ export interface Comparison {
   modes: ModeComparison[];
 }
 
-/** Share of positions where two equally long fills agree (1 for two empty fills). */
-export function agreement(fill: readonly number[], reference: readonly number[]): number {
-  if (fill.length !== reference.length) throw new Error(`fills of ${fill.length} and ${reference.length} tokens do not compare`);
-  if (fill.length === 0) return 1;
+/**
+ * Share of the `length` fill positions where two fills agree; a position past a fill's end (it ended early
+ * with an end-of-text token) compares as "ended", so two fills that end at the same place agree there.
+ */
+export function agreement(fill: readonly number[], reference: readonly number[], length = Math.max(fill.length, reference.length)): number {
+  if (length === 0) return 1;
   let same = 0;
-  for (let i = 0; i < fill.length; i++) if (fill[i] === reference[i]) same++;
-  return same / fill.length;
+  for (let i = 0; i < length; i++) if ((fill[i] ?? -1) === (reference[i] ?? -1)) same++;
+  return same / length;
 }
 
 /**

@@ -491,7 +491,9 @@ for (const { preset, shifted } of FAMILIES) {
       assert.ok(prefill.rowsRatioVsNone < 1);
       assert.equal(prefill.agreementVsNone, agreement(prefill.fill, result.none.fill));
       assert.equal(agreement([1, 2, 3, 4], [1, 0, 3, 0]), 0.5);
-      assert.throws(() => agreement([1], [1, 2]), /do not compare/);
+      // A fill that ended early disagrees where the other goes on, and agrees where both have ended.
+      assert.equal(agreement([1], [1, 2]), 0.5);
+      assert.equal(agreement([1], [1], 4), 1);
     });
 
     it('refuses length 0, canvases over the model positions, token ids outside the vocabulary', async () => {
