@@ -5,6 +5,7 @@
  * median over the rounds.
  */
 import type { CacheMode, DecodingOptions, DeviceOption } from '../protocol';
+import { agreement } from '../denoiser/compare';
 import { Engine } from '../server/engine';
 import { ensureBenchModel, type BenchModelName } from './benchModels';
 import { benchPrompt, type BenchCanvas } from './canvases';
