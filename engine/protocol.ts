@@ -157,6 +157,13 @@ export interface InfillParams {
    * every cache; needs a `documentId` and a model folder readied by `dlm profile-depth`. Default: true.
    */
   reusePrefix?: boolean;
+  /**
+   * Fit the canvas to the model instead of refusing it with CanvasTooLong: whole lines are dropped from the start
+   * of the prefix and the end of the suffix, measured with the model's tokenizer. Prefix cuts land on lines
+   * chosen by their content, so they stay put while the user types and the shared-prefix cache keeps matching.
+   * Default: false.
+   */
+  fitToModel?: boolean;
 }
 
 export interface InfillStats {

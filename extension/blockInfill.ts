@@ -7,7 +7,7 @@
  */
 import * as vscode from 'vscode';
 import type { InfillProgressParams, InfillResult } from '../engine/protocol';
-import { contextAround, contextBudget } from './canvas';
+import { contextAround } from './canvas';
 import type { FillHistory } from './fillHistory';
 import { fullyMasked, PLACEHOLDER } from './ghostText';
 import { documentLength, type InfillDecorations } from './infillDecorations';
@@ -172,7 +172,7 @@ export class BlockInfill implements vscode.Disposable {
     const settings = this.deps.settings();
     const document = editor.document;
     const text = document.getText();
-    const budget = contextBudget(settings.contextBytes, ready.info.maxCanvasTokens, length);
+    const budget = settings.contextBytes;
     const { prefix, suffix } = contextAround(
       text.slice(Math.max(0, start - budget), start),
       text.slice(end, end + budget),
@@ -214,6 +214,7 @@ export class BlockInfill implements vscode.Disposable {
           suffix,
           length,
           options: settings.decoding,
+          fitToModel: true,
         },
         (progress: InfillProgressParams) => {
           if (this.session !== session || session.phase !== 'denoising') return;

@@ -1,19 +1,18 @@
 /**
  * The canvas of an inline completion: the code around the cursor, cut to a byte budget on line boundaries,
  * with `length` masks at the cursor. Whether the fill may span lines is decided by what is right of the
- * cursor: in the middle of a line only that line is completed.
+ * cursor: in the middle of a line only that line is completed. The engine then fits the canvas to the model's
+ * token limit (`fitToModel`), so the byte budget only bounds what is sent.
  */
+import { tailCut } from '../engine/model/lineAnchors';
 
 export interface CanvasOptions {
-  /** Budget of prefix + suffix in UTF-8 bytes. Every token of a byte-level tokenizer covers at least one byte,
-   *  so a canvas under this budget fits a model's token limit whatever the tokenizer. */
+  /** Budget of prefix + suffix in UTF-8 bytes. */
   contextBytes: number;
   /** Masks when the fill may span several lines. */
   fillLength: number;
   /** Masks in the middle of a line. */
   lineFillLength: number;
-  /** The model's limit on prefix + masks + suffix, in tokens. */
-  maxCanvasTokens: number;
 }
 
 export interface Canvas {
@@ -31,31 +30,17 @@ export function allowsMultiline(restOfLine: string): boolean {
   return TRAILING_CLOSERS.test(restOfLine);
 }
 
-/** Tokens kept free for the model's own special tokens around the canvas. */
-const SPECIAL_TOKEN_RESERVE = 8;
-
-/** The context budget in bytes for a model that takes at most `maxCanvasTokens` tokens. */
-export function contextBudget(settingBytes: number, maxCanvasTokens: number, length: number): number {
-  return Math.max(0, Math.min(settingBytes, maxCanvasTokens - length - SPECIAL_TOKEN_RESERVE));
-}
-
 const utf8Length = (text: string) => Buffer.byteLength(text, 'utf8');
 
 /**
- * The longest tail of `text` within `budget` bytes that starts at a line start, or, when even the line
- * touching the cursor is longer than the budget, the tail of that line.
+ * The longest tail of `text` within `budget` bytes that starts at an anchor line (so it keeps its first line
+ * while the user types: engine/model/lineAnchors.ts), else at any line start, or, when even the line touching
+ * the cursor is longer than the budget, the tail of that line.
  */
 function prefixWithin(text: string, budget: number): string {
   if (utf8Length(text) <= budget) return text;
-  let start = text.length;
-  for (;;) {
-    const lineStart = text.lastIndexOf('\n', start - 2) + 1; // start - 2 skips the newline ending the line above
-    if (lineStart >= start || utf8Length(text.slice(lineStart)) > budget) break;
-    start = lineStart;
-    if (lineStart === 0) break;
-  }
-  if (start < text.length) return text.slice(start);
-  return tailWithin(text, budget);
+  const start = tailCut(text, (offset) => utf8Length(text.slice(offset)) <= budget);
+  return start !== undefined ? text.slice(start) : tailWithin(text, budget);
 }
 
 /** The longest head of `text` within `budget` bytes that ends at a line end (or a cut of the first line). */
@@ -117,6 +102,6 @@ export function buildCanvas(before: string, after: string, options: CanvasOption
   const newline = after.indexOf('\n');
   const multiline = allowsMultiline(newline === -1 ? after : after.slice(0, newline));
   const length = multiline ? options.fillLength : options.lineFillLength;
-  const { prefix, suffix } = contextAround(before, after, contextBudget(options.contextBytes, options.maxCanvasTokens, length));
+  const { prefix, suffix } = contextAround(before, after, options.contextBytes);
   return { prefix, suffix, length, multiline };
 }

@@ -131,7 +131,7 @@ export class DlmInlineCompletionProvider implements vscode.InlineCompletionItemP
     }
     if (token.isCancellationRequested || document.version !== version) return undefined;
 
-    const canvas = buildCanvas(before, after, { ...settings, maxCanvasTokens: ready.info.maxCanvasTokens });
+    const canvas = buildCanvas(before, after, settings);
     const inflight = new InflightCompletion(
       document.uri.toString(),
       document.version,
@@ -147,6 +147,7 @@ export class DlmInlineCompletionProvider implements vscode.InlineCompletionItemP
             suffix: canvas.suffix,
             length: canvas.length,
             options: settings.decoding,
+            fitToModel: true,
           },
           onProgress,
           engineToken,

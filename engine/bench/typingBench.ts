@@ -13,7 +13,6 @@ import path from 'node:path';
 import { buildCanvas } from '../../extension/canvas';
 import { MANIFEST_FILE, readManifest } from '../model/manifest';
 import { resolveModel } from '../model/modelManager';
-import { canvasPrefix } from '../model/prompting';
 import { writeSyntheticModel } from '../model/synthetic';
 import type { DecodingOptions, DeviceOption } from '../protocol';
 import { prepareModelForReuse } from '../reuse/prepareModel';
@@ -129,9 +128,9 @@ export async function runTypingBench(options: TypingBenchOptions): Promise<Typin
     const info = await engine.loadModel({ model: dir, device: options.device });
     const manifest = engine.manifestOf(info.modelId);
     const infill = async (document: string, before: string, after: string, reuse: boolean): Promise<Sample & { canvasTokens: number }> => {
-      const canvas = buildCanvas(before, after, { ...EDITOR_CANVAS, maxCanvasTokens: info.maxCanvasTokens });
-      const prefixIds = canvasPrefix(manifest.tokens, engine.tokenize(info.modelId, canvas.prefix));
-      const suffixIds = engine.tokenize(info.modelId, canvas.suffix);
+      const canvas = buildCanvas(before, after, EDITOR_CANVAS);
+      // As the extension asks: its canvas, fitted to the model by the engine.
+      const { prefixIds, suffixIds } = engine.canvasIds({ modelId: info.modelId, ...canvas, fitToModel: true });
       const started = performance.now();
       let firstPartialMs = NaN;
       const job = engine.infillTokens(

@@ -17,7 +17,8 @@ export const infillCommand: CliCommand = {
   details: [
     'The canvas is [prefix][MASK x length][suffix]. With --file, the hole is at line:column (1-based), or',
     'replaces --select-lines whole lines from --line on (the fill is then as long as the lines it replaces,',
-    'in tokens, unless --length says otherwise). Prints the fill, or the result with its stats as JSON.',
+    'in tokens, unless --length says otherwise). Context beyond the model\'s canvas is dropped by whole lines',
+    '(from the start of the prefix and the end of the suffix). Prints the fill, or the result with its stats as JSON.',
     '',
     'Examples:',
     "  dlm infill --model builtin --file media/examples/fizzbuzz.py --line 3 --select-lines 2 --visual",
@@ -117,7 +118,7 @@ async function runInfill({ options }: { options: OptionValues }): Promise<number
     const progressView = options.visual ? createProgressView(process.stdout, hole, process.stderr) : undefined;
     view = progressView;
     job = engine.infill(
-      { modelId: info.modelId, prefix: hole.prefix, suffix: hole.suffix, length, options: overrides },
+      { modelId: info.modelId, prefix: hole.prefix, suffix: hole.suffix, length, options: overrides, fitToModel: true },
       { onProgress: progressView && ((progress) => progressView.update(progress)) },
     );
     const result = await job.result;

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { version as ENGINE_VERSION } from '../../package.json';
 import { readManifest, type ModelManifest } from '../model/manifest';
 import { resolveModel, type ModelProgress } from '../model/modelManager';
+import { fitContext } from '../model/contextFit';
 import { canvasPrefix } from '../model/prompting';
 import { Tokenizer } from '../model/tokenizer';
 import type { DenoiseRequest } from '../denoiser/denoiser';
@@ -194,13 +195,23 @@ export class Engine {
     this.loads.delete(model.loadKey);
   }
 
+  /**
+   * The token ids either side of the masks: the text tokenized, framed as the model expects (e.g. a leading BOS,
+   * from its manifest), and with `fitToModel` cut by whole lines to fit the model's canvas.
+   */
+  canvasIds(params: Pick<InfillParams, 'modelId' | 'prefix' | 'suffix' | 'length' | 'fitToModel'>): { prefixIds: number[]; suffixIds: number[] } {
+    const model = this.model(params.modelId);
+    let { prefix, suffix } = params;
+    if (params.fitToModel && Number.isInteger(params.length) && params.length >= 1) {
+      const framing = canvasPrefix(model.manifest.tokens, []).length;
+      ({ prefix, suffix } = fitContext(prefix, suffix, model.info.maxCanvasTokens - params.length - framing, model.tokenizer));
+    }
+    return { prefixIds: canvasPrefix(model.manifest.tokens, model.tokenizer.encode(prefix)), suffixIds: model.tokenizer.encode(suffix) };
+  }
+
   /** Tokenizes and schedules an infill; throws EngineError at once for a request that cannot run. */
   infill(params: Omit<InfillParams, 'progressToken'>, hooks: InfillHooks = {}): ScheduledJob<InfillResult> {
-    const model = this.model(params.modelId);
-    // The model's own framing of an infill (e.g. a leading BOS) comes from its manifest.
-    const prefixIds = canvasPrefix(model.manifest.tokens, model.tokenizer.encode(params.prefix));
-    const suffixIds = model.tokenizer.encode(params.suffix);
-    const job = this.infillTokens({ ...params, prefixIds, suffixIds }, hooks);
+    const job = this.infillTokens({ ...params, ...this.canvasIds(params) }, hooks);
     return {
       id: job.id,
       cancel: (reason) => job.cancel(reason),

@@ -103,7 +103,7 @@ export function validateInfillParams(value: unknown): InfillParams {
     'params',
     rest,
     { modelId: 'string', prefix: 'string', suffix: 'string', length: 'integer' },
-    { documentId: 'string', progressToken: 'string', reusePrefix: 'boolean' },
+    { documentId: 'string', progressToken: 'string', reusePrefix: 'boolean', fitToModel: 'boolean' },
   );
   if ((params.length as number) < 1) throw invalidParams(`params.length must be at least 1; got ${params.length}.`);
   for (const key of ['prefix', 'suffix'] as const) {

@@ -209,6 +209,16 @@ describe('engine server (dlm serve as a child process)', function () {
     assert.equal(result.stats.genTokens, 8);
   });
 
+  it('fits an over-long canvas to the model by whole lines when asked (fitToModel)', async () => {
+    const lines = Array.from({ length: 400 }, (_, i) => `value_${i} = compute(${i})\n`).join('');
+    const suffix = Array.from({ length: 100 }, (_, i) => `print(value_${i})\n`).join('');
+    await expectError(infill({ prefix: lines, suffix, length: 16 }), ErrorCodes.CanvasTooLong, /the model takes at most 1024/);
+    const fitted = await infill({ prefix: lines, suffix, length: 16, fitToModel: true });
+    assert.equal(fitted.stats.genTokens, 16);
+    assert.ok(fitted.stats.promptTokens <= 1024 - 16, `${fitted.stats.promptTokens} prompt tokens`);
+    assert.ok(fitted.stats.promptTokens > 1024 / 2, 'most of the canvas is used');
+  });
+
   it('supersedes a running request when a newer one for the same document arrives', async () => {
     const older = infill({ documentId: 'file:///a.py', length: 600, prefix: 'x', suffix: '', progressToken: 'older', options: { steps: 600, cache: 'none' } });
     await waitFor(() => engine.progress.some((p) => p.progressToken === 'older'));

@@ -1,7 +1,7 @@
 import * as assert from 'node:assert/strict';
 import { allowsMultiline, buildCanvas, contextAround } from '../../../extension/canvas';
 
-const options = { contextBytes: 4096, fillLength: 32, lineFillLength: 12, maxCanvasTokens: 1024 };
+const options = { contextBytes: 4096, fillLength: 32, lineFillLength: 12 };
 
 describe('extension canvas', () => {
   it('completes several lines at the end of a line and only the line in the middle of one', () => {
@@ -44,10 +44,16 @@ describe('extension canvas', () => {
     assert.equal(contextAround('ab😀', '', 3).prefix, '', 'a surrogate pair is kept whole or not at all');
   });
 
-  it('fits the model: the budget shrinks to its token limit minus the fill', () => {
-    const long = 'y = 1\n'.repeat(200); // 1200 bytes
-    const canvas = buildCanvas(long, '', { ...options, maxCanvasTokens: 100 });
-    // 100 tokens - 32 masks - 8 reserved for special tokens = 60 bytes, whole lines of 6 bytes.
-    assert.equal(canvas.prefix, 'y = 1\n'.repeat(10));
+  it('keeps the first line of the prefix while the user types (cuts at anchor lines)', () => {
+    const code = Array.from({ length: 120 }, (_, i) => `    total += weight_${i} * value_${i % 7}\n`).join('');
+    const firstLines = new Set<string>();
+    for (let typed = 0; typed <= 2000; typed += 3) {
+      const before = code.slice(0, 2000 + typed);
+      const { prefix } = contextAround(before, '', 1200);
+      assert.ok(Buffer.byteLength(prefix) <= 1200);
+      firstLines.add(prefix.slice(0, prefix.indexOf('\n')));
+    }
+    // 2000 bytes typed is about 50 lines: a window that kept "as many lines as fit" would start at ~50 lines.
+    assert.ok(firstLines.size <= 15, `${firstLines.size} different first lines`);
   });
 });
