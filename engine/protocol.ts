@@ -98,6 +98,8 @@ export interface LoadModelParams {
   device: DeviceOption;
   /** Correlates `dlm/loadProgress` notifications with this call. */
   progressToken?: string;
+  /** Hugging Face access token for gated or private repositories (else the engine's HF_TOKEN); never stored. */
+  huggingFaceToken?: string;
 }
 
 export interface LoadedModelInfo {

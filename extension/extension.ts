@@ -8,6 +8,7 @@ import type { InfillStats } from '../engine/protocol';
 import { BlockInfill } from './blockInfill';
 import { EngineSupervisor } from './engineSupervisor';
 import { FillHistory } from './fillHistory';
+import { HuggingFaceToken } from './huggingFaceToken';
 import { InfillDecorations } from './infillDecorations';
 import { ACCEPT_COMMAND, DlmInlineCompletionProvider, type AcceptKind } from './inlineCompletionProvider';
 import { ModelSession } from './modelSession';
@@ -46,7 +47,8 @@ export function activate(context: vscode.ExtensionContext): DlmExtensionApi {
     log,
   });
   const engine = supervisor;
-  const session = new ModelSession(engine, log, () => settings);
+  const huggingFaceToken = new HuggingFaceToken(context.secrets);
+  const session = new ModelSession(engine, log, () => settings, () => huggingFaceToken.get());
   const statusBar = new StatusBar();
   const refreshStatus = () => statusBar.update({ engine: engine.state, model: session.state, settings, paused, lastStats });
   const onResult = (result: { stats: InfillStats }) => {
@@ -98,6 +100,15 @@ export function activate(context: vscode.ExtensionContext): DlmExtensionApi {
     vscode.commands.registerCommand('dlm.togglePause', togglePause),
     vscode.commands.registerCommand('dlm.showLogs', () => log.show()),
     vscode.commands.registerCommand('dlm.restartEngine', restartEngine),
+    vscode.commands.registerCommand('dlm.setHuggingFaceToken', async () => {
+      if (!(await huggingFaceToken.ask())) return;
+      log.info('Hugging Face token stored; loading the model again.');
+      session.reload();
+    }),
+    vscode.commands.registerCommand('dlm.clearHuggingFaceToken', async () => {
+      await huggingFaceToken.clear();
+      log.info('Hugging Face token removed.');
+    }),
     vscode.commands.registerCommand(MENU_COMMAND, () =>
       statusBar.showMenu({
         inputs: { engine: engine.state, model: session.state, settings, paused, lastStats },

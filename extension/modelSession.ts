@@ -37,6 +37,8 @@ export class ModelSession implements vscode.Disposable {
     private readonly supervisor: EngineSupervisor,
     private readonly log: OutputLog,
     private readonly settings: () => DlmSettings,
+    /** The Hugging Face token for gated models, if the user stored one. */
+    private readonly huggingFaceToken: () => Thenable<string | undefined> = async () => undefined,
   ) {
     this.subscription = supervisor.onDidChangeState((state) => this.onEngineState(state));
   }
@@ -124,11 +126,12 @@ export class ModelSession implements vscode.Disposable {
     this.log.info(`Loading model "${model}" on device "${device}"...`);
     const started = Date.now();
     try {
+      const huggingFaceToken = await this.huggingFaceToken();
       const info = await vscode.window.withProgress(
         { location: vscode.ProgressLocation.Notification, title: `DLM: loading model ${model}` },
         (progress) => {
           let reported = 0;
-          return client.loadModel({ model, device }, (update) => {
+          return client.loadModel({ model, device, ...(huggingFaceToken ? { huggingFaceToken } : {}) }, (update) => {
             this.log.info(`Model load (${update.stage}): ${update.message}`);
             const fraction = update.fraction ?? reported;
             progress.report({ message: update.message, increment: Math.max(0, fraction - reported) * 100 });
@@ -162,11 +165,15 @@ export class ModelSession implements vscode.Disposable {
       const message = error instanceof Error ? error.message : String(error);
       this.log.error(`Cannot load model "${model}": ${message}`);
       this.setState({ kind: 'failed', model, message });
+      // A gated repository (HTTP 401/403) needs an access token: offer to store one.
+      const gated = /gated or private/.test(message);
       const choice = await vscode.window.showErrorMessage(
         `DLM could not load the model: ${message}`,
+        ...(gated ? ['Set Hugging Face Token'] : []),
         'Open Settings',
         'Show Logs',
       );
+      if (choice === 'Set Hugging Face Token') void vscode.commands.executeCommand('dlm.setHuggingFaceToken');
       if (choice === 'Open Settings') void vscode.commands.executeCommand('workbench.action.openSettings', 'dlm.model');
       if (choice === 'Show Logs') this.log.show();
     }

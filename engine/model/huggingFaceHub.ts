@@ -15,7 +15,7 @@ import * as path from 'node:path';
 
 export const DEFAULT_HUB_URL = 'https://huggingface.co';
 /** Where the token comes from, named in errors so the user knows what to set. */
-export const TOKEN_SETTING_HINT = 'the HF_TOKEN environment variable (of VS Code, or of the dlm command)';
+export const TOKEN_SETTING_HINT = 'VS Code with "DLM: Set Hugging Face Token", or in the HF_TOKEN environment variable of the dlm command';
 
 export interface HubModelId {
   repo: string;

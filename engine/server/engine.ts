@@ -88,13 +88,13 @@ export class Engine {
   constructor(private readonly options: EngineOptions) {}
 
   async loadModel(
-    params: { model: string; device: DeviceOption },
+    params: { model: string; device: DeviceOption; huggingFaceToken?: string },
     onProgress?: (progress: ModelProgress) => void,
   ): Promise<LoadedModelInfo> {
     this.ensureRunning();
     let dir: string;
     try {
-      dir = await resolveModel(params.model, { cacheDir: this.options.cacheDir, device: params.device, onProgress });
+      dir = await resolveModel(params.model, { cacheDir: this.options.cacheDir, device: params.device, token: params.huggingFaceToken, onProgress });
     } catch (error) {
       throw new EngineError(ErrorCodes.ModelLoadFailed, (error as Error).message);
     }

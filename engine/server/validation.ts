@@ -92,7 +92,7 @@ function checkObject(
 }
 
 export function validateLoadModelParams(value: unknown): LoadModelParams {
-  const params = checkObject('params', value, { model: 'string', device: DEVICE_OPTIONS }, { progressToken: 'string' });
+  const params = checkObject('params', value, { model: 'string', device: DEVICE_OPTIONS }, { progressToken: 'string', huggingFaceToken: 'string' });
   return params as unknown as LoadModelParams;
 }
 

@@ -173,7 +173,7 @@ describe('Hugging Face hub download (local test hub)', () => {
     const id = { repo: 'org/gated', revision: 'main' };
     await assert.rejects(
       downloadCheckpoint(id, path.join(tmp, 'g1'), { baseUrl: server.baseUrl }),
-      /cannot download org\/gated\/config.json: the repository is gated or private \(HTTP 401\).*put an access token in the HF_TOKEN environment variable/,
+      /cannot download org\/gated\/config.json: the repository is gated or private \(HTTP 401\).*put an access token in VS Code with "DLM: Set Hugging Face Token", or in the HF_TOKEN environment variable/,
     );
     await assert.rejects(
       downloadCheckpoint(id, path.join(tmp, 'g2'), { baseUrl: server.baseUrl, token: 'wrong' }),

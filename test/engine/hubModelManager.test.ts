@@ -6,6 +6,9 @@ import { conversionFor, resolveModel, type ModelProgress } from '../../engine/mo
 import { writeFixtureCheckpoint } from './convertFixtures';
 import { temporaryDir } from './graphTestSupport';
 import { HubTestServer } from './hubTestServer';
+import { ErrorCodes } from '../../engine/protocol';
+import { Engine } from '../../engine/server/engine';
+import type { EngineError } from '../../engine/server/errors';
 
 /** The files of a checkpoint folder, as a hub repository serves them (safetensors as LFS objects). */
 function repoFiles(dir: string): { files: Record<string, Buffer>; lfs: string[] } {
@@ -120,6 +123,30 @@ describe('model manager: checkpoint folders and Hugging Face ids', function () {
       } finally {
         if (saved === undefined) delete process.env.HF_TOKEN;
         else process.env.HF_TOKEN = saved;
+      }
+    });
+
+    it("dlm/loadModel's huggingFaceToken opens a gated repository, and its absence is explained", async () => {
+      const src = await writeFixtureCheckpoint(path.join(tmp, 'src'), 'open-dcoder');
+      const { files, lfs } = repoFiles(src.dir);
+      server.addRepo('org/gated-engine', files, lfs, 'hf_engine_secret');
+      const saved = { token: process.env.HF_TOKEN, endpoint: process.env.HF_ENDPOINT };
+      delete process.env.HF_TOKEN;
+      process.env.HF_ENDPOINT = server.baseUrl;
+      const engine = new Engine({ cacheDir: path.join(tmp, 'cache'), log: () => undefined });
+      try {
+        await assert.rejects(
+          engine.loadModel({ model: 'org/gated-engine', device: 'cpu' }),
+          (e: EngineError) => e.code === ErrorCodes.ModelLoadFailed && /gated or private.*DLM: Set Hugging Face Token/.test(e.message),
+        );
+        const info = await engine.loadModel({ model: 'org/gated-engine', device: 'cpu', huggingFaceToken: 'hf_engine_secret' });
+        assert.equal(info.device, 'cpu');
+      } finally {
+        await engine.shutdown();
+        for (const [key, value] of [['HF_TOKEN', saved.token], ['HF_ENDPOINT', saved.endpoint]] as const) {
+          if (value === undefined) delete process.env[key];
+          else process.env[key] = value;
+        }
       }
     });
 
