@@ -58,8 +58,12 @@ def _char_start(data, i):
 
 
 class ExampleMaker:
-    def __init__(self, bpe, length, ids):
+    def __init__(self, bpe, length, ids, eos_extension=0.5):
+        """eos_extension: the share of hole examples whose hole is longer than its content (by 1x-2x), the
+        rest being <|endoftext|>. Too high a share teaches the model to end fills early even when the
+        length is right; too low, and it cannot stop when it is given too many masks."""
         self.bpe = bpe
+        self.eos_extension = eos_extension
         self.length = length
         self.ids = ids  # mask, eos
         self.token_bytes = [b''] * bpe.vocab_size
@@ -134,7 +138,8 @@ class ExampleMaker:
         start = max(start, int(offsets[1]))
         end = min(max(end, start + 1), len(data))
         prefix, middle, suffix = self._encode(data[:start]), self._encode(data[start:end]), self._encode(data[end:])
-        extra = int(rng.integers(1, max(1, len(middle)) + 1)) if rng.random() < 0.5 else 0
+        longer = rng.random() < self.eos_extension
+        extra = int(rng.integers(1, max(1, len(middle)) + 1)) if longer else 0
         hole = (middle + [self.ids['eos']] * extra)[:L - 2]
         keep_prefix = max(1, min(len(prefix), L - len(hole)))
         prefix = prefix[-keep_prefix:]

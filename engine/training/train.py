@@ -140,6 +140,8 @@ def main():
     p.add_argument('--max-steps', type=int, default=None, help='stop after this step (default: total steps)')
     p.add_argument('--random-share', type=float, default=0.3,
                    help='share of random-masking examples; the rest are infill holes (objective.py)')
+    p.add_argument('--eos-extension', type=float, default=0.5,
+                   help='share of infill holes made longer than their content, the rest <|endoftext|>')
     p.add_argument('--threads', type=int, default=2)
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--log-every', type=int, default=10)
@@ -153,7 +155,7 @@ def main():
     os.makedirs(args.run, exist_ok=True)
     bpe = ByteLevelBPE.load(args.tokenizer)
     ids = {'mask': bpe.token_id(MASK), 'eos': bpe.token_id(ENDOFTEXT), 'pad': bpe.token_id(PAD)}
-    maker = ExampleMaker(bpe, args.length, ids)
+    maker = ExampleMaker(bpe, args.length, ids, args.eos_extension)
     cache = os.path.join(args.data, 'tokens')
     train_tokens = tokenize_corpus(bpe, args.tokenizer, os.path.join(args.data, 'corpus', 'train.jsonl'), cache)
     heldout_tokens = tokenize_corpus(bpe, args.tokenizer, os.path.join(args.data, 'corpus', 'heldout.jsonl'), cache)
@@ -197,7 +199,8 @@ def main():
             json.dump({'model': dataclasses.asdict(config), 'args': vars(args)}, f, indent=1)
     print(f'{config.parameter_count():,} parameters', file=sys.stderr)
 
-    val = validation_batches(heldout_tokens, args, maker)
+    # Validation examples stay the same whatever the training mix, so the curve is comparable across a run.
+    val = validation_batches(heldout_tokens, args, ExampleMaker(bpe, args.length, ids))
     log = open(os.path.join(args.run, 'log.jsonl'), 'a')
     last_checkpoint = time.time()
     window = {'loss': 0.0, 'kinds': {k: [0.0, 0] for k in KINDS}, 'steps': 0, 'tokens': 0, 'seconds': 0.0}
