@@ -62,7 +62,7 @@ describe('DLM Complete end to end (code-server, Chromium, real engine)', functio
       'dlm.device': 'cpu',
       'dlm.cacheMode': 'decode',
       'dlm.debounceMs': 150,
-      'dlm.fillLength': 48,
+      'dlm.fillLength': 96,
       'editor.fontSize': 16,
     };
     codeServer = await startCodeServer({

@@ -8,13 +8,21 @@ import type { Page } from 'playwright-core';
 const GHOST_SELECTOR = '.ghost-text-decoration, .ghost-text-decoration-preview, .ghost-text';
 
 /**
+ * Page-side expression reading the ghost text in reading order: the pieces sorted by where they are drawn, top
+ * to bottom then left to right (the DOM order of the inline part and of the lines below it varies).
+ */
+const READ_GHOST_TEXT = `Array.from(document.querySelectorAll(${JSON.stringify(GHOST_SELECTOR)}))
+  .map((e) => ({ r: e.getBoundingClientRect(), text: e.textContent }))
+  .sort((a, b) => a.r.top - b.r.top || a.r.left - b.r.left)
+  .map((e) => e.text).join('\\n')`;
+
+/**
  * Starts recording the ghost text once per painted frame (what the user can see), with a timestamp, into
  * `window.__ghostFrames`. Plain JavaScript: it runs in the page.
  */
 export async function recordGhostText(page: Page): Promise<void> {
   await page.evaluate(`(() => {
-    const read = () => Array.from(document.querySelectorAll(${JSON.stringify(GHOST_SELECTOR)}))
-      .map((e) => e.textContent).join('\\n');
+    const read = () => ${READ_GHOST_TEXT};
     window.__ghostFrames = [];
     let last = null;
     const frame = () => {
@@ -56,9 +64,7 @@ export async function waitForGhost(
 }
 
 export async function ghostTextNow(page: Page): Promise<string> {
-  return page.evaluate(
-    `Array.from(document.querySelectorAll(${JSON.stringify(GHOST_SELECTOR)})).map((e) => e.textContent).join('\\n')`,
-  ) as Promise<string>;
+  return page.evaluate(READ_GHOST_TEXT) as Promise<string>;
 }
 
 /**
