@@ -61,7 +61,8 @@ export const evalCommand: CliCommand = {
     'Cuts holes of 1 line and of 2-4 lines at seeded random places in held-out files, gives the model the',
     'true length in tokens, and reports exact match and character similarity (1 - normalized Levenshtein)',
     'for each cache mode, for the same architecture untrained, and for two baselines: an empty fill, and',
-    "the lines above the hole repeated. Decoding uses the model's defaults with one token per step.",
+    "the lines above the hole repeated. Decoding uses the model's defaults with one token per step and",
+    'temperature 0.',
     '',
     'Example:',
     '  dlm eval --cases 40 --json',
@@ -120,7 +121,8 @@ async function fillAll(
       prefix: p.prefix,
       suffix: p.suffix,
       length: p.length,
-      options: { ...options, steps: p.length },
+      // One token per step and argmax decoding: the comparison is of models and caches, not of sampling luck.
+      options: { ...options, steps: p.length, temperature: 0 },
     }).result;
     outcomes.push({ file: p.c.file, line: p.c.line, kind: p.c.kind, truth: p.c.middle, fill: result.text });
   }
