@@ -26,7 +26,12 @@ import {
 import { UntrainedWeights } from '../training/untrainedWeights';
 import { EXIT_OK, UsageError, numberOption, stringOption, type CliCommand, type OptionValues } from './command';
 import { defaultCacheDir } from './cacheDir';
-import { DEVICE_FLAG, deviceOption } from './decodingFlags';
+import { DECODING_FLAGS, DEVICE_FLAG, decodingOverrides, deviceOption } from './decodingFlags';
+
+/** Decoding flags eval passes through; steps, temperature and the cache are fixed or swept by eval itself. */
+const EVAL_DECODING_FLAGS = Object.fromEntries(
+  Object.entries(DECODING_FLAGS).filter(([flag]) => !['steps', 'temperature', 'cache', 'seed'].includes(flag)),
+);
 
 /** From dist/engine/main.js and from engine/cli/eval.ts alike, two folders up is the repository. */
 const DEFAULT_FILES = path.join(__dirname, '..', '..', 'engine', 'training', 'eval', 'heldout-files.jsonl');
@@ -61,8 +66,8 @@ export const evalCommand: CliCommand = {
     'Cuts holes of 1 line and of 2-4 lines at seeded random places in held-out files, gives the model the',
     'true length in tokens, and reports exact match and character similarity (1 - normalized Levenshtein)',
     'for each cache mode, for the same architecture untrained, and for two baselines: an empty fill, and',
-    "the lines above the hole repeated. Decoding uses the model's defaults with one token per step and",
-    'temperature 0.',
+    "the lines above the hole repeated. Decoding uses the model's defaults (or the decoding flags given)",
+    'with one token per step and temperature 0.',
     '',
     'Example:',
     '  dlm eval --cases 40 --json',
@@ -75,6 +80,7 @@ export const evalCommand: CliCommand = {
     caches: { type: 'string', description: 'Comma-separated cache modes to score.', defaultText: DEFAULT_CACHES.join(',') },
     'skip-untrained': { type: 'boolean', description: 'Leave out the untrained-initialisation row.' },
     examples: { type: 'integer', description: 'Fills to print per row (text output).', defaultText: '0' },
+    ...EVAL_DECODING_FLAGS,
     ...DEVICE_FLAG,
     json: { type: 'boolean', description: 'Print the scores and every fill as JSON.' },
     'cache-dir': { type: 'string', description: 'Where downloaded and converted models are kept.' },
@@ -161,6 +167,7 @@ function table(rows: EvalRow[]): string {
 
 async function runEval({ options }: { options: OptionValues }): Promise<number> {
   const caches = cacheModes(options);
+  const decoding = decodingOverrides(options);
   const count = numberOption(options, 'cases') ?? DEFAULT_CASES;
   if (!Number.isInteger(count) || count < 2) throw new UsageError('--cases must be a whole number >= 2.');
   const seed = numberOption(options, 'seed') ?? DEFAULT_SEED;
@@ -194,14 +201,14 @@ async function runEval({ options }: { options: OptionValues }): Promise<number> 
 
     const rows: EvalRow[] = [];
     for (const cache of caches) {
-      const { outcomes, msPerFill } = await fillAll(engine, info.modelId, prepared, { cache });
+      const { outcomes, msPerFill } = await fillAll(engine, info.modelId, prepared, { ...decoding, cache });
       rows.push(scoreRow(`${info.name} (${cache})`, outcomes, { cache, msPerFill }));
       process.stderr.write(`  ${cache}: done\n`);
     }
     if (options['skip-untrained'] !== true) {
       untrainedDir = await writeUntrainedModel(await resolveModel(modelSetting, { cacheDir }), seed);
       const untrained = await engine.loadModel({ model: untrainedDir, device });
-      const { outcomes, msPerFill } = await fillAll(engine, untrained.modelId, prepared, { cache: 'none' });
+      const { outcomes, msPerFill } = await fillAll(engine, untrained.modelId, prepared, { ...decoding, cache: 'none' });
       rows.push(scoreRow('untrained init (none)', outcomes, { cache: 'none', msPerFill }));
     }
     const baseline = (fill: (c: InfillCase) => string): CaseOutcome[] =>

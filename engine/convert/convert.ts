@@ -13,6 +13,7 @@ import type { StepGraphOptions } from '../graph/stepGraphBuilder';
 import { estimateWeightBytes } from '../graph/stepGraphBuilder';
 import type { AttentionLowering, CacheDtype, HeadKind, WeightPrecision } from '../graph/stepContract';
 import type { ModelManifest } from '../model/manifest';
+import type { DecodingOptions } from '../protocol';
 import { writeModelFolder } from '../model/modelFolder';
 import { decodingDefaults } from '../model/prompting';
 import { PREFERRED_CPU_ATTENTION } from '../runtime/executionProviders';
@@ -38,6 +39,8 @@ export interface ConvertOptions extends Partial<StepGraphOptions> {
   name?: string;
   /** Recorded in the manifest when the checkpoint came from the hub. */
   hubId?: { repo: string; revision: string };
+  /** Decoding defaults to store instead of the ones taken from the model's family and name (prompting.ts). */
+  decoding?: Partial<DecodingOptions>;
   /** Source hash when the caller has already computed it. */
   sourceHash?: string;
   externalData?: 'auto' | 'always';
@@ -97,7 +100,9 @@ export async function convertCheckpoint(srcDir: string, outDir: string, options:
       weights: progress.weights(halves?.source ?? checkpoint.weights),
       variants: [graph],
       tokenizerJson: checkpoint.tokenizer.text,
-      decoding: decodingDefaults(checkpoint.family.id, [...(options.hubId ? [options.hubId.repo] : []), ...checkpoint.names()], arch),
+      decoding:
+        options.decoding ??
+        decodingDefaults(checkpoint.family.id, [...(options.hubId ? [options.hubId.repo] : []), ...checkpoint.names()], arch),
       source: {
         kind: 'huggingface',
         ...(options.hubId ? { id: options.hubId.repo, revision: options.hubId.revision } : {}),
