@@ -43,8 +43,9 @@ export class ModelResolveError extends Error {
 }
 
 /**
- * The built-in model folder. From the bundle `dist/engine/main.js` this is `dist/models/builtin`; when the
- * sources run directly (tests, `tsx`) it is `engine/models/builtin`, where the built-in model is produced.
+ * The built-in model folder. From the bundle `dist/engine/main.js` this is `dist/models/builtin`, which
+ * `npm run build` converts from the checkpoint in `engine/models/builtin`; when the sources run directly (`tsx`)
+ * it is that checkpoint folder, which is no model folder: set DLM_BUILTIN_MODEL=dist/models/builtin there.
  */
 export function builtinModelDir(env: NodeJS.ProcessEnv = process.env): string {
   const override = env.DLM_BUILTIN_MODEL;
