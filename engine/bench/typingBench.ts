@@ -189,7 +189,8 @@ export async function runTypingBench(options: TypingBenchOptions): Promise<Typin
       reuse: side(withReuse),
       noReuse: side(without),
       model: manifest.name,
-      weights: manifest.source?.kind === 'trained' ? 'trained' : `random (${manifest.source?.kind ?? 'unknown'})`,
+      // Only synthetic folders have random weights; converted checkpoints (the built-in one too) are trained.
+      weights: manifest.source?.kind === 'synthetic' ? 'random' : 'trained',
       device: info.device,
       sessions: sessions.length,
       keystrokes: sessions.reduce((n, s) => n + s.keystrokes, 0),

@@ -54,9 +54,11 @@ function main(): void {
   const { version, name } = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as { version: string; name: string };
   const out = path.join(root, `${name}-${target}-${version}.vsix`);
   const vsce = path.join(root, 'node_modules', '.bin', process.platform === 'win32' ? 'vsce.cmd' : 'vsce');
+  // The README's images are relative links to files the package carries (media/*.png), which VS Code shows
+  // from the installed extension; with no repository URL to rewrite them against, they are left as they are.
   execFileSync(
     vsce,
-    ['package', '--target', target, '--ignoreFile', ignoreFile, '--out', out, '--allow-missing-repository', '--skip-license'],
+    ['package', '--target', target, '--ignoreFile', ignoreFile, '--out', out, '--allow-missing-repository', '--skip-license', '--no-rewrite-relative-links'],
     { cwd: root, stdio: 'inherit' },
   );
 
