@@ -5,16 +5,23 @@
 import * as fs from 'node:fs';
 import type { Page } from 'playwright-core';
 
-const GHOST_SELECTOR = '.ghost-text-decoration, .ghost-text-decoration-preview, .ghost-text';
+/** The ghost text on the cursor's line: pieces of the first line of the completion. */
+const INLINE_GHOST_SELECTOR = '.ghost-text-decoration, .ghost-text-decoration-preview';
+/** The lines of the completion below the cursor's line (a view zone). */
+const LINES_BELOW_SELECTOR = '.ghost-text';
 
 /**
- * Page-side expression reading the ghost text in reading order: the pieces sorted by where they are drawn, top
- * to bottom then left to right (the DOM order of the inline part and of the lines below it varies).
+ * Page-side expression reading the ghost text in reading order: the pieces on the cursor's line sorted by where
+ * they are drawn (their DOM order varies), then the lines below in DOM order, which is their order. Those
+ * cannot be sorted by position: below the last visible line they are not laid out (every rectangle is 0).
  */
-const READ_GHOST_TEXT = `Array.from(document.querySelectorAll(${JSON.stringify(GHOST_SELECTOR)}))
-  .map((e) => ({ r: e.getBoundingClientRect(), text: e.textContent }))
-  .sort((a, b) => a.r.top - b.r.top || a.r.left - b.r.left)
-  .map((e) => e.text).join('\\n')`;
+const READ_GHOST_TEXT = `[
+  ...Array.from(document.querySelectorAll(${JSON.stringify(INLINE_GHOST_SELECTOR)}))
+    .map((e) => ({ r: e.getBoundingClientRect(), text: e.textContent }))
+    .sort((a, b) => a.r.top - b.r.top || a.r.left - b.r.left)
+    .map((e) => e.text),
+  ...Array.from(document.querySelectorAll(${JSON.stringify(LINES_BELOW_SELECTOR)})).map((e) => e.textContent),
+].join('\\n')`;
 
 /**
  * Starts recording the ghost text once per painted frame (what the user can see), with a timestamp, into
