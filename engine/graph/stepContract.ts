@@ -130,3 +130,9 @@ export interface StepModel {
   /** Wrappers that do not pass `options` on get every new K/V on the host, which is always correct. */
   run(feeds: StepFeeds, options?: StepRunOptions): Promise<StepResult>;
 }
+
+/** A step model's geometry and head: what a wrapper copies before it brings its own `run` (and `deviceKv`). */
+export function stepModelShape(model: StepModel): Pick<StepModel, 'numLayers' | 'numKvHeads' | 'headDim' | 'cacheDtype' | 'head'> {
+  const { numLayers, numKvHeads, headDim, cacheDtype, head } = model;
+  return { numLayers, numKvHeads, headDim, cacheDtype, head };
+}

@@ -9,7 +9,7 @@ import { loadStepModel } from '../runtime/onnxStepModel';
 import { denoise, type DenoiseHooks } from '../denoiser/denoiser';
 import { CancelledError } from '../denoiser/cancellation';
 import { InvalidOptionsError } from '../denoiser/options';
-import type { StepModel } from '../graph/stepContract';
+import { stepModelShape, type StepModel } from '../graph/stepContract';
 import { PrefixReuser } from '../reuse/prefixReuse';
 import type { FromWorker, ModelWorkerData, ReuseOutcome, ToWorker } from './workerMessages';
 
@@ -26,11 +26,7 @@ let graphMs = 0;
 /** The loaded model with its calls timed; everything else (device K/V, run options) passes through. */
 function timed(inner: StepModel): StepModel {
   return {
-    numLayers: inner.numLayers,
-    numKvHeads: inner.numKvHeads,
-    headDim: inner.headDim,
-    cacheDtype: inner.cacheDtype,
-    head: inner.head,
+    ...stepModelShape(inner),
     ...(inner.deviceKv ? { deviceKv: inner.deviceKv } : {}),
     async run(feeds, options) {
       const started = performance.now();

@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
-import type { StepFeeds, StepModel, StepRunOptions } from '../../engine/graph/stepContract';
+import { stepModelShape, type StepFeeds, type StepModel, type StepRunOptions } from '../../engine/graph/stepContract';
 import { writeSyntheticModel, type SyntheticPreset } from '../../engine/model/synthetic';
 import type { ModelManifest } from '../../engine/model/manifest';
 import { loadStepModel, type OnnxStepModel } from '../../engine/runtime/onnxStepModel';
@@ -45,11 +45,7 @@ function recordingDestinations(model: StepModel): { model: StepModel; destinatio
 /** The model as a caller that passes no run options sees it: every call brings back every new K/V. */
 function fetchingEverything(model: StepModel): StepModel {
   return {
-    numLayers: model.numLayers,
-    numKvHeads: model.numKvHeads,
-    headDim: model.headDim,
-    cacheDtype: model.cacheDtype,
-    head: model.head,
+    ...stepModelShape(model),
     run: (feeds: StepFeeds) => model.run(feeds),
   };
 }

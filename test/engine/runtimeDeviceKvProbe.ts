@@ -7,7 +7,7 @@
 import { readManifest } from '../../engine/model/manifest';
 import { useSoftwareWebGpu } from '../../engine/runtime/executionProviders';
 import { loadStepModel, type OnnxStepModel } from '../../engine/runtime/onnxStepModel';
-import { HIDDEN_BIAS, type DeviceKv, type StepFeeds, type StepModel, type StepResult, type StepRunOptions } from '../../engine/graph/stepContract';
+import { HIDDEN_BIAS, stepModelShape, type DeviceKv, type StepFeeds, type StepModel, type StepResult, type StepRunOptions } from '../../engine/graph/stepContract';
 import { denoise, type DenoiseSpec } from '../../engine/denoiser/denoiser';
 import { DEFAULT_DECODING_OPTIONS } from '../../engine/denoiser/options';
 import { CancelledError } from '../../engine/denoiser/cancellation';
@@ -18,11 +18,7 @@ import { DEVICE_KV_CANVAS, DEVICE_KV_MODES } from './runtimeDeviceKvCases';
 /** The same model without `deviceKv`: the step runner keeps the request's K/V on the host. */
 function onHost(model: StepModel): StepModel {
   return {
-    numLayers: model.numLayers,
-    numKvHeads: model.numKvHeads,
-    headDim: model.headDim,
-    cacheDtype: model.cacheDtype,
-    head: model.head,
+    ...stepModelShape(model),
     run: (feeds: StepFeeds, options?: StepRunOptions) => model.run(feeds, options),
   };
 }
@@ -44,11 +40,7 @@ function tracking(model: OnnxStepModel): { model: StepModel; live: () => number;
   };
   const ops = model.deviceKv!;
   const wrapped: StepModel = {
-    numLayers: model.numLayers,
-    numKvHeads: model.numKvHeads,
-    headDim: model.headDim,
-    cacheDtype: model.cacheDtype,
-    head: model.head,
+    ...stepModelShape(model),
     deviceKv: { merge: async (base, fresh, index) => track(await ops.merge(base, fresh, index)) },
     run: async (feeds, options) => {
       const result = await model.run(feeds, options);
