@@ -9,6 +9,7 @@ import { agreement } from '../denoiser/compare';
 import { Engine } from '../server/engine';
 import { ensureBenchModel, type BenchModelName } from './benchModels';
 import { benchPrompt, type BenchCanvas } from './canvases';
+import { median, round } from './statistics';
 
 export interface BenchOptions {
   models: BenchModelName[];
@@ -51,14 +52,6 @@ interface Sample {
   graphCalls: number;
   rowsComputed: number;
 }
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-}
-
-const round = (value: number, digits: number) => Math.round(value * 10 ** digits) / 10 ** digits;
 
 export async function runBench(options: BenchOptions): Promise<BenchRun[]> {
   const modes: CacheMode[] = ['none', ...options.modes.filter((m) => m !== 'none')];

@@ -21,6 +21,7 @@ import { loadSourceTexts } from '../reuse/sourceTexts';
 import { Engine } from '../server/engine';
 import { agreement } from '../denoiser/compare';
 import { typingSessions } from './typingSessions';
+import { mean, median, round } from './statistics';
 
 /** The extension's defaults for inline completion (package.json `dlm.contextBytes`, `dlm.fillLength`, ...). */
 export const EDITOR_CANVAS = { contextBytes: 4096, fillLength: 32, lineFillLength: 16, debounceMs: 200 } as const;
@@ -78,15 +79,6 @@ interface Sample {
   text: string;
   reusedPrefixTokens: number;
 }
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-}
-
-const round = (value: number, digits: number) => Math.round(value * 10 ** digits) / 10 ** digits;
-const mean = (values: number[]) => values.reduce((a, b) => a + b, 0) / Math.max(values.length, 1);
 
 /** The model folder to type with, readied for prefix reuse (segments and depth profile). */
 async function typingModel(options: TypingBenchOptions): Promise<string> {

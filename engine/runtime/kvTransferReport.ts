@@ -16,28 +16,18 @@ import { ensureBenchModel, type BenchModelName } from '../bench/benchModels';
 import { BENCH_CANVASES, benchPrompt } from '../bench/canvases';
 import { denoise, type DenoiseStats } from '../denoiser/denoiser';
 import { DEFAULT_DECODING_OPTIONS, defaultRefreshInterval } from '../denoiser/options';
-import type { StepFeeds, StepModel, StepRunOptions } from '../graph/stepContract';
+import { stepModelShape, type StepFeeds, type StepModel, type StepRunOptions } from '../graph/stepContract';
 import { readManifest } from '../model/manifest';
 import type { CacheMode, DeviceOption } from '../protocol';
 import { useSoftwareWebGpu } from './executionProviders';
 import { loadStepModel } from './onnxStepModel';
+import { median } from '../bench/statistics';
 
 function without(model: StepModel, what: 'options' | 'deviceKv'): StepModel {
-  const { numLayers, numKvHeads, headDim, cacheDtype, head } = model;
   return {
-    numLayers,
-    numKvHeads,
-    headDim,
-    cacheDtype,
-    head,
+    ...stepModelShape(model),
     run: what === 'options' ? (feeds: StepFeeds) => model.run(feeds) : (feeds: StepFeeds, options?: StepRunOptions) => model.run(feeds, options),
   };
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
 const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(1);
