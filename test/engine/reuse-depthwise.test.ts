@@ -89,6 +89,13 @@ describe('depth-wise segments cut from the step graph (real onnxruntime)', funct
   const canvasIds = [12, 257, 40, 257, 257, 99, 3, 257, 210, 257, 7, 64];
   const positions = [0, 1, 2, 3, 5, 6, 7, 9, 10, 11, 12, 14];
 
+  /** The float64 reference forward's full pass over the canvas (the fixture's weights), reading `logitsIndex`. */
+  async function referenceFullPass(logitsIndex: number[]) {
+    const weights = await readAllWeights(fixture.arch, new SyntheticWeights(fixture.arch, 5));
+    const bias = referenceBias(canvasIds.length, 0);
+    return referenceForward(fixture.arch, weights, { inputIds: canvasIds, positionIds: positions, bias, logitsIndex, pastKeys: [], pastValues: [], contextLength: 0 });
+  }
+
   it('compute what the step graph computes: full pass and cached call, fp32 and fp16, both lowerings', async () => {
     for (const { variant, monolithic, segments } of fixture.variants) {
       const tolerance = variant.cacheDtype === 'float16' ? FP16_TOLERANCE : FP32_TOLERANCE;
@@ -113,17 +120,8 @@ describe('depth-wise segments cut from the step graph (real onnxruntime)', funct
 
   it('match the float64 reference forward (fp32)', async () => {
     const { monolithic, segments } = fixture.variants[0];
-    const weights = await readAllWeights(fixture.arch, new SyntheticWeights(fixture.arch, 5));
     const feeds = stepFeeds(monolithic, { ids: canvasIds, positions, read: [1, 5] });
-    const reference = referenceForward(fixture.arch, weights, {
-      inputIds: canvasIds,
-      positionIds: positions,
-      bias: referenceBias(canvasIds.length, 0),
-      logitsIndex: [1, 5],
-      pastKeys: [],
-      pastValues: [],
-      contextLength: 0,
-    });
+    const reference = await referenceFullPass([1, 5]);
     const result = await segmentForward(segments, feeds);
     assert.ok(maxAbsDiff(predictionValues(result), reference.logits.flatMap((row) => Array.from(row))) < FP32_TOLERANCE);
     result.newKeys.forEach((k, l) => assert.ok(maxAbsDiff(fromCache(k), reference.newKeys[l]) < FP32_TOLERANCE, `layer ${l}`));
@@ -148,16 +146,7 @@ describe('depth-wise segments cut from the step graph (real onnxruntime)', funct
 
   it('the step graph whose weights were moved out still matches the float64 reference forward', async () => {
     const { monolithic } = fixture.variants[0];
-    const weights = await readAllWeights(fixture.arch, new SyntheticWeights(fixture.arch, 5));
-    const reference = referenceForward(fixture.arch, weights, {
-      inputIds: canvasIds,
-      positionIds: positions,
-      bias: referenceBias(canvasIds.length, 0),
-      logitsIndex: [2, 7],
-      pastKeys: [],
-      pastValues: [],
-      contextLength: 0,
-    });
+    const reference = await referenceFullPass([2, 7]);
     const result = await monolithic.run(stepFeeds(monolithic, { ids: canvasIds, positions, read: [2, 7] }));
     assert.ok(maxAbsDiff(predictionValues(result), reference.logits.flatMap((row) => Array.from(row))) < FP32_TOLERANCE);
   });
