@@ -6,8 +6,8 @@
  * earlier fill and denoises them with the rest of the file as context.
  */
 import * as vscode from 'vscode';
-import type { InfillProgressParams, InfillResult } from '../engine/protocol';
-import { contextAround } from './canvas';
+import type { InfillProgressParams, InfillResult } from '../common/protocol';
+import { contextAround } from '../common/textCanvas';
 import type { FillHistory } from './fillHistory';
 import { fullyMasked, PLACEHOLDER } from './ghostText';
 import { documentLength, type InfillDecorations } from './infillDecorations';

@@ -20,7 +20,7 @@ import {
   type LoadProgressParams,
   type LoadedModelInfo,
   type LogParams,
-} from '../engine/protocol';
+} from '../common/protocol';
 
 let nextProgressToken = 0;
 const newProgressToken = (kind: string) => `${kind}-${process.pid}-${++nextProgressToken}`;

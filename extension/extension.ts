@@ -4,7 +4,7 @@
  * used by its tests running in the extension host.
  */
 import * as vscode from 'vscode';
-import type { InfillStats } from '../engine/protocol';
+import type { InfillStats } from '../common/protocol';
 import { BlockInfill } from './blockInfill';
 import { EngineSupervisor } from './engineSupervisor';
 import { FillHistory } from './fillHistory';

@@ -3,7 +3,7 @@
  * faint placeholder glyph (a light shade block, fainter than any letter in the already faint ghost text).
  * Pure text functions; the provider turns them into inline completion items.
  */
-import { MASK_GLYPH, type InfillProgressParams } from '../engine/protocol';
+import { MASK_GLYPH, type InfillProgressParams } from '../common/protocol';
 import { firstLine } from './fillTrimming';
 import { normalizeLineBreaks } from './lineBreaks';
 

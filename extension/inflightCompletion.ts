@@ -5,8 +5,8 @@
  */
 import * as vscode from 'vscode';
 import { ResponseError } from 'vscode-jsonrpc';
-import { ErrorCodes, type InfillProgressParams, type InfillResult } from '../engine/protocol';
-import type { Canvas } from './canvas';
+import { ErrorCodes, type InfillProgressParams, type InfillResult } from '../common/protocol';
+import type { TextCanvas } from '../common/textCanvas';
 import { trimFill } from './fillTrimming';
 import { fullyMasked, partialGhostText } from './ghostText';
 
@@ -38,7 +38,7 @@ export class InflightCompletion implements vscode.Disposable {
     readonly uri: string,
     readonly version: number,
     readonly offset: number,
-    readonly canvas: Canvas,
+    readonly canvas: TextCanvas,
     /** Whether progress is reported (and shown) before the final fill. */
     readonly streaming: boolean,
     call: InfillCall,

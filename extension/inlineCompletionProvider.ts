@@ -17,8 +17,8 @@
  */
 import * as vscode from 'vscode';
 import { ResponseError } from 'vscode-jsonrpc';
-import { ErrorCodes, type InfillResult } from '../engine/protocol';
-import { buildCanvas } from './canvas';
+import { ErrorCodes, type InfillResult } from '../common/protocol';
+import { buildTextCanvas } from '../common/textCanvas';
 import { CompletionCache } from './completionCache';
 import { hasPlaceholder, PLACEHOLDER } from './ghostText';
 import { GhostTextRefresh } from './ghostTextRefresh';
@@ -131,7 +131,7 @@ export class DlmInlineCompletionProvider implements vscode.InlineCompletionItemP
     }
     if (token.isCancellationRequested || document.version !== version) return undefined;
 
-    const canvas = buildCanvas(before, after, settings);
+    const canvas = buildTextCanvas(before, after, settings);
     const inflight = new InflightCompletion(
       document.uri.toString(),
       document.version,

@@ -4,7 +4,7 @@
  * conversion, session creation) in a notification, and explaining a failure instead of failing silently.
  */
 import * as vscode from 'vscode';
-import type { LoadedModelInfo } from '../engine/protocol';
+import type { LoadedModelInfo } from '../common/protocol';
 import type { EngineClient } from './engineClient';
 import type { EngineState, EngineSupervisor } from './engineSupervisor';
 import type { OutputLog } from './outputLog';

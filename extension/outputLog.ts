@@ -4,7 +4,7 @@
  * level to debug from the channel's menu).
  */
 import * as vscode from 'vscode';
-import type { LogParams } from '../engine/protocol';
+import type { LogParams } from '../common/protocol';
 
 export const OUTPUT_CHANNEL_NAME = 'DLM Complete';
 

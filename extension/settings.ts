@@ -15,7 +15,7 @@ import {
   SCHEDULES,
   type DecodingOptions,
   type DeviceOption,
-} from '../engine/protocol';
+} from '../common/protocol';
 
 export const SECTION = 'dlm';
 

@@ -3,7 +3,7 @@
  * switch the cache mode, pause or resume completions, show the logs, restart the engine.
  */
 import * as vscode from 'vscode';
-import { CACHE_MODES, type CacheMode, type InfillStats } from '../engine/protocol';
+import { CACHE_MODES, type CacheMode, type InfillStats } from '../common/protocol';
 import type { EngineState } from './engineSupervisor';
 import type { ModelState } from './modelSession';
 import { SECTION, type DlmSettings } from './settings';

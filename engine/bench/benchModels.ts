@@ -4,7 +4,7 @@
  */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { parameterCount } from '../model/architecture';
+import { parameterCount } from '../architecture/architecture';
 import { MANIFEST_FILE } from '../model/manifest';
 import { syntheticArchitecture, writeSyntheticModel, type SyntheticPreset } from '../model/synthetic';
 

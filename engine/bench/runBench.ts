@@ -4,11 +4,11 @@
  * interleaved, round after round, so drift in machine speed hits them alike; each mode's speed is its
  * median over the rounds.
  */
-import type { CacheMode, DecodingOptions, DeviceOption } from '../protocol';
+import type { CacheMode, DecodingOptions, DeviceOption } from '../../common/protocol';
 import { agreement } from '../denoiser/compare';
-import { Engine } from '../server/engine';
+import { Engine } from '../service/engine';
 import { ensureBenchModel, type BenchModelName } from './benchModels';
-import { benchPrompt, type BenchCanvas } from './canvases';
+import { benchPrompt, type BenchCanvas } from './benchCanvases';
 import { median, round } from './statistics';
 
 export interface BenchOptions {

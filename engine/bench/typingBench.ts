@@ -10,15 +10,15 @@
  */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { buildCanvas } from '../../extension/canvas';
+import { buildTextCanvas } from '../../common/textCanvas';
 import { MANIFEST_FILE, readManifest } from '../model/manifest';
-import { resolveModel } from '../model/modelManager';
+import { resolveModel } from '../store/modelManager';
 import { writeSyntheticModel } from '../model/synthetic';
-import type { DecodingOptions, DeviceOption } from '../protocol';
+import type { DecodingOptions, DeviceOption } from '../../common/protocol';
 import { prepareModelForReuse } from '../reuse/prepareModel';
 import { reuseUnavailableReason } from '../reuse/prefixReuse';
 import { loadSourceTexts } from '../reuse/sourceTexts';
-import { Engine } from '../server/engine';
+import { Engine } from '../service/engine';
 import { agreement } from '../denoiser/compare';
 import { typingSessions } from './typingSessions';
 import { mean, median, round } from './statistics';
@@ -120,7 +120,7 @@ export async function runTypingBench(options: TypingBenchOptions): Promise<Typin
     const info = await engine.loadModel({ model: dir, device: options.device });
     const manifest = engine.manifestOf(info.modelId);
     const infill = async (document: string, before: string, after: string, reuse: boolean): Promise<Sample & { canvasTokens: number }> => {
-      const canvas = buildCanvas(before, after, EDITOR_CANVAS);
+      const canvas = buildTextCanvas(before, after, EDITOR_CANVAS);
       // As the extension asks: its canvas, fitted to the model by the engine.
       const { prefixIds, suffixIds } = engine.canvasIds({ modelId: info.modelId, ...canvas, fitToModel: true });
       const started = performance.now();

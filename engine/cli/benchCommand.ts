@@ -1,8 +1,8 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { CACHE_MODES, type CacheMode } from '../protocol';
+import { CACHE_MODES, type CacheMode } from '../../common/protocol';
 import { BENCH_MODEL_NAMES, benchModelDescription, type BenchModelName } from '../bench/benchModels';
-import { BENCH_CANVASES } from '../bench/canvases';
+import { BENCH_CANVASES } from '../bench/benchCanvases';
 import { formatBenchTable, runBench } from '../bench/runBench';
 import { EDITOR_CANVAS, formatTypingReport, runTypingBench, TYPING_SYNTHETIC_MODEL } from '../bench/typingBench';
 import { defaultSourcePath } from '../reuse/sourceTexts';

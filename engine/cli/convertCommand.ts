@@ -5,8 +5,8 @@
 import * as fs from 'node:fs';
 import path from 'node:path';
 import { convertCheckpoint, defaultGraphOptions, type ConvertProgress } from '../convert/convert';
-import { parseHubModelId } from '../model/huggingFaceHub';
-import { downloadToCache } from '../model/modelManager';
+import { parseHubModelId } from '../store/huggingFaceHub';
+import { downloadToCache } from '../store/modelManager';
 import type { AttentionLowering, CacheDtype, HeadKind, WeightPrecision } from '../graph/stepContract';
 import { EXIT_OK, numberOption, stringOption, type CliCommand } from './command';
 import { defaultCacheDir } from './cacheDir';

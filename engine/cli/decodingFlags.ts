@@ -7,7 +7,7 @@ import {
   SCHEDULES,
   type DecodingOptions,
   type DeviceOption,
-} from '../protocol';
+} from '../../common/protocol';
 import type { OptionSpecs, OptionValues } from './command';
 
 /** Flag name -> DecodingOptions field (every field has one). */

@@ -10,9 +10,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { readManifest } from '../model/manifest';
 import { writeModelFolder } from '../model/modelFolder';
-import { resolveModel } from '../model/modelManager';
-import { CACHE_MODES, type CacheMode, type DecodingOptions } from '../protocol';
-import { Engine } from '../server/engine';
+import { resolveModel } from '../store/modelManager';
+import { CACHE_MODES, type CacheMode, type DecodingOptions } from '../../common/protocol';
+import { Engine } from '../service/engine';
 import {
   fitToCanvas,
   makeCases,

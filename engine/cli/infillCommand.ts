@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
-import { ErrorCodes } from '../protocol';
-import { Engine } from '../server/engine';
-import { EngineError } from '../server/errors';
-import { JobCancelledError } from '../server/scheduler';
+import { ErrorCodes } from '../../common/protocol';
+import { Engine } from '../service/engine';
+import { EngineError } from '../service/errors';
+import { JobCancelledError } from '../service/scheduler';
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError, numberOption, stringOption, type CliCommand, type OptionValues } from './command';
 import { defaultCacheDir } from './cacheDir';
 import { DECODING_FLAGS, DEVICE_FLAG, decodingOverrides, deviceOption } from './decodingFlags';

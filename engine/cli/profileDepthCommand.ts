@@ -4,7 +4,7 @@
  * safe depth.
  */
 import { writeFileSync } from 'node:fs';
-import { resolveModel } from '../model/modelManager';
+import { resolveModel } from '../store/modelManager';
 import { BICACHE_THRESHOLD, DEPTH_PROFILE_FILE, type DepthProfile } from '../reuse/depthProfile';
 import { DEFAULT_PROFILE_CANVAS, DEFAULT_PROFILE_FILL, measureCallOverhead, prepareModelForReuse } from '../reuse/prepareModel';
 import { defaultSourcePath, HELD_OUT_FILES } from '../reuse/sourceTexts';

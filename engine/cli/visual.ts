@@ -4,8 +4,8 @@
  * coloured by the confidence they were committed with, and a status line with step, progress and speed.
  * When the output is not a terminal it prints one plain line per step instead.
  */
-import { MASK_GLYPH } from '../protocol';
-import type { InfillProgress } from '../server/engine';
+import { MASK_GLYPH } from '../../common/protocol';
+import type { InfillProgress } from '../service/engine';
 
 const ESC = '\x1b[';
 const RESET = `${ESC}0m`;

@@ -5,8 +5,8 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { expectedWeights, type ModelArchitecture, type SpecialTokens } from '../model/architecture';
-import type { WeightSource } from '../model/weights';
+import { expectedWeights, type ModelArchitecture, type SpecialTokens } from '../architecture/architecture';
+import type { WeightSource } from '../architecture/weights';
 import { ConversionError, checkArchitecture, detectFamily, type CheckpointFamily, type HfConfig } from './families';
 import { SafetensorsCheckpoint } from './safetensors';
 import { findSpecialTokens } from './specialTokens';

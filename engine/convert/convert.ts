@@ -13,15 +13,15 @@ import type { StepGraphOptions } from '../graph/stepGraphBuilder';
 import { estimateWeightBytes } from '../graph/stepGraphBuilder';
 import type { AttentionLowering, CacheDtype, HeadKind, WeightPrecision } from '../graph/stepContract';
 import type { ModelManifest } from '../model/manifest';
-import type { DecodingOptions } from '../protocol';
+import type { DecodingOptions } from '../../common/protocol';
 import { writeModelFolder } from '../model/modelFolder';
 import { decodingDefaults } from '../model/prompting';
 import { PREFERRED_CPU_ATTENTION } from '../runtime/executionProviders';
-import type { WeightSource } from '../model/weights';
+import type { WeightSource } from '../architecture/weights';
 import { HfCheckpoint } from './checkpoint';
 import { ConversionError } from './families';
 import { checkpointFingerprint } from './fingerprint';
-import { F16_MAX } from './floatFormats';
+import { F16_MAX } from '../graph/floatFormats';
 
 export interface ConvertProgress {
   /** Weight tensors written, of all. */

@@ -10,10 +10,9 @@
  * - `llada`: LLaDA (model_type "llada", LLaDAModelLM): its own names under `model.transformer`, no GQA
  *   in the 8B, no shift.
  */
-import type { ModelArchitecture, ModelFamily } from '../model/architecture';
+import type { CheckpointFamilyId, ModelArchitecture, ModelFamily } from '../architecture/architecture';
 
 export type HfConfig = Record<string, unknown>;
-export type CheckpointFamilyId = 'dream' | 'qwen2' | 'coda' | 'llada';
 
 export interface CheckpointFamily {
   id: CheckpointFamilyId;

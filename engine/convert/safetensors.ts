@@ -9,7 +9,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { bf16ToFloat32, f16ToFloat32, float32ToBf16, float32ToF16 } from './floatFormats';
+import { bf16ToFloat32, f16ToFloat32, float32ToBf16, float32ToF16 } from '../graph/floatFormats';
 
 /** Bytes per element of every dtype the format defines; only the float ones can be read as floats. */
 const DTYPE_BYTES: Record<string, number> = {

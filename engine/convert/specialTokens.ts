@@ -4,9 +4,10 @@
  * generation_config eos ids plus the family's end tokens that the tokenizer has; pad from the config; bos
  * only when the tokenizer itself adds it before a text (see prompting.ts).
  */
-import type { SpecialTokens } from '../model/architecture';
+import type { SpecialTokens } from '../architecture/architecture';
 import { MASK_TOKEN_CONTENTS, endTokenContents } from '../model/prompting';
-import { ConversionError, type CheckpointFamilyId, type HfConfig } from './families';
+import type { CheckpointFamilyId } from '../architecture/architecture';
+import { ConversionError, type HfConfig } from './families';
 import { leadingSpecialTokens, tokenId, type TokenizerJson } from './tokenizerFiles';
 
 function ids(value: unknown): number[] {

@@ -8,7 +8,7 @@
  * Invariants the step runner checks on every plan: Q and C are disjoint, C rows are valid in the store, and
  * the predictor row (logitShift.ts) of every candidate is in Q. `policies/index.ts` maps a CacheMode to a policy.
  */
-import type { Canvas } from './canvas';
+import type { TokenCanvas } from './tokenCanvas';
 import type { KvStore } from './kvStore';
 import { predictorRow } from './logitShift';
 import type { KeyedRandom } from './rng';
@@ -18,7 +18,7 @@ import type { ScheduleStep } from './schedule';
 export interface StepView {
   /** 0-based index of this step. */
   step: number;
-  canvas: Canvas;
+  canvas: TokenCanvas;
   logitShift: boolean;
   /** The current block and this step's commit count (null: the threshold decides). */
   schedule: ScheduleStep;
@@ -46,7 +46,7 @@ export interface CachePolicy {
   /** Whether the policy reads or writes the K/V store (no store is allocated for `none`). */
   readonly usesStore: boolean;
   /** Called once before the first step; a cross-request cache would pre-fill the store here. */
-  begin?(canvas: Canvas, store: KvStore | null): void;
+  begin?(canvas: TokenCanvas, store: KvStore | null): void;
   plan(view: StepView): StepPlan;
 }
 

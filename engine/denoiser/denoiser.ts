@@ -9,10 +9,10 @@
  * benchmarks that compare modes at equal work).
  */
 import type { StepModel } from '../graph/stepContract';
-import type { SpecialTokens } from '../model/architecture';
-import type { DecodingOptions } from '../protocol';
+import type { SpecialTokens } from '../architecture/architecture';
+import type { DecodingOptions } from '../../common/protocol';
 import { CancelledError } from './cancellation';
-import { Canvas, checkCanvasFits } from './canvas';
+import { TokenCanvas, checkCanvasFits } from './tokenCanvas';
 import { chooseToken, type Sampling } from './confidence';
 import { KvStore } from './kvStore';
 import { InvalidOptionsError, validateDecodingOptions } from './options';
@@ -85,7 +85,7 @@ export async function denoise(model: StepModel, spec: DenoiseSpec, request: Deno
   checkTokenIds('suffix', suffixIds, spec.vocabSize);
   if (spec.maxPositions !== undefined) checkCanvasFits(prefixIds.length, length, suffixIds.length, spec.maxPositions);
 
-  const canvas = new Canvas(prefixIds, length, suffixIds, spec.tokens.mask);
+  const canvas = new TokenCanvas(prefixIds, length, suffixIds, spec.tokens.mask);
   const schedule = createSchedule(options, canvas);
   const policy = createCachePolicy(options);
   const store = policy.usesStore ? new KvStore(model, canvas.length) : null;
@@ -158,7 +158,7 @@ export async function denoise(model: StepModel, spec: DenoiseSpec, request: Deno
 }
 
 /** True when an end-of-text token is committed and every fill position before it is committed too. */
-function endIsDecided(canvas: Canvas, endTokens: ReadonlySet<number>): boolean {
+function endIsDecided(canvas: TokenCanvas, endTokens: ReadonlySet<number>): boolean {
   for (let p = canvas.fillStart; p < canvas.fillEnd; p++) {
     if (canvas.isMasked(p)) return false;
     if (endTokens.has(canvas.token(p))) return true;

@@ -4,7 +4,7 @@
  * before it and reads row 0, exactly as Dream's `cat([logits[:, :1], logits[:, :-1]])` does (it only matters for
  * a canvas with an empty prefix).
  */
-import type { Canvas } from './canvas';
+import type { TokenCanvas } from './tokenCanvas';
 
 /** The row whose prediction is read for canvas position `position`. */
 export function predictorRow(position: number, logitShift: boolean): number {
@@ -16,7 +16,7 @@ export function predictorRow(position: number, logitShift: boolean): number {
  * longer needed as the predictor of a masked position (dKV-Cache's 'un' shift type: row p-1 stays live while
  * p is masked). Only settled rows' K/V are cached by the policies that cache decoded tokens.
  */
-export function isSettledBefore(canvas: Canvas, row: number, logitShift: boolean, step: number): boolean {
+export function isSettledBefore(canvas: TokenCanvas, row: number, logitShift: boolean, step: number): boolean {
   if (!canvas.wasFinalBefore(row, step)) return false;
   if (!logitShift) return true;
   // Row r predicts r + 1 (and row 0 also predicts position 0, whose finality was just checked).
@@ -27,7 +27,7 @@ export function isSettledBefore(canvas: Canvas, row: number, logitShift: boolean
  * Whether `row` is the predictor of a position that is masked now (at the start of the current step): such a
  * row must be computed every step, since its logits are read.
  */
-export function predictsMaskedPosition(canvas: Canvas, row: number, logitShift: boolean): boolean {
+export function predictsMaskedPosition(canvas: TokenCanvas, row: number, logitShift: boolean): boolean {
   if (!logitShift) return canvas.isMasked(row);
   return (row + 1 < canvas.length && canvas.isMasked(row + 1)) || (row === 0 && canvas.isMasked(0));
 }

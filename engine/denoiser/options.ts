@@ -3,7 +3,7 @@
  * and validation with messages that say which field is wrong and why; the engine answers a bad request with
  * the message of `InvalidOptionsError`.
  */
-import type { ModelFamily } from '../model/architecture';
+import type { ModelFamily } from '../architecture/architecture';
 import {
   ALGORITHMS,
   CACHE_MODES,
@@ -11,7 +11,7 @@ import {
   SCHEDULES,
   type CacheMode,
   type DecodingOptions,
-} from '../protocol';
+} from '../../common/protocol';
 import { tileBlocks } from './schedule';
 
 export class InvalidOptionsError extends Error {

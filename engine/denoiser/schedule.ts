@@ -17,8 +17,8 @@
  * at most as many steps as it has positions. Fewer steps than blocks is an error for `blocks` and `timesteps`
  * (`threshold` ignores `steps` but for its progress estimate).
  */
-import type { ScheduleKind } from '../protocol';
-import type { Canvas } from './canvas';
+import type { ScheduleKind } from '../../common/protocol';
+import type { TokenCanvas } from './tokenCanvas';
 
 /** A block of fill positions, as canvas positions [start, end). */
 export interface Block {
@@ -39,7 +39,7 @@ export interface Schedule {
   /** Steps planned; for `threshold` an upper estimate (it stops when the fill is complete). */
   readonly plannedSteps: number;
   /** The next step's block and count, or null when the fill is complete. Call once per step. */
-  next(canvas: Canvas): ScheduleStep | null;
+  next(canvas: TokenCanvas): ScheduleStep | null;
 }
 
 export interface ScheduleOptions {
@@ -124,7 +124,7 @@ class CountSchedule implements Schedule {
     this.plannedSteps = this.plan.length;
   }
 
-  next(canvas: Canvas): ScheduleStep | null {
+  next(canvas: TokenCanvas): ScheduleStep | null {
     const step = this.plan[this.cursor++];
     if (step === undefined) return null;
     const masked = canvas.maskedIn(step.block.start, step.block.end).length;
@@ -138,7 +138,7 @@ class ThresholdSchedule implements Schedule {
 
   constructor(readonly blocks: readonly Block[], readonly plannedSteps: number) {}
 
-  next(canvas: Canvas): ScheduleStep | null {
+  next(canvas: TokenCanvas): ScheduleStep | null {
     for (const block of this.blocks) {
       if (canvas.maskedIn(block.start, block.end).length > 0) return { block, count: null };
     }
@@ -146,7 +146,7 @@ class ThresholdSchedule implements Schedule {
   }
 }
 
-export function createSchedule(options: ScheduleOptions, canvas: Canvas): Schedule {
+export function createSchedule(options: ScheduleOptions, canvas: TokenCanvas): Schedule {
   const blocks = tileBlocks(canvas.fillStart, canvas.fillLength, options.blockLength);
   switch (options.schedule) {
     case 'blocks': {

@@ -18,7 +18,7 @@
 import { toFloat16Bits } from '../graph/float16';
 import { HIDDEN_BIAS, type DeviceKv, type DeviceKvOps, type KvArray, type NewKvDestination, type RowPredictions, type StepModel } from '../graph/stepContract';
 import type { StepPlan } from './cachePolicy';
-import type { Canvas } from './canvas';
+import type { TokenCanvas } from './tokenCanvas';
 import type { KvStore } from './kvStore';
 import { predictorRow } from './logitShift';
 
@@ -63,7 +63,7 @@ export class StepRunner {
 
   constructor(
     private readonly model: StepModel,
-    private readonly canvas: Canvas,
+    private readonly canvas: TokenCanvas,
     private readonly store: KvStore | null,
     private readonly logitShift: boolean,
     private readonly vocabSize: number,

@@ -4,7 +4,7 @@
  * what onnxruntime-node expects for 'float16' tensors. The bit conversions live in convert/floatFormats.ts;
  * this module names them for graph and runtime code. Finite values beyond the half range saturate to ±65504.
  */
-import { f16ToFloat32, float32ToF16, float32ToF16Bits } from '../convert/floatFormats';
+import { f16ToFloat32, float32ToF16, float32ToF16Bits } from './floatFormats';
 
 export function toFloat16Bits(value: number): number {
   return float32ToF16Bits(value, true);

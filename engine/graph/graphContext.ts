@@ -2,7 +2,7 @@
  * What every piece of the step-graph lowering shares: the graph being built, the model geometry, the
  * activation dtype and the weight precision, plus constants in the activation dtype.
  */
-import type { ModelArchitecture } from '../model/architecture';
+import type { ModelArchitecture } from '../architecture/architecture';
 import { toFloat16Array } from './float16';
 import type { OnnxGraphBuilder } from './onnxWriter';
 import type { CacheDtype, WeightPrecision } from './stepContract';

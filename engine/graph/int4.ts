@@ -11,7 +11,7 @@
  */
 import { fromFloat16Bits, toFloat16Bits } from './float16';
 import type { GraphContext } from './graphContext';
-import type { LinearWeights } from './linear';
+import type { LinearWeights } from './linearWeights';
 import type { CacheDtype } from './stepContract';
 
 export const INT4_BLOCK_SIZE = 32;

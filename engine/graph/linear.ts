@@ -6,18 +6,8 @@
 import { toFloat16Array } from './float16';
 import { computeTensor, type GraphContext } from './graphContext';
 import { addMatMulNBits } from './int4';
+import type { LinearWeights } from './linearWeights';
 import { onnxDataType } from './onnxWriter';
-
-export interface LinearWeights {
-  /** Canonical weight name; initializers are named after it. */
-  name: string;
-  /** Hugging Face layout `[outFeatures, inFeatures]`. */
-  weight: Float32Array;
-  outFeatures: number;
-  inFeatures: number;
-  /** `[outFeatures]`, named `biasName`. */
-  bias?: { name: string; values: Float32Array };
-}
 
 /** `y = x W^T (+ b)` over the last axis of `input`; returns the output value name. */
 export function addLinear(ctx: GraphContext, input: string, w: LinearWeights): string {

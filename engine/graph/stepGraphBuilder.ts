@@ -8,8 +8,8 @@
  * Residual adds followed by RMSNorm are left as Add + SimplifiedLayerNormalization, which onnxruntime fuses
  * into SkipSimplifiedLayerNormalization on the providers that have it.
  */
-import { WeightNames, expectedWeights, type ModelArchitecture } from '../model/architecture';
-import { checkWeights, type WeightSource } from '../model/weights';
+import { WeightNames, expectedWeights, type ModelArchitecture } from '../architecture/architecture';
+import { checkWeights, type WeightSource } from '../architecture/weights';
 import { addAttention, prepareAttention } from './attention';
 import { toFloat16Array } from './float16';
 import { computeTensor, type GraphContext } from './graphContext';

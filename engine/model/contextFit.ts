@@ -3,7 +3,7 @@
  * start of the prefix (at anchor lines where possible, so the cut stays put while the user types: see
  * lineAnchors.ts) and from the end of the suffix.
  */
-import { lineStarts, tailCut } from './lineAnchors';
+import { lineStarts, tailCut } from '../../common/lineAnchors';
 
 /** The suffix gets at most this share of the budget when the prefix needs the rest (code before predicts more). */
 const SUFFIX_SHARE = 0.25;

@@ -6,9 +6,9 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { DecodingOptions, DeviceOption } from '../protocol';
+import type { DecodingOptions, DeviceOption } from '../../common/protocol';
 import type { AttentionLowering, CacheDtype, HeadKind, WeightPrecision } from '../graph/stepContract';
-import type { ModelArchitecture, SpecialTokens } from './architecture';
+import type { ModelArchitecture, SpecialTokens } from '../architecture/architecture';
 
 export const MANIFEST_FILE = 'dlm-model.json';
 export const MANIFEST_FORMAT = 'dlm-model/1';

@@ -5,9 +5,9 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { DecodingOptions } from '../protocol';
+import type { DecodingOptions } from '../../common/protocol';
 import { writeStepGraph, type StepGraphOptions } from '../graph/stepGraphBuilder';
-import type { ModelArchitecture, SpecialTokens } from './architecture';
+import type { ModelArchitecture, SpecialTokens } from '../architecture/architecture';
 import {
   DEFAULT_TOKENIZER_FILE,
   MANIFEST_FORMAT,
@@ -17,7 +17,7 @@ import {
   type ModelManifest,
   type ModelSource,
 } from './manifest';
-import type { WeightSource } from './weights';
+import type { WeightSource } from '../architecture/weights';
 
 export interface VariantSpec extends StepGraphOptions {
   /** Devices the variant is meant for (recorded in the manifest); absent = any. */

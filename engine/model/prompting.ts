@@ -9,9 +9,8 @@
  * `bos` is null even where `config.json` names a bos_token_id. Nothing follows the suffix (Open-dCoder's
  * infill evaluation encodes the suffix without special tokens).
  */
-import type { CheckpointFamilyId } from '../convert/families';
-import type { DecodingOptions } from '../protocol';
-import type { ModelArchitecture, SpecialTokens } from './architecture';
+import type { DecodingOptions } from '../../common/protocol';
+import type { CheckpointFamilyId, ModelArchitecture, SpecialTokens } from '../architecture/architecture';
 
 /** Contents that mark a mask token, for tokenizers whose config.json does not give its id. */
 export const MASK_TOKEN_CONTENTS = ['<|mask|>', '<|mdm_mask|>', '<M>', '<mask>', '[MASK]'];

@@ -4,11 +4,11 @@
  * model is decisive (sharp attention, logits spread over several units): different canvas positions get
  * different, confident predictions, which is what denoiser tests and cache-agreement benchmarks need.
  */
-import type { DecodingOptions } from '../protocol';
-import { WeightNames, expectedWeights, type ModelArchitecture, type SpecialTokens } from './architecture';
+import type { DecodingOptions } from '../../common/protocol';
+import { WeightNames, expectedWeights, type ModelArchitecture, type SpecialTokens } from '../architecture/architecture';
 import type { ModelManifest } from './manifest';
 import { writeModelFolder, type VariantSpec } from './modelFolder';
-import type { WeightSource } from './weights';
+import type { WeightSource } from '../architecture/weights';
 import { byteLevelBpeTokenizerJson, specialToken } from './tokenizerJson';
 
 export type SyntheticPreset = 'tiny-dream' | 'tiny-llada' | 'medium-dream';

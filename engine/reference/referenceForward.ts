@@ -11,7 +11,7 @@
  * RoPE (rotate_half): for i < D/2, angle = position·θ^(-2i/D),
  *   y_i = x_i cos − x_{i+D/2} sin,  y_{i+D/2} = x_{i+D/2} cos + x_i sin.
  */
-import { WeightNames, type ModelArchitecture } from '../model/architecture';
+import { WeightNames, type ModelArchitecture } from '../architecture/architecture';
 
 export interface ReferenceInputs {
   inputIds: number[];

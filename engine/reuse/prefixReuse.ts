@@ -8,7 +8,7 @@
  */
 import * as fs from 'node:fs';
 import type { CacheDtype, StepModel } from '../graph/stepContract';
-import type { ModelArchitecture } from '../model/architecture';
+import type { ModelArchitecture } from '../architecture/architecture';
 import type { ExecutionDevice, GraphVariant } from '../model/manifest';
 import { denoise, type DenoiseHooks, type DenoiseRequest, type DenoiseResult, type DenoiseSpec } from '../denoiser/denoiser';
 import { readDepthProfile, safeDepthFor, usedDepths, type DepthProfile } from './depthProfile';

@@ -7,7 +7,7 @@ import { readManifest, type GraphVariant, type ModelManifest } from '../model/ma
 import { Tokenizer } from '../model/tokenizer';
 import { rankVariants } from '../runtime/executionProviders';
 import { loadStepModel } from '../runtime/onnxStepModel';
-import type { DeviceOption } from '../protocol';
+import type { DeviceOption } from '../../common/protocol';
 import {
   BICACHE_THRESHOLD,
   DEFAULT_PROFILE_RATIOS,

@@ -21,7 +21,7 @@ import { onnx } from 'onnx-proto';
 import { ResidualNodes, StepDims } from '../graph/stepGraphBuilder';
 import { StepInput, StepOutput } from '../graph/stepContract';
 import { onnxDataType } from '../graph/onnxWriter';
-import type { ModelArchitecture } from '../model/architecture';
+import type { ModelArchitecture } from '../architecture/architecture';
 import type { GraphVariant } from '../model/manifest';
 
 export const SegmentIo = { hiddenIn: 'hidden_in', hiddenOut: 'hidden_out' } as const;

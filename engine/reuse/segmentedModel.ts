@@ -6,7 +6,7 @@
 import * as path from 'node:path';
 import { InferenceSession, Tensor } from 'onnxruntime-node';
 import { StepInput, StepOutput, type CacheDtype, type HeadKind, type KvArray, type RowPredictions } from '../graph/stepContract';
-import type { ModelArchitecture } from '../model/architecture';
+import type { ModelArchitecture } from '../architecture/architecture';
 import type { ExecutionDevice, GraphVariant } from '../model/manifest';
 import { sessionOptionsFor } from '../runtime/executionProviders';
 import { readPredictions } from '../runtime/onnxStepModel';

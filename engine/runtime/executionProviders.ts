@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { isMainThread } from 'node:worker_threads';
 import { listSupportedBackends, type InferenceSession } from 'onnxruntime-node';
-import type { DeviceOption } from '../protocol';
+import type { DeviceOption } from '../../common/protocol';
 import type { ExecutionDevice, GraphVariant } from '../model/manifest';
 import type { AttentionLowering } from '../graph/stepContract';
 

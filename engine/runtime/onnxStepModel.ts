@@ -12,8 +12,8 @@
  */
 import * as path from 'node:path';
 import { InferenceSession, Tensor } from 'onnxruntime-node';
-import type { DeviceOption } from '../protocol';
-import type { ModelArchitecture } from '../model/architecture';
+import type { DeviceOption } from '../../common/protocol';
+import type { ModelArchitecture } from '../architecture/architecture';
 import type { ExecutionDevice, GraphVariant, ModelManifest } from '../model/manifest';
 import {
   StepInput,

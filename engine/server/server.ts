@@ -19,10 +19,10 @@ import {
   StatusRequest,
   UnloadModelRequest,
   type LogParams,
-} from '../protocol';
-import { Engine, cancelledJobError } from './engine';
-import { EngineError } from './errors';
-import { JobCancelledError } from './scheduler';
+} from '../../common/protocol';
+import { Engine, cancelledJobError } from '../service/engine';
+import { EngineError } from '../service/errors';
+import { JobCancelledError } from '../service/scheduler';
 import { validateInfillParams, validateLoadModelParams, validateUnloadModelParams } from './validation';
 
 export interface ServeOptions {

@@ -13,8 +13,8 @@ import {
   type DecodingOptions,
   type InfillParams,
   type LoadModelParams,
-} from '../protocol';
-import { invalidParams } from './errors';
+} from '../../common/protocol';
+import { invalidParams } from '../service/errors';
 
 /** Prefix and suffix beyond this many characters are refused before tokenizing (no model has such a canvas). */
 export const MAX_TEXT_CHARS = 4_000_000;

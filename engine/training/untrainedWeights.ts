@@ -5,9 +5,9 @@
  * The normal draws come from the engine's seeded synthetic weights, standardised per tensor and rescaled,
  * so they follow the trainer's distribution (not PyTorch's exact random stream).
  */
-import type { ModelArchitecture } from '../model/architecture';
+import type { ModelArchitecture } from '../architecture/architecture';
 import { SyntheticWeights } from '../model/synthetic';
-import type { WeightSource } from '../model/weights';
+import type { WeightSource } from '../architecture/weights';
 
 const INITIALIZER_RANGE = 0.02;
 

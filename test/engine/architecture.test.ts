@@ -1,5 +1,5 @@
 import { strict as assert } from 'node:assert';
-import { expectedWeights, parameterCount, type ModelArchitecture } from '../../engine/model/architecture';
+import { expectedWeights, parameterCount, type ModelArchitecture } from '../../engine/architecture/architecture';
 
 describe('model architecture', () => {
   it('counts the parameters of a Qwen2-style layout', () => {

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { writeSyntheticModel } from '../../engine/model/synthetic';
 import { Tokenizer } from '../../engine/model/tokenizer';
-import type { InfillResult } from '../../engine/protocol';
+import type { InfillResult } from '../../common/protocol';
 
 const ROOT = path.join(__dirname, '..', '..');
 const ENGINE = path.join(ROOT, 'dist', 'engine', 'main.js');

@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { convertCheckpoint, type ConvertProgress } from '../../engine/convert/convert';
 import { dequantizeInt4, packInt4 } from '../../engine/graph/int4';
 import { fromFloat16Array, toFloat16Array } from '../../engine/graph/float16';
-import { expectedWeights, WeightNames, type ModelArchitecture } from '../../engine/model/architecture';
+import { expectedWeights, WeightNames, type ModelArchitecture } from '../../engine/architecture/architecture';
 import { readManifest } from '../../engine/model/manifest';
 import { referenceForward } from '../../engine/reference/referenceForward';
 import { loadStepModel } from '../../engine/runtime/onnxStepModel';

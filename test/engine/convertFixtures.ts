@@ -5,12 +5,12 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { ModelArchitecture, SpecialTokens } from '../../engine/model/architecture';
-import { WeightNames, expectedWeights } from '../../engine/model/architecture';
+import type { ModelArchitecture, SpecialTokens } from '../../engine/architecture/architecture';
+import { WeightNames, expectedWeights } from '../../engine/architecture/architecture';
 import { SyntheticWeights, byteLevelAlphabet } from '../../engine/model/synthetic';
 import { qwen2TokenizerJson, type TokenizerJson } from '../../engine/convert/tokenizerFiles';
 import { specialToken, type AddedToken } from '../../engine/model/tokenizerJson';
-import { bf16ToFloat32, f16ToFloat32, float32ToBf16, float32ToF16 } from '../../engine/convert/floatFormats';
+import { bf16ToFloat32, f16ToFloat32, float32ToBf16, float32ToF16 } from '../../engine/graph/floatFormats';
 import { writeSafetensors, writeShardedSafetensors, type FloatDtype, type TensorToWrite } from '../../engine/convert/safetensors';
 
 export type FixtureKind = 'dream' | 'diffucoder' | 'open-dcoder' | 'llada' | 'coda';

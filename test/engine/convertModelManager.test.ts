@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { MANIFEST_FILE } from '../../engine/model/manifest';
-import { builtinModelDir, resolveModel } from '../../engine/model/modelManager';
+import { builtinModelDir, resolveModel } from '../../engine/store/modelManager';
 
 describe('model manager: builtin and model folders', () => {
   let tmp: string;

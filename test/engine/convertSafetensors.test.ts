@@ -2,7 +2,7 @@ import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { bf16ToFloat32, f16ToFloat32, float32ToBf16, float32ToF16, float32ToF16Bits } from '../../engine/convert/floatFormats';
+import { bf16ToFloat32, f16ToFloat32, float32ToBf16, float32ToF16, float32ToF16Bits } from '../../engine/graph/floatFormats';
 import {
   SafetensorsCheckpoint, SafetensorsFile, writeSafetensors, writeShardedSafetensors, INDEX_FILE,
 } from '../../engine/convert/safetensors';

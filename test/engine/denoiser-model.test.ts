@@ -12,14 +12,14 @@ import { writeSyntheticModel, type SyntheticPreset } from '../../engine/model/sy
 import { loadStepModel, type OnnxStepModel } from '../../engine/runtime/onnxStepModel';
 import { CancelledError } from '../../engine/denoiser/cancellation';
 import { agreement, compareWithNone } from '../../engine/denoiser/compare';
-import { CanvasTooLongError } from '../../engine/denoiser/canvas';
+import { CanvasTooLongError } from '../../engine/denoiser/tokenCanvas';
 import { randomPriority } from '../../engine/denoiser/confidence';
 import { denoise, type DenoiseProgress, type DenoiseRequest, type DenoiseResult, type DenoiseSpec } from '../../engine/denoiser/denoiser';
 import { predictorRow } from '../../engine/denoiser/logitShift';
 import { DEFAULT_DECODING_OPTIONS, InvalidOptionsError } from '../../engine/denoiser/options';
 import { KeyedRandom } from '../../engine/denoiser/rng';
 import { dreamTransferCounts, numTransferTokens } from '../../engine/denoiser/schedule';
-import type { DecodingOptions } from '../../engine/protocol';
+import type { DecodingOptions } from '../../common/protocol';
 import { temporaryDir } from './graphTestSupport';
 
 const LOGITS: VariantSpec = { precision: 'fp32', cacheDtype: 'float32', attention: 'gqa', head: 'logits', topK: 0 };

@@ -5,7 +5,7 @@ import {
   defaultRefreshInterval,
   resolveDecodingOptions,
 } from '../../engine/denoiser/options';
-import type { DecodingOptions } from '../../engine/protocol';
+import type { DecodingOptions } from '../../common/protocol';
 
 const invalid = (pattern: RegExp) => (e: unknown) => e instanceof InvalidOptionsError && pattern.test(e.message);
 

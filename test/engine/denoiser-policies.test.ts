@@ -4,13 +4,13 @@
  */
 import { strict as assert } from 'node:assert';
 import type { CachePolicy, StepPlan, StepView } from '../../engine/denoiser/cachePolicy';
-import { Canvas } from '../../engine/denoiser/canvas';
+import { TokenCanvas } from '../../engine/denoiser/tokenCanvas';
 import { randomPriority } from '../../engine/denoiser/confidence';
 import { KvStore } from '../../engine/denoiser/kvStore';
 import { DEFAULT_DECODING_OPTIONS } from '../../engine/denoiser/options';
 import { createCachePolicy } from '../../engine/denoiser/policies';
 import { KeyedRandom } from '../../engine/denoiser/rng';
-import type { CacheMode, DecodingOptions } from '../../engine/protocol';
+import type { CacheMode, DecodingOptions } from '../../common/protocol';
 
 const MASK = 99;
 const geometry = { numLayers: 2, numKvHeads: 2, headDim: 3, cacheDtype: 'float32' as const };
@@ -81,7 +81,7 @@ describe('denoiser K/V store', () => {
 
 /** Drives a policy by hand: plan, store the persisted rows, commit the given positions. */
 class Driver {
-  readonly canvas: Canvas;
+  readonly canvas: TokenCanvas;
   readonly store: KvStore;
   readonly random: KeyedRandom;
   readonly lastScores: Float64Array;
@@ -90,7 +90,7 @@ class Driver {
   private readonly policy: CachePolicy;
 
   constructor(prefix: number, fill: number, suffix: number, readonly logitShift: boolean, readonly options: DecodingOptions) {
-    this.canvas = new Canvas(Array(prefix).fill(1), fill, Array(suffix).fill(2), MASK);
+    this.canvas = new TokenCanvas(Array(prefix).fill(1), fill, Array(suffix).fill(2), MASK);
     this.store = new KvStore(geometry, this.canvas.length);
     this.random = new KeyedRandom(options.seed);
     this.lastScores = new Float64Array(this.canvas.length).fill(NaN);

@@ -1,5 +1,5 @@
 import { strict as assert } from 'node:assert';
-import { Canvas, CanvasTooLongError, checkCanvasFits } from '../../engine/denoiser/canvas';
+import { TokenCanvas, CanvasTooLongError, checkCanvasFits } from '../../engine/denoiser/tokenCanvas';
 import {
   createSchedule,
   dreamTransferCounts,
@@ -16,7 +16,7 @@ const MASK = 99;
 
 /** Runs a count schedule to the end, committing the leftmost masks of each step's block; returns (block, count) per step. */
 function drain(options: ScheduleOptions, prefix: number, fill: number, suffix: number) {
-  const canvas = new Canvas(Array(prefix).fill(1), fill, Array(suffix).fill(2), MASK);
+  const canvas = new TokenCanvas(Array(prefix).fill(1), fill, Array(suffix).fill(2), MASK);
   const schedule = createSchedule(options, canvas);
   const steps: { block: number; count: number }[] = [];
   for (let step = 0; ; step++) {
@@ -32,7 +32,7 @@ function drain(options: ScheduleOptions, prefix: number, fill: number, suffix: n
 
 describe('denoiser canvas', () => {
   it('lays out [prefix][MASK x n][suffix] and only lets masked fill positions change, once', () => {
-    const canvas = new Canvas([10, 11], 3, [12], MASK);
+    const canvas = new TokenCanvas([10, 11], 3, [12], MASK);
     assert.deepEqual(Array.from(canvas.allTokens()), [10, 11, MASK, MASK, MASK, 12]);
     assert.equal(canvas.fillStart, 2);
     assert.equal(canvas.fillEnd, 5);
@@ -51,7 +51,7 @@ describe('denoiser canvas', () => {
   });
 
   it('treats a mask id inside the prefix as an ordinary token', () => {
-    const canvas = new Canvas([MASK], 1, [], MASK);
+    const canvas = new TokenCanvas([MASK], 1, [], MASK);
     assert.equal(canvas.isMasked(0), false);
     assert.equal(canvas.maskedCount, 1);
   });
@@ -133,7 +133,7 @@ describe('denoiser schedules', () => {
   });
 
   it('threshold: the current block is the first with a mask, and no count is fixed', () => {
-    const canvas = new Canvas([1], 6, [], MASK);
+    const canvas = new TokenCanvas([1], 6, [], MASK);
     const schedule = createSchedule({ schedule: 'threshold', steps: 100, blockLength: 3 }, canvas);
     assert.equal(schedule.plannedSteps, 6);
     let next = schedule.next(canvas)!;

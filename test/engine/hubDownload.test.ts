@@ -5,7 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import {
   COMPLETE_MARKER, downloadCheckpoint, parseHubModelId, type DownloadProgress,
-} from '../../engine/model/huggingFaceHub';
+} from '../../engine/store/huggingFaceHub';
 import { HubTestServer } from './hubTestServer';
 
 const REPO = 'org/tiny-dlm';

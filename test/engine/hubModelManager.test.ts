@@ -2,13 +2,13 @@ import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { readManifest } from '../../engine/model/manifest';
-import { conversionFor, resolveModel, type ModelProgress } from '../../engine/model/modelManager';
+import { conversionFor, resolveModel, type ModelProgress } from '../../engine/store/modelManager';
 import { writeFixtureCheckpoint } from './convertFixtures';
 import { temporaryDir } from './graphTestSupport';
 import { HubTestServer } from './hubTestServer';
-import { ErrorCodes } from '../../engine/protocol';
-import { Engine } from '../../engine/server/engine';
-import type { EngineError } from '../../engine/server/errors';
+import { ErrorCodes } from '../../common/protocol';
+import { Engine } from '../../engine/service/engine';
+import type { EngineError } from '../../engine/service/errors';
 
 /** The files of a checkpoint folder, as a hub repository serves them (safetensors as LFS objects). */
 function repoFiles(dir: string): { files: Record<string, Buffer>; lfs: string[] } {

@@ -13,7 +13,7 @@ import { loadStepModel, type OnnxStepModel } from '../../engine/runtime/onnxStep
 import { denoise, type DenoiseRequest, type DenoiseSpec } from '../../engine/denoiser/denoiser';
 import { DEFAULT_DECODING_OPTIONS, resolveDecodingOptions } from '../../engine/denoiser/options';
 import { tileBlocks } from '../../engine/denoiser/schedule';
-import type { DecodingOptions } from '../../engine/protocol';
+import type { DecodingOptions } from '../../common/protocol';
 import { temporaryDir } from './graphTestSupport';
 
 const VARIANT: VariantSpec = { precision: 'fp32', cacheDtype: 'float32', attention: 'gqa', head: 'logits', topK: 0 };

@@ -10,7 +10,7 @@ import { writeSyntheticModel } from '../../engine/model/synthetic';
 import { readDepthProfile } from '../../engine/reuse/depthProfile';
 import { prepareModelForReuse } from '../../engine/reuse/prepareModel';
 import { hasSegmentGraphs } from '../../engine/reuse/segmentGraphs';
-import { Engine } from '../../engine/server/engine';
+import { Engine } from '../../engine/service/engine';
 import { temporaryDir } from './graphTestSupport';
 import { FP32_GQA } from './reuseTestSupport';
 

@@ -5,7 +5,7 @@
  * how deep the shared rows are reused. End to end on a real tiny model through PrefixReuser.
  */
 import { strict as assert } from 'node:assert';
-import type { ModelArchitecture } from '../../engine/model/architecture';
+import type { ModelArchitecture } from '../../engine/architecture/architecture';
 import { DEFAULT_DECODING_OPTIONS } from '../../engine/denoiser/options';
 import { DEPTH_PROFILE_FORMAT, safeDepthFor, usedDepths, type DepthProfile } from '../../engine/reuse/depthProfile';
 import { defaultReuseTuning, planReuse, PrefixReuser } from '../../engine/reuse/prefixReuse';

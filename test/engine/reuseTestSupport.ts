@@ -1,6 +1,6 @@
 /** Shared by the reuse tests: a tiny synthetic model folder with its depth-wise segments, loaded on the CPU. */
 import * as fs from 'node:fs';
-import type { ModelArchitecture } from '../../engine/model/architecture';
+import type { ModelArchitecture } from '../../engine/architecture/architecture';
 import type { GraphVariant, ModelManifest } from '../../engine/model/manifest';
 import type { VariantSpec } from '../../engine/model/modelFolder';
 import { writeSyntheticModel, type SyntheticPreset } from '../../engine/model/synthetic';

@@ -11,7 +11,7 @@ import { HIDDEN_BIAS, stepModelShape, type DeviceKv, type StepFeeds, type StepMo
 import { denoise, type DenoiseSpec } from '../../engine/denoiser/denoiser';
 import { DEFAULT_DECODING_OPTIONS } from '../../engine/denoiser/options';
 import { CancelledError } from '../../engine/denoiser/cancellation';
-import type { DecodingOptions } from '../../engine/protocol';
+import type { DecodingOptions } from '../../common/protocol';
 import { fromCache, stepFeeds, takeRows, toCache } from './graphTestSupport';
 import { DEVICE_KV_CANVAS, DEVICE_KV_MODES } from './runtimeDeviceKvCases';
 

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { JobCancelledError, Scheduler, type JobContext } from '../../engine/server/scheduler';
+import { JobCancelledError, Scheduler, type JobContext } from '../../engine/service/scheduler';
 
 /** A job body that runs until released or cancelled, recording the order things happened in. */
 function controllable(log: string[], name: string) {

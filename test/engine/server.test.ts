@@ -29,7 +29,7 @@ import {
   type InfillProgressParams,
   type LoadedModelInfo,
   type LogParams,
-} from '../../engine/protocol';
+} from '../../common/protocol';
 import { writeSyntheticModel } from '../../engine/model/synthetic';
 
 const ENGINE = path.join(__dirname, '..', '..', 'dist', 'engine', 'main.js');

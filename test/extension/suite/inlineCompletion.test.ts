@@ -1,7 +1,7 @@
 import * as assert from 'node:assert/strict';
 import * as vscode from 'vscode';
 import type { ResponseError } from 'vscode-jsonrpc';
-import { ErrorCodes, type InfillProgressParams } from '../../../engine/protocol';
+import { ErrorCodes, type InfillProgressParams } from '../../../common/protocol';
 import type { DlmExtensionApi } from '../../../extension/extension';
 import { hasPlaceholder, PLACEHOLDER } from '../../../extension/ghostText';
 import type { CompletionState } from '../../../extension/inflightCompletion';

@@ -1,5 +1,5 @@
 import * as assert from 'node:assert/strict';
-import { MASK_GLYPH } from '../../../engine/protocol';
+import { MASK_GLYPH } from '../../../common/protocol';
 import { fullyMasked, hasPlaceholder, partialGhostText, PLACEHOLDER } from '../../../extension/ghostText';
 
 describe('extension ghost text', () => {

@@ -4,9 +4,9 @@
  * cursor: in the middle of a line only that line is completed. The engine then fits the canvas to the model's
  * token limit (`fitToModel`), so the byte budget only bounds what is sent.
  */
-import { tailCut } from '../engine/model/lineAnchors';
+import { tailCut } from './lineAnchors';
 
-export interface CanvasOptions {
+export interface TextCanvasOptions {
   /** Budget of prefix + suffix in UTF-8 bytes. */
   contextBytes: number;
   /** Masks when the fill may span several lines. */
@@ -15,7 +15,7 @@ export interface CanvasOptions {
   lineFillLength: number;
 }
 
-export interface Canvas {
+export interface TextCanvas {
   prefix: string;
   suffix: string;
   length: number;
@@ -98,7 +98,7 @@ export function contextAround(before: string, after: string, budget: number): { 
 }
 
 /** The canvas of an inline completion at the cursor, `before` and `after` being the code either side of it. */
-export function buildCanvas(before: string, after: string, options: CanvasOptions): Canvas {
+export function buildTextCanvas(before: string, after: string, options: TextCanvasOptions): TextCanvas {
   const newline = after.indexOf('\n');
   const multiline = allowsMultiline(newline === -1 ? after : after.slice(0, newline));
   const length = multiline ? options.fillLength : options.lineFillLength;

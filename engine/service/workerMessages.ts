@@ -3,7 +3,7 @@
  * extension never sees them). One worker owns one loaded model and runs one denoise at a time.
  */
 import type { ModelManifest } from '../model/manifest';
-import type { DeviceOption } from '../protocol';
+import type { DeviceOption } from '../../common/protocol';
 import type { DenoiseRequest, DenoiseResult, DenoiseSpec } from '../denoiser/denoiser';
 import type { ReuseStats } from '../reuse/prefixReuse';
 

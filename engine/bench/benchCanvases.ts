@@ -1,5 +1,5 @@
 /** The benchmark's canvases: a long prompt with a short fill, and a short prompt with a long fill. */
-import type { SpecialTokens } from '../model/architecture';
+import type { SpecialTokens } from '../architecture/architecture';
 
 export interface BenchCanvas {
   name: string;

@@ -14,10 +14,10 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { readManifest, MANIFEST_FILE, type ModelManifest } from '../model/manifest';
 import { writeSyntheticModel, type SyntheticPreset } from '../model/synthetic';
-import type { DecodingOptions } from '../protocol';
+import type { DecodingOptions } from '../../common/protocol';
 import { loadStepModel } from '../runtime/onnxStepModel';
-import { compareWithNone } from './compare';
-import { DEFAULT_DECODING_OPTIONS, defaultRefreshInterval } from './options';
+import { compareWithNone } from '../denoiser/compare';
+import { DEFAULT_DECODING_OPTIONS, defaultRefreshInterval } from '../denoiser/options';
 
 interface Mode {
   label: string;

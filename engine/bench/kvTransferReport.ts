@@ -12,16 +12,16 @@
  */
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import { ensureBenchModel, type BenchModelName } from '../bench/benchModels';
-import { BENCH_CANVASES, benchPrompt } from '../bench/canvases';
+import { ensureBenchModel, type BenchModelName } from './benchModels';
+import { BENCH_CANVASES, benchPrompt } from './benchCanvases';
 import { denoise, type DenoiseStats } from '../denoiser/denoiser';
 import { DEFAULT_DECODING_OPTIONS, defaultRefreshInterval } from '../denoiser/options';
 import { stepModelShape, type StepFeeds, type StepModel, type StepRunOptions } from '../graph/stepContract';
 import { readManifest } from '../model/manifest';
-import type { CacheMode, DeviceOption } from '../protocol';
-import { useSoftwareWebGpu } from './executionProviders';
-import { loadStepModel } from './onnxStepModel';
-import { median } from '../bench/statistics';
+import type { CacheMode, DeviceOption } from '../../common/protocol';
+import { useSoftwareWebGpu } from '../runtime/executionProviders';
+import { loadStepModel } from '../runtime/onnxStepModel';
+import { median } from './statistics';
 
 function without(model: StepModel, what: 'options' | 'deviceKv'): StepModel {
   return {

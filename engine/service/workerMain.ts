@@ -1,5 +1,5 @@
 /**
- * Entry of a model worker thread (bundled as dist/engine/server/workerMain.js): loads one model's step
+ * Entry of a model worker thread (bundled as dist/engine/service/workerMain.js): loads one model's step
  * graph with onnxruntime-node and runs whole denoising loops on it. `run()` is synchronous in
  * onnxruntime-node 1.30, so the loop lives here, off the protocol thread; a cancel arrives through shared
  * memory and is honoured between steps.

@@ -15,10 +15,10 @@ import { defaultGraphOptions, convertCheckpoint } from '../convert/convert';
 import { detectFamily } from '../convert/families';
 import { checkpointFingerprint } from '../convert/fingerprint';
 import type { StepGraphOptions } from '../graph/stepGraphBuilder';
-import type { DeviceOption, LoadProgressParams } from '../protocol';
-import { parameterCount } from './architecture';
+import type { DeviceOption, LoadProgressParams } from '../../common/protocol';
+import { parameterCount } from '../architecture/architecture';
 import { DEFAULT_HUB_URL, downloadCheckpoint, parseHubModelId, type HubModelId } from './huggingFaceHub';
-import { MANIFEST_FILE, readManifest } from './manifest';
+import { MANIFEST_FILE, readManifest } from '../model/manifest';
 
 export const BUILTIN_SETTING = 'builtin';
 

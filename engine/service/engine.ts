@@ -7,7 +7,7 @@
 import path from 'node:path';
 import { version as ENGINE_VERSION } from '../../package.json';
 import { readManifest, type ModelManifest } from '../model/manifest';
-import { resolveModel, type ModelProgress } from '../model/modelManager';
+import { resolveModel, type ModelProgress } from '../store/modelManager';
 import { fitContext } from '../model/contextFit';
 import { canvasPrefix } from '../model/prompting';
 import { Tokenizer } from '../model/tokenizer';
@@ -25,7 +25,7 @@ import {
   type InfillStats,
   type LoadedModelInfo,
   type LogParams,
-} from '../protocol';
+} from '../../common/protocol';
 import { EngineError, invalidParams, type ErrorCode } from './errors';
 import { DenoiseStopped, InvalidDecodingOptions, ModelWorker, type WorkerProgress } from './modelWorker';
 import { JobCancelledError, Scheduler, type CancelReason, type JobContext, type ScheduledJob } from './scheduler';

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { ModelManifest } from '../model/manifest';
 import type { DenoiseRequest, DenoiseResult, DenoiseSpec } from '../denoiser/denoiser';
-import type { DeviceOption } from '../protocol';
+import type { DeviceOption } from '../../common/protocol';
 import type { FromWorker, ModelWorkerData, ReuseOutcome, ToWorker } from './workerMessages';
 
 /** A denoise that stopped between steps because its job was cancelled. */
@@ -43,11 +43,11 @@ interface PendingJob {
 }
 
 /**
- * The worker script: beside the engine bundle (`dist/engine/server/workerMain.js`), or the TypeScript source
+ * The worker script: beside the engine bundle (`dist/engine/service/workerMain.js`), or the TypeScript source
  * run through tsx when the engine itself runs from source.
  */
 function workerScript(): { file: string; execArgv?: string[] } {
-  const bundled = path.join(__dirname, 'server', 'workerMain.js');
+  const bundled = path.join(__dirname, 'service', 'workerMain.js');
   if (existsSync(bundled)) return { file: bundled };
   const source = path.join(__dirname, 'workerMain.ts');
   if (existsSync(source)) return { file: source, execArgv: ['--require', 'tsx/cjs'] };

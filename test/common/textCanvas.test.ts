@@ -1,5 +1,5 @@
 import * as assert from 'node:assert/strict';
-import { allowsMultiline, buildCanvas, contextAround } from '../../../extension/canvas';
+import { allowsMultiline, buildTextCanvas, contextAround } from '../../common/textCanvas';
 
 const options = { contextBytes: 4096, fillLength: 32, lineFillLength: 12 };
 
@@ -11,9 +11,9 @@ describe('extension canvas', () => {
     assert.equal(allowsMultiline(' + 1)'), false);
     assert.equal(allowsMultiline('foo'), false);
 
-    const atEnd = buildCanvas('def f(x):\n    return', '\nprint(f(1))\n', options);
+    const atEnd = buildTextCanvas('def f(x):\n    return', '\nprint(f(1))\n', options);
     assert.deepEqual(atEnd, { prefix: 'def f(x):\n    return', suffix: '\nprint(f(1))\n', length: 32, multiline: true });
-    const midLine = buildCanvas('total = ', ' + 1\n', options);
+    const midLine = buildTextCanvas('total = ', ' + 1\n', options);
     assert.equal(midLine.multiline, false);
     assert.equal(midLine.length, 12);
   });

@@ -28,7 +28,7 @@ const PRESET = -1;
 /** `committedStep` of a still-masked position. */
 const MASKED = 0x7fffffff;
 
-export class Canvas {
+export class TokenCanvas {
   readonly length: number;
   readonly prefixLength: number;
   readonly fillLength: number;

@@ -2,7 +2,7 @@
  * Errors the engine reports to its callers with a protocol error code (engine/protocol.ts `ErrorCodes`),
  * so the JSON-RPC server and the CLI can tell a bad request from a failure.
  */
-import { ErrorCodes } from '../protocol';
+import { ErrorCodes } from '../../common/protocol';
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
 

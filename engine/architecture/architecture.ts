@@ -105,3 +105,6 @@ export function parameterCount(arch: ModelArchitecture): number {
   for (const shape of expectedWeights(arch).values()) n += shape.reduce((a, b) => a * b, 1);
   return n;
 }
+
+/** The Hugging Face checkpoint family a model was converted from (engine/convert/families.ts maps each one). */
+export type CheckpointFamilyId = 'dream' | 'qwen2' | 'coda' | 'llada';
