@@ -8,66 +8,10 @@
  * effect between denoising steps. A newer infill for the same `documentId` supersedes a running one.
  */
 import { NotificationType, RequestType, RequestType0 } from 'vscode-jsonrpc';
+import type { CacheMode, DecodingOptions } from './decodingOptions';
 
 // ---------------------------------------------------------------------------------------------------------
-// Decoding settings (also the extension's `dlm.*` settings and the CLI's flags)
-
-/**
- * Which K/V rows are reused between denoising steps.
- * - `none`: every step recomputes the whole canvas.
- * - `decode`: dKV-Cache-Decode; a token's K/V are cached one step after it is decoded, full refresh every N.
- * - `greedy`: dKV-Cache-Greedy; everything cached, only the last decoded, the next to decode and a window
- *   around them recomputed; full refresh every N.
- * - `prefill`: the prefix and suffix are computed once per request (refreshed only every N when N > 0).
- * - `block-prefix`: Fast-dLLM's PrefixCache; each semi-autoregressive block starts with a full pass (which also
- *   commits its first tokens), then computes the block and everything right of it against the cached rows left
- *   of it; an extra full pass every N steps into a block when N > 0.
- * - `block-dual`: Fast-dLLM's DualCache; like `block-prefix`, but only the block is computed, against every
- *   other row cached (left and right). Fast-dLLM pairs both with the `threshold` schedule.
- */
-export const CACHE_MODES = ['none', 'decode', 'greedy', 'prefill', 'block-prefix', 'block-dual'] as const;
-export type CacheMode = (typeof CACHE_MODES)[number];
-
-/**
- * How many tokens are committed per step.
- * - `blocks`: LLaDA semi-autoregressive blocks, `get_num_transfer_tokens` per block.
- * - `timesteps`: Dream's `k = n_masked * (1 - s/t)` over `linspace(1, eps, steps + 1)`.
- * - `threshold`: Fast-dLLM; every candidate with confidence >= threshold, at least one per step.
- */
-export const SCHEDULES = ['blocks', 'timesteps', 'threshold'] as const;
-export type ScheduleKind = (typeof SCHEDULES)[number];
-
-/** Which masked positions are committed first: max probability, top1-top2 margin, negative entropy, random. */
-export const ALGORITHMS = ['confidence', 'margin', 'entropy', 'random'] as const;
-export type Algorithm = (typeof ALGORITHMS)[number];
-
-/** dKV-Cache-Greedy's decoding order: the paper's random order, or our confidence-ordered variant. */
-export const GREEDY_ORDERS = ['random', 'confidence'] as const;
-export type GreedyOrder = (typeof GREEDY_ORDERS)[number];
-
-export interface DecodingOptions {
-  /** Total denoising steps (`blocks` and `timesteps`); `threshold` runs until the fill is complete. */
-  steps: number;
-  /** Semi-autoregressive block length; equal to the fill length for pure diffusion. */
-  blockLength: number;
-  schedule: ScheduleKind;
-  /** Confidence threshold of the `threshold` schedule, in (0, 1]. */
-  threshold: number;
-  algorithm: Algorithm;
-  /** 0 = deterministic argmax; > 0 samples with Gumbel noise at this temperature. */
-  temperature: number;
-  /** Seed of every random choice (sampling, random order), so runs are reproducible. */
-  seed: number;
-  cache: CacheMode;
-  /**
-   * Full refresh every N steps; 1 makes every policy equal to `none`; 0 = never (`prefill`), or only at block
-   * starts (`block-prefix`, `block-dual`, where N counts the steps into a block).
-   */
-  refreshInterval: number;
-  /** Greedy: rows recomputed around each token to decode. */
-  window: number;
-  greedyOrder: GreedyOrder;
-}
+// Devices (the decoding options are described in decodingOptions.ts)
 
 export type DeviceOption = 'auto' | 'cpu' | 'webgpu' | 'cuda' | 'dml' | 'coreml';
 export const DEVICE_OPTIONS: readonly DeviceOption[] = ['auto', 'cpu', 'webgpu', 'cuda', 'dml', 'coreml'];

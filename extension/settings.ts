@@ -7,15 +7,14 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
+import { DEVICE_OPTIONS, type DeviceOption } from '../common/protocol';
 import {
-  ALGORITHMS,
-  CACHE_MODES,
-  DEVICE_OPTIONS,
-  GREEDY_ORDERS,
-  SCHEDULES,
+  DECODING_OPTION_NAMES,
+  DECODING_OPTION_SCHEMA,
+  expectedValue,
+  isValidOptionValue,
   type DecodingOptions,
-  type DeviceOption,
-} from '../common/protocol';
+} from '../common/decodingOptions';
 
 export const SECTION = 'dlm';
 
@@ -62,12 +61,6 @@ const integer =
       ? accept(value)
       : reject(`is not a whole number from ${min}${max === Number.MAX_SAFE_INTEGER ? ' up' : ` to ${max}`}`);
 
-const fraction: Validator<number> = (value) =>
-  typeof value === 'number' && value > 0 && value <= 1 ? accept(value) : reject('is not a number above 0 and at most 1');
-
-const nonNegative: Validator<number> = (value) =>
-  typeof value === 'number' && Number.isFinite(value) && value >= 0 ? accept(value) : reject('is not a number from 0 up');
-
 const oneOf =
   <T extends string>(values: readonly T[]): Validator<T> =>
   (value) =>
@@ -89,21 +82,6 @@ const languageSwitches: Validator<Record<string, boolean>> = (value) => {
   const entries = Object.entries(value as Record<string, unknown>);
   const bad = entries.find(([, on]) => typeof on !== 'boolean');
   return bad ? reject(`has "${bad[0]}" set to something other than true or false`) : accept(Object.fromEntries(entries) as Record<string, boolean>);
-};
-
-/** Setting key (after `dlm.`) for each decoding option the user may override. */
-const DECODING_SETTINGS: { [K in keyof DecodingOptions]: [key: string, validate: Validator<DecodingOptions[K]>] } = {
-  cache: ['cacheMode', oneOf(CACHE_MODES)],
-  refreshInterval: ['refreshInterval', integer(0)],
-  window: ['greedyWindow', integer(0)],
-  greedyOrder: ['greedyOrder', oneOf(GREEDY_ORDERS)],
-  steps: ['steps', integer(1)],
-  blockLength: ['blockLength', integer(1)],
-  schedule: ['schedule', oneOf(SCHEDULES)],
-  algorithm: ['algorithm', oneOf(ALGORITHMS)],
-  threshold: ['threshold', fraction],
-  temperature: ['temperature', nonNegative],
-  seed: ['seed', integer(0)],
 };
 
 /** The other settings, with the fallback used when a value is bad (kept equal to package.json's defaults). */
@@ -165,14 +143,14 @@ export function readSettings(): ReadSettings {
   general.model = resolveModelSetting(general.model as string, vscode.workspace.workspaceFolders?.[0]?.uri.fsPath);
 
   const decoding: Record<string, unknown> = {};
-  for (const [option, [key, validate]] of Object.entries(DECODING_SETTINGS) as [string, [string, Validator<unknown>]][]) {
+  for (const option of DECODING_OPTION_NAMES) {
+    const key = DECODING_OPTION_SCHEMA[option].setting;
     if (!isSetByUser(config, key)) continue;
     const value = config.get(key);
-    const checked = validate(value);
-    if (checked.ok) {
-      decoding[option] = checked.value;
+    if (isValidOptionValue(option, value)) {
+      decoding[option] = value;
     } else {
-      problems.push({ key: `${SECTION}.${key}`, message: `${describe(value)} ${checked.reason}; using the model's default.` });
+      problems.push({ key: `${SECTION}.${key}`, message: `${describe(value)} is not ${expectedValue(option)}; using the model's default.` });
     }
   }
 

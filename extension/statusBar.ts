@@ -3,10 +3,13 @@
  * switch the cache mode, pause or resume completions, show the logs, restart the engine.
  */
 import * as vscode from 'vscode';
-import { CACHE_MODES, type CacheMode, type InfillStats } from '../common/protocol';
+import type { InfillStats } from '../common/protocol';
+import { CACHE_MODES, DECODING_OPTION_SCHEMA, type CacheMode } from '../common/decodingOptions';
 import type { EngineState } from './engineSupervisor';
 import type { ModelState } from './modelSession';
 import { SECTION, type DlmSettings } from './settings';
+
+const CACHE_SETTING = DECODING_OPTION_SCHEMA.cache.setting;
 
 export const MENU_COMMAND = 'dlm.showMenu';
 
@@ -17,15 +20,6 @@ export interface StatusInputs {
   paused: boolean;
   lastStats: InfillStats | undefined;
 }
-
-const CACHE_MODE_DESCRIPTIONS: Record<CacheMode, string> = {
-  none: 'recompute the whole canvas every step',
-  decode: "dKV-Cache-Decode: reuse decoded tokens' keys/values, refresh every N steps",
-  greedy: 'dKV-Cache-Greedy: reuse everything, recompute a window around the next tokens',
-  prefill: 'compute the code around the hole once per request',
-  'block-prefix': 'Fast-dLLM PrefixCache: per block, cache the code left of it, recompute the block and the rest',
-  'block-dual': 'Fast-dLLM DualCache: per block, cache everything else, recompute only the block',
-};
 
 export class StatusBar implements vscode.Disposable {
   private readonly item = vscode.window.createStatusBarItem('dlm.status', vscode.StatusBarAlignment.Right, 100);
@@ -118,18 +112,18 @@ function tooltip(inputs: StatusInputs, cache: CacheMode | undefined): vscode.Mar
 /** Quick pick of the cache modes; writes `dlm.cacheMode` where it is set (else in the user settings). */
 export async function selectCacheMode(): Promise<void> {
   const config = vscode.workspace.getConfiguration(SECTION);
-  const now = config.get<string>('cacheMode');
+  const now = config.get<string>(CACHE_SETTING);
   const choice = await vscode.window.showQuickPick(
-    CACHE_MODES.map((mode) => ({ label: mode, description: CACHE_MODE_DESCRIPTIONS[mode], picked: mode === now })),
+    CACHE_MODES.map((mode, i) => ({ label: mode, detail: DECODING_OPTION_SCHEMA.cache.valueDescriptions[i], picked: mode === now })),
     { title: 'DLM: cache mode', placeHolder: `Now ${now}` },
   );
   if (!choice) return;
-  const inspected = config.inspect('cacheMode');
+  const inspected = config.inspect(CACHE_SETTING);
   const target =
     inspected?.workspaceFolderValue !== undefined
       ? vscode.ConfigurationTarget.WorkspaceFolder
       : inspected?.workspaceValue !== undefined
         ? vscode.ConfigurationTarget.Workspace
         : vscode.ConfigurationTarget.Global;
-  await config.update('cacheMode', choice.label, target);
+  await config.update(CACHE_SETTING, choice.label, target);
 }

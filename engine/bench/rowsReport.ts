@@ -14,10 +14,11 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { readManifest, MANIFEST_FILE, type ModelManifest } from '../model/manifest';
 import { writeSyntheticModel, type SyntheticPreset } from '../model/synthetic';
-import type { DecodingOptions } from '../../common/protocol';
+import type { DecodingOptions } from '../../common/decodingOptions';
 import { loadStepModel } from '../runtime/onnxStepModel';
 import { compareWithNone } from '../denoiser/compare';
-import { DEFAULT_DECODING_OPTIONS, defaultRefreshInterval } from '../denoiser/options';
+import { defaultRefreshInterval } from '../denoiser/options';
+import { DEFAULT_DECODING_OPTIONS } from '../../common/decodingOptions';
 
 interface Mode {
   label: string;

@@ -4,7 +4,8 @@
  * interleaved, round after round, so drift in machine speed hits them alike; each mode's speed is its
  * median over the rounds.
  */
-import type { CacheMode, DecodingOptions, DeviceOption } from '../../common/protocol';
+import type { DeviceOption } from '../../common/protocol';
+import type { CacheMode, DecodingOptions } from '../../common/decodingOptions';
 import { agreement } from '../denoiser/compare';
 import { Engine } from '../service/engine';
 import { ensureBenchModel, type BenchModelName } from './benchModels';

@@ -1,6 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { CACHE_MODES, type CacheMode } from '../../common/protocol';
+import { CACHE_MODES, type CacheMode } from '../../common/decodingOptions';
 import { BENCH_MODEL_NAMES, benchModelDescription, type BenchModelName } from '../bench/benchModels';
 import { BENCH_CANVASES } from '../bench/benchCanvases';
 import { formatBenchTable, runBench } from '../bench/runBench';

@@ -1,7 +1,7 @@
 import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { convertCheckpoint } from '../convert/convert';
-import type { DecodingOptions } from '../../common/protocol';
+import type { DecodingOptions } from '../../common/decodingOptions';
 import { prepareModelForReuse } from '../reuse/prepareModel';
 import { HELD_OUT_FILES } from '../reuse/sourceTexts';
 import { EXIT_OK, type CliCommand } from './command';

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { readManifest } from '../model/manifest';
 import { writeModelFolder } from '../model/modelFolder';
 import { resolveModel } from '../store/modelManager';
-import { CACHE_MODES, type CacheMode, type DecodingOptions } from '../../common/protocol';
+import { CACHE_MODES, type CacheMode, type DecodingOptions } from '../../common/decodingOptions';
 import { Engine } from '../service/engine';
 import {
   fitToCanvas,

@@ -13,7 +13,7 @@ import type { StepGraphOptions } from '../graph/stepGraphBuilder';
 import { estimateWeightBytes } from '../graph/stepGraphBuilder';
 import type { AttentionLowering, CacheDtype, HeadKind, WeightPrecision } from '../graph/stepContract';
 import type { ModelManifest } from '../model/manifest';
-import type { DecodingOptions } from '../../common/protocol';
+import type { DecodingOptions } from '../../common/decodingOptions';
 import { writeModelFolder } from '../model/modelFolder';
 import { decodingDefaults } from '../model/prompting';
 import { PREFERRED_CPU_ATTENTION } from '../runtime/executionProviders';

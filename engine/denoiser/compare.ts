@@ -4,7 +4,7 @@
  * end token) so the modes do equal work and their fills compare position by position.
  */
 import type { StepModel } from '../graph/stepContract';
-import type { DecodingOptions } from '../../common/protocol';
+import type { DecodingOptions } from '../../common/decodingOptions';
 import { denoise, type DenoiseRequest, type DenoiseSpec, type DenoiseStats } from './denoiser';
 
 export interface ModeComparison {

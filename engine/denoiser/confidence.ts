@@ -20,7 +20,7 @@
  * committed mask would read as still masked. Probabilities stay those of the full softmax.
  */
 import type { RowPredictions } from '../graph/stepContract';
-import type { Algorithm } from '../../common/protocol';
+import type { Algorithm } from '../../common/decodingOptions';
 import { RandomStream, type KeyedRandom } from './rng';
 
 export interface Sampling {

@@ -10,12 +10,12 @@
  */
 import type { StepModel } from '../graph/stepContract';
 import type { SpecialTokens } from '../architecture/architecture';
-import type { DecodingOptions } from '../../common/protocol';
+import type { DecodingOptions } from '../../common/decodingOptions';
 import { CancelledError } from './cancellation';
 import { TokenCanvas, checkCanvasFits } from './tokenCanvas';
 import { chooseToken, type Sampling } from './confidence';
 import { KvStore } from './kvStore';
-import { InvalidOptionsError, validateDecodingOptions } from './options';
+import { InvalidOptionsError } from './options';
 import { createCachePolicy } from './policies';
 import { KeyedRandom } from './rng';
 import { createSchedule, selectCommits, type ScoredCandidate } from './schedule';
@@ -80,7 +80,8 @@ export interface DenoiseHooks {
 export async function denoise(model: StepModel, spec: DenoiseSpec, request: DenoiseRequest, hooks: DenoiseHooks = {}): Promise<DenoiseResult> {
   const started = performance.now();
   const { prefixIds, suffixIds, length, options } = request;
-  validateDecodingOptions(options, length);
+  // The options were resolved and checked at the engine's door (options.ts); the canvas is checked here.
+  if (!Number.isInteger(length) || length < 1) throw new InvalidOptionsError(`length must be an integer >= 1, got ${length}`);
   checkTokenIds('prefix', prefixIds, spec.vocabSize);
   checkTokenIds('suffix', suffixIds, spec.vocabSize);
   if (spec.maxPositions !== undefined) checkCanvasFits(prefixIds.length, length, suffixIds.length, spec.maxPositions);

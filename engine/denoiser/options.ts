@@ -1,17 +1,22 @@
 /**
- * Decoding options: defaults, resolution (built-in defaults < the model's defaults < the request's overrides)
- * and validation with messages that say which field is wrong and why; the engine answers a bad request with
- * the message of `InvalidOptionsError`.
+ * Decoding options: resolution (built-in defaults < the model's defaults < the request's overrides) and the one
+ * validation of a request's options, at the engine's door (engine/service/engine.ts, for the JSON-RPC server
+ * and the CLI alike): each field against common/decodingOptions.ts, then the combinations, with messages that
+ * say which field is wrong and why; the engine answers a bad request with the message of `InvalidOptionsError`.
+ * `steps` above the fill length is lowered to it, so the default 256 means one token per step for fills up to
+ * 256 (LLaDA's README: best quality at steps == length). The default `refreshInterval` is only a placeholder:
+ * unless the model or the request sets it, it follows the cache mode (`defaultRefreshInterval`).
  */
 import type { ModelFamily } from '../architecture/architecture';
 import {
-  ALGORITHMS,
-  CACHE_MODES,
-  GREEDY_ORDERS,
-  SCHEDULES,
+  DECODING_OPTION_NAMES,
+  DEFAULT_DECODING_OPTIONS,
+  expectedValue,
+  isDecodingOptionName,
+  isValidOptionValue,
   type CacheMode,
   type DecodingOptions,
-} from '../../common/protocol';
+} from '../../common/decodingOptions';
 import { tileBlocks } from './schedule';
 
 export class InvalidOptionsError extends Error {
@@ -20,25 +25,6 @@ export class InvalidOptionsError extends Error {
     this.name = 'InvalidOptionsError';
   }
 }
-
-/**
- * The built-in defaults. `steps` above the fill length is lowered to it, so 256 means one token per step for
- * fills up to 256 (LLaDA's README: best quality at steps == length). `refreshInterval` is only a placeholder:
- * unless the model or the request sets it, it follows the cache mode (`defaultRefreshInterval`).
- */
-export const DEFAULT_DECODING_OPTIONS: Readonly<DecodingOptions> = Object.freeze({
-  steps: 256,
-  blockLength: 32,
-  schedule: 'blocks',
-  threshold: 0.9,
-  algorithm: 'confidence',
-  temperature: 0,
-  seed: 0,
-  cache: 'decode',
-  refreshInterval: 8,
-  window: 4,
-  greedyOrder: 'confidence',
-});
 
 /**
  * The refresh interval a cache mode uses when none is set. dKV-Cache's paper settings: Decode every 4 steps for
@@ -61,8 +47,6 @@ export function defaultRefreshInterval(cache: CacheMode, family?: ModelFamily): 
   }
 }
 
-const OPTION_NAMES = Object.keys(DEFAULT_DECODING_OPTIONS) as (keyof DecodingOptions)[];
-
 /**
  * The options for one request. `fillLength` (the number of masks) is checked against the options when given;
  * `family` picks the paper's refresh interval when neither the model nor the request sets one.
@@ -84,24 +68,10 @@ export function resolveDecodingOptions(
 }
 
 /** Checks every field and the combinations; throws InvalidOptionsError naming the first problem. */
-export function validateDecodingOptions(options: DecodingOptions, fillLength?: number): void {
-  integerAtLeast('steps', options.steps, 1);
-  integerAtLeast('blockLength', options.blockLength, 1);
-  oneOf('schedule', options.schedule, SCHEDULES);
-  if (typeof options.threshold !== 'number' || !(options.threshold > 0 && options.threshold <= 1)) {
-    fail(`option 'threshold' must be a number in (0, 1], got ${show(options.threshold)}`);
+function validateDecodingOptions(options: DecodingOptions, fillLength?: number): void {
+  for (const name of DECODING_OPTION_NAMES) {
+    if (!isValidOptionValue(name, options[name])) fail(`option '${name}' must be ${expectedValue(name)}, got ${show(options[name])}`);
   }
-  oneOf('algorithm', options.algorithm, ALGORITHMS);
-  if (typeof options.temperature !== 'number' || !Number.isFinite(options.temperature) || options.temperature < 0) {
-    fail(`option 'temperature' must be a finite number >= 0, got ${show(options.temperature)}`);
-  }
-  if (!Number.isSafeInteger(options.seed) || options.seed < 0) {
-    fail(`option 'seed' must be an integer in 0..${Number.MAX_SAFE_INTEGER}, got ${show(options.seed)}`);
-  }
-  oneOf('cache', options.cache, CACHE_MODES);
-  integerAtLeast('refreshInterval', options.refreshInterval, 0);
-  integerAtLeast('window', options.window, 0);
-  oneOf('greedyOrder', options.greedyOrder, GREEDY_ORDERS);
 
   if ((options.cache === 'decode' || options.cache === 'greedy') && options.refreshInterval < 1) {
     fail(`cache '${options.cache}' needs refreshInterval >= 1 (0 = never refresh is only for 'prefill'), got ${options.refreshInterval}`);
@@ -128,22 +98,12 @@ function definedFields(options: Partial<DecodingOptions> | undefined, source: st
   if (typeof options !== 'object' || Array.isArray(options)) fail(`${source}: decoding options must be an object`);
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(options)) {
-    if (!OPTION_NAMES.includes(key as keyof DecodingOptions)) {
-      fail(`${source}: '${key}' is not a decoding option (known: ${OPTION_NAMES.join(', ')})`);
+    if (!isDecodingOptionName(key)) {
+      fail(`${source}: '${key}' is not a decoding option (known: ${DECODING_OPTION_NAMES.join(', ')})`);
     }
     if (value !== undefined) out[key] = value;
   }
   return out as Partial<DecodingOptions>;
-}
-
-function integerAtLeast(name: string, value: unknown, min: number): void {
-  if (!Number.isSafeInteger(value) || (value as number) < min) fail(`option '${name}' must be an integer >= ${min}, got ${show(value)}`);
-}
-
-function oneOf(name: string, value: unknown, allowed: readonly string[]): void {
-  if (typeof value !== 'string' || !allowed.includes(value)) {
-    fail(`option '${name}' must be one of ${allowed.map((a) => `'${a}'`).join(', ')}, got ${show(value)}`);
-  }
 }
 
 function show(value: unknown): string {

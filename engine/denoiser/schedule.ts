@@ -17,7 +17,7 @@
  * at most as many steps as it has positions. Fewer steps than blocks is an error for `blocks` and `timesteps`
  * (`threshold` ignores `steps` but for its progress estimate).
  */
-import type { ScheduleKind } from '../../common/protocol';
+import type { ScheduleKind } from '../../common/decodingOptions';
 import type { TokenCanvas } from './tokenCanvas';
 
 /** A block of fill positions, as canvas positions [start, end). */

@@ -6,7 +6,8 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { DecodingOptions, DeviceOption } from '../../common/protocol';
+import type { DeviceOption } from '../../common/protocol';
+import type { DecodingOptions } from '../../common/decodingOptions';
 import type { AttentionLowering, CacheDtype, HeadKind, WeightPrecision } from '../graph/stepContract';
 import type { ModelArchitecture, SpecialTokens } from '../architecture/architecture';
 

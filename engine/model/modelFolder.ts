@@ -5,7 +5,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { DecodingOptions } from '../../common/protocol';
+import type { DecodingOptions } from '../../common/decodingOptions';
 import { writeStepGraph, type StepGraphOptions } from '../graph/stepGraphBuilder';
 import type { ModelArchitecture, SpecialTokens } from '../architecture/architecture';
 import {

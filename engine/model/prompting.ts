@@ -9,7 +9,7 @@
  * `bos` is null even where `config.json` names a bos_token_id. Nothing follows the suffix (Open-dCoder's
  * infill evaluation encodes the suffix without special tokens).
  */
-import type { DecodingOptions } from '../../common/protocol';
+import type { DecodingOptions } from '../../common/decodingOptions';
 import type { CheckpointFamilyId, ModelArchitecture, SpecialTokens } from '../architecture/architecture';
 
 /** Contents that mark a mask token, for tokenizers whose config.json does not give its id. */

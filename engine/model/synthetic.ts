@@ -4,7 +4,7 @@
  * model is decisive (sharp attention, logits spread over several units): different canvas positions get
  * different, confident predictions, which is what denoiser tests and cache-agreement benchmarks need.
  */
-import type { DecodingOptions } from '../../common/protocol';
+import type { DecodingOptions } from '../../common/decodingOptions';
 import { WeightNames, expectedWeights, type ModelArchitecture, type SpecialTokens } from '../architecture/architecture';
 import type { ModelManifest } from './manifest';
 import { writeModelFolder, type VariantSpec } from './modelFolder';

@@ -1,39 +1,18 @@
 /**
  * Checks the shape of every request's params as they arrive over JSON-RPC (types, known fields, enum
  * values, lengths), so a malformed request is answered with InvalidParams saying which field is wrong.
- * Ranges that depend on the model (length vs the canvas, decoding option ranges) are checked by the engine
- * and the denoiser's option resolution.
+ * The decoding options are only checked to be an object here: the engine resolves them against the model's
+ * defaults and checks them once, for the CLI and the server alike (engine/denoiser/options.ts), before
+ * anything is queued; so do ranges that depend on the model (length vs the canvas).
  */
-import {
-  ALGORITHMS,
-  CACHE_MODES,
-  DEVICE_OPTIONS,
-  GREEDY_ORDERS,
-  SCHEDULES,
-  type DecodingOptions,
-  type InfillParams,
-  type LoadModelParams,
-} from '../../common/protocol';
+import { DEVICE_OPTIONS, type InfillParams, type LoadModelParams } from '../../common/protocol';
+import type { DecodingOptions } from '../../common/decodingOptions';
 import { invalidParams } from '../service/errors';
 
 /** Prefix and suffix beyond this many characters are refused before tokenizing (no model has such a canvas). */
 export const MAX_TEXT_CHARS = 4_000_000;
 
 type FieldKind = 'string' | 'number' | 'integer' | 'boolean' | readonly string[];
-
-const DECODING_FIELDS: Record<keyof DecodingOptions, FieldKind> = {
-  steps: 'integer',
-  blockLength: 'integer',
-  schedule: SCHEDULES,
-  threshold: 'number',
-  algorithm: ALGORITHMS,
-  temperature: 'number',
-  seed: 'integer',
-  cache: CACHE_MODES,
-  refreshInterval: 'integer',
-  window: 'integer',
-  greedyOrder: GREEDY_ORDERS,
-};
 
 function describe(value: unknown): string {
   if (value === null) return 'null';
@@ -112,7 +91,7 @@ export function validateInfillParams(value: unknown): InfillParams {
       throw invalidParams(`params.${key} has ${text.length} characters; at most ${MAX_TEXT_CHARS} are accepted.`);
     }
   }
-  if (options !== undefined) checkObject('params.options', options, {}, DECODING_FIELDS);
+  if (options !== undefined) record('params.options', options);
   return { ...(params as unknown as InfillParams), ...(options === undefined ? {} : { options: options as Partial<DecodingOptions> }) };
 }
 

@@ -13,21 +13,10 @@ import { canvasPrefix } from '../model/prompting';
 import { Tokenizer } from '../model/tokenizer';
 import type { DenoiseRequest } from '../denoiser/denoiser';
 import { InvalidOptionsError, resolveDecodingOptions } from '../denoiser/options';
-import {
-  ErrorCodes,
-  MASK_GLYPH,
-  type DecodingOptions,
-  type DeviceOption,
-  type EngineStatus,
-  type InfillParams,
-  type InfillProgressParams,
-  type InfillResult,
-  type InfillStats,
-  type LoadedModelInfo,
-  type LogParams,
-} from '../../common/protocol';
+import { ErrorCodes, MASK_GLYPH, type DeviceOption, type EngineStatus, type InfillParams, type InfillProgressParams, type InfillResult, type InfillStats, type LoadedModelInfo, type LogParams } from '../../common/protocol';
+import { type DecodingOptions } from '../../common/decodingOptions';
 import { EngineError, invalidParams, type ErrorCode } from './errors';
-import { DenoiseStopped, InvalidDecodingOptions, ModelWorker, type WorkerProgress } from './modelWorker';
+import { DenoiseStopped, ModelWorker, type WorkerProgress } from './modelWorker';
 import { JobCancelledError, Scheduler, type CancelReason, type JobContext, type ScheduledJob } from './scheduler';
 
 export type EngineLog = (level: LogParams['level'], message: string) => void;
@@ -278,7 +267,6 @@ export class Engine {
       if (error instanceof DenoiseStopped) {
         throw new JobCancelledError(job.cancelReason ?? 'cancelled', error.stepsDone, error.totalSteps);
       }
-      if (error instanceof InvalidDecodingOptions) throw invalidParams(error.message);
       throw error;
     }
     const { stats } = denoised;

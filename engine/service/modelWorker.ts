@@ -21,11 +21,6 @@ export class DenoiseStopped extends Error {
   }
 }
 
-/** The denoiser refused the decoding options (the message says which and why). */
-export class InvalidDecodingOptions extends Error {
-  override name = 'InvalidDecodingOptions';
-}
-
 export interface WorkerProgress {
   step: number;
   totalSteps: number;
@@ -145,7 +140,7 @@ export class ModelWorker {
         return;
       case 'failed':
         this.pending.delete(message.jobId);
-        job.reject(message.invalidOptions ? new InvalidDecodingOptions(message.message) : new Error(message.message));
+        job.reject(new Error(message.message));
         return;
     }
   }

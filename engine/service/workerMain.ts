@@ -8,7 +8,6 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { loadStepModel } from '../runtime/onnxStepModel';
 import { denoise, type DenoiseHooks } from '../denoiser/denoiser';
 import { CancelledError } from '../denoiser/cancellation';
-import { InvalidOptionsError } from '../denoiser/options';
 import { stepModelShape, type StepModel } from '../graph/stepContract';
 import { PrefixReuser } from '../reuse/prefixReuse';
 import type { FromWorker, ModelWorkerData, ReuseOutcome, ToWorker } from './workerMessages';
@@ -107,8 +106,7 @@ async function handle(message: ToWorker): Promise<void> {
     if (error instanceof CancelledError) {
       send({ kind: 'cancelled', jobId, stepsDone, totalSteps });
     } else {
-      const invalidOptions = error instanceof InvalidOptionsError;
-      send({ kind: 'failed', jobId, message: (error as Error).message, invalidOptions });
+      send({ kind: 'failed', jobId, message: (error as Error).message });
     }
   }
 }

@@ -44,4 +44,4 @@ export type FromWorker =
   | { kind: 'progress'; jobId: number; step: number; totalSteps: number; fill: Int32Array; confidence: Float32Array }
   | { kind: 'done'; jobId: number; result: DenoiseResult; graphMs: number; reuse?: ReuseOutcome }
   | { kind: 'cancelled'; jobId: number; stepsDone: number; totalSteps: number }
-  | { kind: 'failed'; jobId: number; message: string; invalidOptions: boolean };
+  | { kind: 'failed'; jobId: number; message: string };

@@ -2,7 +2,7 @@ import { strict as assert } from 'node:assert';
 import type { RowPredictions } from '../../engine/graph/stepContract';
 import { chooseToken, randomPriority, type Sampling } from '../../engine/denoiser/confidence';
 import { KeyedRandom, RandomStream } from '../../engine/denoiser/rng';
-import type { Algorithm } from '../../common/protocol';
+import type { Algorithm } from '../../common/decodingOptions';
 
 function softmax(row: number[]): number[] {
   const max = Math.max(...row);

@@ -16,10 +16,11 @@ import { CanvasTooLongError } from '../../engine/denoiser/tokenCanvas';
 import { randomPriority } from '../../engine/denoiser/confidence';
 import { denoise, type DenoiseProgress, type DenoiseRequest, type DenoiseResult, type DenoiseSpec } from '../../engine/denoiser/denoiser';
 import { predictorRow } from '../../engine/denoiser/logitShift';
-import { DEFAULT_DECODING_OPTIONS, InvalidOptionsError } from '../../engine/denoiser/options';
+import { InvalidOptionsError } from '../../engine/denoiser/options';
+import { DEFAULT_DECODING_OPTIONS } from '../../common/decodingOptions';
 import { KeyedRandom } from '../../engine/denoiser/rng';
 import { dreamTransferCounts, numTransferTokens } from '../../engine/denoiser/schedule';
-import type { DecodingOptions } from '../../common/protocol';
+import type { DecodingOptions } from '../../common/decodingOptions';
 import { temporaryDir } from './graphTestSupport';
 
 const LOGITS: VariantSpec = { precision: 'fp32', cacheDtype: 'float32', attention: 'gqa', head: 'logits', topK: 0 };

@@ -1,11 +1,7 @@
 import { strict as assert } from 'node:assert';
-import {
-  DEFAULT_DECODING_OPTIONS,
-  InvalidOptionsError,
-  defaultRefreshInterval,
-  resolveDecodingOptions,
-} from '../../engine/denoiser/options';
-import type { DecodingOptions } from '../../common/protocol';
+import { InvalidOptionsError, defaultRefreshInterval, resolveDecodingOptions } from '../../engine/denoiser/options';
+import { DEFAULT_DECODING_OPTIONS } from '../../common/decodingOptions';
+import type { DecodingOptions } from '../../common/decodingOptions';
 
 const invalid = (pattern: RegExp) => (e: unknown) => e instanceof InvalidOptionsError && pattern.test(e.message);
 
@@ -49,7 +45,7 @@ describe('denoiser options', () => {
     [{ cache: 'decode', refreshInterval: 0 }, /cache 'decode' needs refreshInterval >= 1/],
     [{ cache: 'greedy', refreshInterval: 0 }, /cache 'greedy' needs refreshInterval >= 1/],
     [{ window: -2 }, /'window' must be an integer >= 0/],
-    [{ greedyOrder: 'left' as never }, /'greedyOrder' must be one of 'random', 'confidence'/],
+    [{ greedyOrder: 'left' as never }, /'greedyOrder' must be one of 'confidence', 'random'/],
     [{ cache: 'greedy', greedyOrder: 'random', schedule: 'threshold' }, /greedyOrder 'random'.*threshold/],
     [{ stepz: 3 }, /the request: 'stepz' is not a decoding option/],
     [{ steps: 3, blockLength: 8 }, /steps \(3\) must be at least the number of blocks \(4 = ceil\(length 32 \/ blockLength 8\)\)/],

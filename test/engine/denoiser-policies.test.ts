@@ -7,10 +7,10 @@ import type { CachePolicy, StepPlan, StepView } from '../../engine/denoiser/cach
 import { TokenCanvas } from '../../engine/denoiser/tokenCanvas';
 import { randomPriority } from '../../engine/denoiser/confidence';
 import { KvStore } from '../../engine/denoiser/kvStore';
-import { DEFAULT_DECODING_OPTIONS } from '../../engine/denoiser/options';
+import { DEFAULT_DECODING_OPTIONS } from '../../common/decodingOptions';
 import { createCachePolicy } from '../../engine/denoiser/policies';
 import { KeyedRandom } from '../../engine/denoiser/rng';
-import type { CacheMode, DecodingOptions } from '../../common/protocol';
+import type { CacheMode, DecodingOptions } from '../../common/decodingOptions';
 
 const MASK = 99;
 const geometry = { numLayers: 2, numKvHeads: 2, headDim: 3, cacheDtype: 'float32' as const };

@@ -11,9 +11,10 @@ import type { VariantSpec } from '../../engine/model/modelFolder';
 import { writeSyntheticModel, type SyntheticPreset } from '../../engine/model/synthetic';
 import { loadStepModel, type OnnxStepModel } from '../../engine/runtime/onnxStepModel';
 import { denoise, type DenoiseRequest, type DenoiseSpec } from '../../engine/denoiser/denoiser';
-import { DEFAULT_DECODING_OPTIONS, resolveDecodingOptions } from '../../engine/denoiser/options';
+import { resolveDecodingOptions } from '../../engine/denoiser/options';
+import { DEFAULT_DECODING_OPTIONS } from '../../common/decodingOptions';
 import { tileBlocks } from '../../engine/denoiser/schedule';
-import type { DecodingOptions } from '../../common/protocol';
+import type { DecodingOptions } from '../../common/decodingOptions';
 import { temporaryDir } from './graphTestSupport';
 
 const VARIANT: VariantSpec = { precision: 'fp32', cacheDtype: 'float32', attention: 'gqa', head: 'logits', topK: 0 };

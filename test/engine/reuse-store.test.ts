@@ -6,7 +6,7 @@
  */
 import { strict as assert } from 'node:assert';
 import type { ModelArchitecture } from '../../engine/architecture/architecture';
-import { DEFAULT_DECODING_OPTIONS } from '../../engine/denoiser/options';
+import { DEFAULT_DECODING_OPTIONS } from '../../common/decodingOptions';
 import { DEPTH_PROFILE_FORMAT, safeDepthFor, usedDepths, type DepthProfile } from '../../engine/reuse/depthProfile';
 import { defaultReuseTuning, planReuse, PrefixReuser } from '../../engine/reuse/prefixReuse';
 import type { ReusablePrefix } from '../../engine/reuse/prefixReuseModel';

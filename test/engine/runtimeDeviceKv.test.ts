@@ -15,8 +15,8 @@ import { writeSyntheticModel, type SyntheticPreset } from '../../engine/model/sy
 import type { ModelManifest } from '../../engine/model/manifest';
 import { loadStepModel, type OnnxStepModel } from '../../engine/runtime/onnxStepModel';
 import { denoise, type DenoiseSpec } from '../../engine/denoiser/denoiser';
-import { DEFAULT_DECODING_OPTIONS } from '../../engine/denoiser/options';
-import type { DecodingOptions } from '../../common/protocol';
+import { DEFAULT_DECODING_OPTIONS } from '../../common/decodingOptions';
+import type { DecodingOptions } from '../../common/decodingOptions';
 import { maxAbsDiff, stepFeeds, temporaryDir } from './graphTestSupport';
 import { DEVICE_KV_CANVAS, DEVICE_KV_MODES } from './runtimeDeviceKvCases';
 

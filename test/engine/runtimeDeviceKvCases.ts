@@ -1,5 +1,5 @@
 /** The canvas and cache modes runtimeDeviceKvProbe.ts denoises on WebGPU, shared with its test. */
-import type { DecodingOptions } from '../../common/protocol';
+import type { DecodingOptions } from '../../common/decodingOptions';
 
 /** Ordinary (byte) tokens, deterministic. */
 function tokens(n: number, salt: number): number[] {

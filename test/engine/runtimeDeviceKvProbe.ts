@@ -9,9 +9,9 @@ import { useSoftwareWebGpu } from '../../engine/runtime/executionProviders';
 import { loadStepModel, type OnnxStepModel } from '../../engine/runtime/onnxStepModel';
 import { HIDDEN_BIAS, stepModelShape, type DeviceKv, type StepFeeds, type StepModel, type StepResult, type StepRunOptions } from '../../engine/graph/stepContract';
 import { denoise, type DenoiseSpec } from '../../engine/denoiser/denoiser';
-import { DEFAULT_DECODING_OPTIONS } from '../../engine/denoiser/options';
+import { DEFAULT_DECODING_OPTIONS } from '../../common/decodingOptions';
 import { CancelledError } from '../../engine/denoiser/cancellation';
-import type { DecodingOptions } from '../../common/protocol';
+import type { DecodingOptions } from '../../common/decodingOptions';
 import { fromCache, stepFeeds, takeRows, toCache } from './graphTestSupport';
 import { DEVICE_KV_CANVAS, DEVICE_KV_MODES } from './runtimeDeviceKvCases';
 

@@ -24,7 +24,7 @@
  *   among the fresh top rows, and the window around them gives rows whose confidence rose a chance to be
  *   queried and win. A block whose rows have no score yet (its first step) queries all its masked rows.
  */
-import type { GreedyOrder } from '../../../common/protocol';
+import type { GreedyOrder } from '../../../common/decodingOptions';
 import {
   addPredictorRows,
   allRows,

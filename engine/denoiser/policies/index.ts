@@ -1,5 +1,5 @@
 /** Maps a request's cache mode to its policy; a new mode is a new file here and one more case. */
-import type { DecodingOptions } from '../../../common/protocol';
+import type { DecodingOptions } from '../../../common/decodingOptions';
 import type { CachePolicy } from '../cachePolicy';
 import { BlockCachePolicy } from './blockCache';
 import { DecodePolicy } from './decode';
