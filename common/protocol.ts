@@ -154,11 +154,14 @@ export interface InfillProgressParams {
   pieces: (string | null)[];
   /** One entry per fill token: the confidence it was committed with, or null while masked. */
   confidence: (number | null)[];
-  /**
-   * The fill as text with MASK_GLYPH for each masked token, up to the first committed end-of-text token
-   * (the result is trimmed there, so nothing after it is shown).
-   */
-  text: string;
+}
+
+/**
+ * The partial fill as text, MASK_GLYPH for each masked token. Pieces after the first committed end-of-text token
+ * are empty (the result is trimmed there), so once nothing is masked this is the result's text.
+ */
+export function progressText(pieces: readonly (string | null)[]): string {
+  return pieces.map((piece) => piece ?? MASK_GLYPH).join('');
 }
 
 export const InfillProgressNotification = new NotificationType<InfillProgressParams>('dlm/infillProgress');

@@ -6,10 +6,10 @@
  * earlier fill and denoises them with the rest of the file as context.
  */
 import * as vscode from 'vscode';
-import type { InfillProgressParams, InfillResult } from '../common/protocol';
+import { progressText, type InfillProgressParams, type InfillResult } from '../common/protocol';
 import { contextAround } from '../common/textCanvas';
 import type { FillHistory } from './fillHistory';
-import { fullyMasked, PLACEHOLDER } from './ghostText';
+import { fullyMasked } from './ghostText';
 import { documentLength, type InfillDecorations } from './infillDecorations';
 import type { ModelSession } from './modelSession';
 import type { OutputLog } from './outputLog';
@@ -219,7 +219,7 @@ export class BlockInfill implements vscode.Disposable {
         (progress: InfillProgressParams) => {
           if (this.session !== session || session.phase !== 'denoising') return;
           lastPieces = progress.pieces;
-          this.render(session, progress.pieces.map((piece) => piece ?? PLACEHOLDER).join(''));
+          this.render(session, progressText(progress.pieces));
         },
         session.cancellation.token,
       );

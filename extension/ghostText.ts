@@ -3,7 +3,7 @@
  * faint placeholder glyph (a light shade block, fainter than any letter in the already faint ghost text).
  * Pure text functions; the provider turns them into inline completion items.
  */
-import { MASK_GLYPH, type InfillProgressParams } from '../common/protocol';
+import { MASK_GLYPH, progressText, type InfillProgressParams } from '../common/protocol';
 import { firstLine } from './fillTrimming';
 import { normalizeLineBreaks } from './lineBreaks';
 
@@ -24,6 +24,6 @@ export function fullyMasked(length: number): string {
  * fill will be cut there too.
  */
 export function partialGhostText(progress: Pick<InfillProgressParams, 'pieces'>, multiline: boolean): string {
-  const text = normalizeLineBreaks(progress.pieces.map((piece) => piece ?? PLACEHOLDER).join(''));
+  const text = normalizeLineBreaks(progressText(progress.pieces));
   return multiline ? text : firstLine(text);
 }

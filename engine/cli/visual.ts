@@ -4,7 +4,7 @@
  * coloured by the confidence they were committed with, and a status line with step, progress and speed.
  * When the output is not a terminal it prints one plain line per step instead.
  */
-import { MASK_GLYPH } from '../../common/protocol';
+import { MASK_GLYPH, progressText } from '../../common/protocol';
 import type { InfillProgress } from '../service/engine';
 
 const ESC = '\x1b[';
@@ -84,7 +84,7 @@ class TerminalCanvas implements ProgressView {
     // Show as much context as fits around the fill, favouring the lines next to it.
     const rows = this.out.rows || 24;
     const columns = this.out.columns || 80;
-    const fillRows = visualRows(progress.pieces.map((p) => p ?? MASK_GLYPH).join(''), columns);
+    const fillRows = visualRows(progressText(progress.pieces), columns);
     const budget = Math.max(2, rows - fillRows - 3);
     const prefixLines = this.context.prefix.split('\n');
     const suffixLines = this.context.suffix.split('\n');
@@ -114,7 +114,7 @@ class ProgressLines implements ProgressView {
   update(progress: InfillProgress): void {
     const committed = progress.pieces.filter((p) => p !== null).length;
     this.out.write(
-      `step ${progress.step}/${progress.totalSteps} (${committed}/${progress.pieces.length} tokens): ${JSON.stringify(progress.text)}\n`,
+      `step ${progress.step}/${progress.totalSteps} (${committed}/${progress.pieces.length} tokens): ${JSON.stringify(progressText(progress.pieces))}\n`,
     );
   }
 

@@ -1,5 +1,5 @@
 /**
- * Hugging Face checkpoint folder → model folder (design §2): step graph (+ external data), tokenizer.json and
+ * Hugging Face checkpoint folder → model folder (ARCHITECTURE.md, "The model folder"): step graph (+ external data), tokenizer.json and
  * dlm-model.json with family, shift, token ids, geometry, the model's decoding defaults and its source hash.
  *
  * All or nothing: the folder is written as a hidden temporary sibling of the output and renamed into place

@@ -1,9 +1,9 @@
 /**
  * A cache policy decides, for every denoising step, which canvas rows the graph computes (Q), which rows come
  * from the K/V store (C), which candidates' predictions are read, and which computed rows are written back to
- * the store as valid. The loop, the step runner and the store know nothing of any particular policy, so further
- * modes (Fast-dLLM's PrefixCache/DualCache block caches, BiCache's cross-request prefix reuse through `begin`)
- * are new implementations of this interface.
+ * the store as valid. The loop, the step runner and the store know nothing of any particular policy: each mode
+ * (none, dKV-Cache's decode/greedy/prefill, Fast-dLLM's block caches in policies/) implements this interface.
+ * Cross-request prefix reuse lives apart, in engine/reuse/, around the denoiser.
  *
  * Invariants the step runner checks on every plan: Q and C are disjoint, C rows are valid in the store, and
  * the predictor row (logitShift.ts) of every candidate is in Q. `policies/index.ts` maps a CacheMode to a policy.
@@ -45,8 +45,6 @@ export interface StepPlan {
 export interface CachePolicy {
   /** Whether the policy reads or writes the K/V store (no store is allocated for `none`). */
   readonly usesStore: boolean;
-  /** Called once before the first step; a cross-request cache would pre-fill the store here. */
-  begin?(canvas: TokenCanvas, store: KvStore | null): void;
   plan(view: StepView): StepPlan;
 }
 

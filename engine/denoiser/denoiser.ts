@@ -12,7 +12,7 @@ import type { StepModel } from '../graph/stepContract';
 import type { SpecialTokens } from '../architecture/architecture';
 import type { DecodingOptions } from '../../common/decodingOptions';
 import { CancelledError } from './cancellation';
-import { TokenCanvas, checkCanvasFits } from './tokenCanvas';
+import { TokenCanvas } from './tokenCanvas';
 import { chooseToken, type Sampling } from './confidence';
 import { KvStore } from './kvStore';
 import { InvalidOptionsError } from './options';
@@ -25,8 +25,6 @@ export interface DenoiseSpec {
   tokens: SpecialTokens;
   logitShift: boolean;
   vocabSize: number;
-  /** The model's largest canvas; when given, a longer canvas is refused with CanvasTooLongError. */
-  maxPositions?: number;
 }
 
 export interface DenoiseRequest {
@@ -80,17 +78,14 @@ export interface DenoiseHooks {
 export async function denoise(model: StepModel, spec: DenoiseSpec, request: DenoiseRequest, hooks: DenoiseHooks = {}): Promise<DenoiseResult> {
   const started = performance.now();
   const { prefixIds, suffixIds, length, options } = request;
-  // The options were resolved and checked at the engine's door (options.ts); the canvas is checked here.
-  if (!Number.isInteger(length) || length < 1) throw new InvalidOptionsError(`length must be an integer >= 1, got ${length}`);
+  // The options and the canvas's size were checked at the engine's door (options.ts, engine/service/engine.ts).
   checkTokenIds('prefix', prefixIds, spec.vocabSize);
   checkTokenIds('suffix', suffixIds, spec.vocabSize);
-  if (spec.maxPositions !== undefined) checkCanvasFits(prefixIds.length, length, suffixIds.length, spec.maxPositions);
 
   const canvas = new TokenCanvas(prefixIds, length, suffixIds, spec.tokens.mask);
   const schedule = createSchedule(options, canvas);
   const policy = createCachePolicy(options);
   const store = policy.usesStore ? new KvStore(model, canvas.length) : null;
-  policy.begin?.(canvas, store);
   const runner = new StepRunner(model, canvas, store, spec.logitShift, spec.vocabSize);
   const random = new KeyedRandom(options.seed);
   const sampling: Sampling = { algorithm: options.algorithm, temperature: options.temperature, random, maskId: spec.tokens.mask };

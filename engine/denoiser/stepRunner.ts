@@ -78,8 +78,7 @@ export class StepRunner {
     );
     this.kvRowBytes = 2 * model.numLayers * model.numKvHeads * model.headDim * (model.cacheDtype === 'float16' ? 2 : 4);
     this.hiddenBias = model.cacheDtype === 'float16' ? toFloat16Bits(HIDDEN_BIAS.float16) : HIDDEN_BIAS.float32;
-    // Rows a policy put into the store before the first step (`begin`) exist on the host only.
-    this.device = model.deviceKv && store !== null && store.validCount === 0 ? model.deviceKv : null;
+    this.device = model.deviceKv && store !== null ? model.deviceKv : null;
   }
 
   async run(plan: StepPlan): Promise<CandidatePredictions> {

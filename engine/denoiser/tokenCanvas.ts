@@ -17,8 +17,8 @@ export function checkCanvasFits(prefixTokens: number, fillLength: number, suffix
   const total = prefixTokens + fillLength + suffixTokens;
   if (total > maxPositions) {
     throw new CanvasTooLongError(
-      `the canvas has ${total} tokens (prefix ${prefixTokens} + fill ${fillLength} + suffix ${suffixTokens}) ` +
-        `but the model accepts at most ${maxPositions}`,
+      `The canvas is ${total} tokens (prefix ${prefixTokens} + fill ${fillLength} + suffix ${suffixTokens}); ` +
+        `the model takes at most ${maxPositions}.`,
     );
   }
 }

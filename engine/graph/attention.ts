@@ -4,7 +4,8 @@
  *
  * - `gqa`: com.microsoft.RotaryEmbedding + com.microsoft.GroupQueryAttention (causal=0, do_rotary=0).
  *   GroupQueryAttention silently computes wrong attention when it is given past K/V but its present
- *   outputs are not wired (models-and-runtime.md B.7), so the present outputs are always declared, as
+ *   outputs are not wired (seen with onnxruntime 1.30; test/engine/graphStep.test.ts holds cached steps to full
+ *   passes), so the present outputs are always declared, as
  *   internal values that are not graph outputs.
  * - `decomposed`: plain ONNX ops only (RoPE from gathered cos/sin rows, Concat, MatMul, Add, Softmax), for
  *   execution providers where the contrib kernels are missing or unverified. Query heads are grouped per

@@ -1,7 +1,7 @@
 /**
  * int4 weights for linear layers: com.microsoft MatMulNBits with 4 bits, blocks of 32 along the input axis,
  * symmetric per-block scales and no zero_points input (the op's default zero point is 8). The packing was
- * verified bit-exactly against onnxruntime 1.30 (models-and-runtime.md B.7):
+ * verified bit-exactly against onnxruntime 1.30 (test/engine/convertInt4.test.ts):
  *
  *   weight as Hugging Face stores it, [N = out, K = in], no transpose;
  *   per row n and block b of 32 along K: scale = max|w| / 7, q = clamp(round(w / scale) + 8, 0, 15);

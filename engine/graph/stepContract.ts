@@ -1,5 +1,5 @@
 /**
- * The step-graph contract (design §2, models-and-runtime.md R3): one ONNX graph per model that serves a full
+ * The step-graph contract (ARCHITECTURE.md, "The model folder"): one ONNX graph per model that serves a full
  * pass (C = 0) and every cached step. Batch is always 1 (GroupQueryAttention with past context requires it).
  *
  *   inputs                                    outputs

@@ -1,5 +1,5 @@
 /**
- * Writes a complete model folder (design §2): one step graph per requested variant, the tokenizer and
+ * Writes a complete model folder (ARCHITECTURE.md, "The model folder"): one step graph per requested variant, the tokenizer and
  * `dlm-model.json`. Shared by the synthetic models and the Hugging Face converter, so every folder the
  * engine loads is laid out the same way.
  */

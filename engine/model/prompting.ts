@@ -42,7 +42,7 @@ interface ModelDefaults {
 }
 
 /**
- * From each model's README / generation code (models-and-runtime.md A.2–A.5). `steps` above the fill length
+ * From each model's README / generation code on Hugging Face. `steps` above the fill length
  * is lowered to it by the denoiser, so `steps = max_new_tokens` of the README means one token per step.
  * top_p has no equivalent in the engine's options and is left out.
  */

@@ -12,8 +12,9 @@ import { fitContext } from '../model/contextFit';
 import { canvasPrefix } from '../model/prompting';
 import { Tokenizer } from '../model/tokenizer';
 import type { DenoiseRequest } from '../denoiser/denoiser';
+import { CanvasTooLongError, checkCanvasFits } from '../denoiser/tokenCanvas';
 import { InvalidOptionsError, resolveDecodingOptions } from '../denoiser/options';
-import { ErrorCodes, MASK_GLYPH, type DeviceOption, type EngineStatus, type InfillParams, type InfillProgressParams, type InfillResult, type InfillStats, type LoadedModelInfo, type LogParams } from '../../common/protocol';
+import { ErrorCodes, type DeviceOption, type EngineStatus, type InfillParams, type InfillProgressParams, type InfillResult, type InfillStats, type LoadedModelInfo, type LogParams } from '../../common/protocol';
 import { type DecodingOptions } from '../../common/decodingOptions';
 import { EngineError, invalidParams, type ErrorCode } from './errors';
 import { DenoiseStopped, ModelWorker, type WorkerProgress } from './modelWorker';
@@ -217,14 +218,16 @@ export class Engine {
     if (length > max) {
       throw invalidParams(`length ${length} is more than the model's canvas of ${max} tokens.`);
     }
-    const canvas = prefixIds.length + length + suffixIds.length;
-    if (canvas > max) {
-      throw new EngineError(
-        ErrorCodes.CanvasTooLong,
-        `The canvas is ${canvas} tokens (prefix ${prefixIds.length} + fill ${length} + suffix ${suffixIds.length}); ` +
-          `the model takes at most ${max}.`,
-        { prefixTokens: prefixIds.length, fillTokens: length, suffixTokens: suffixIds.length, maxCanvasTokens: max },
-      );
+    try {
+      checkCanvasFits(prefixIds.length, length, suffixIds.length, max);
+    } catch (error) {
+      if (!(error instanceof CanvasTooLongError)) throw error;
+      throw new EngineError(ErrorCodes.CanvasTooLong, error.message, {
+        prefixTokens: prefixIds.length,
+        fillTokens: length,
+        suffixTokens: suffixIds.length,
+        maxCanvasTokens: max,
+      });
     }
     let options: DecodingOptions;
     try {
@@ -315,10 +318,6 @@ export class Engine {
       totalSteps: progress.totalSteps,
       pieces,
       confidence,
-      text: pieces
-        .slice(0, end)
-        .map((piece) => piece ?? MASK_GLYPH)
-        .join(''),
     };
   }
 

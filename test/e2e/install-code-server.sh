@@ -2,8 +2,8 @@
 # Installs code-server (VS Code's workbench + extension host served to a browser) into .cache/code-server,
 # so the extension's tests run inside a real VS Code on machines that cannot download VS Code itself.
 # Idempotent: a finished install leaves a marker and the script returns at once the next time.
-# Recipe: /work/shared/testing-in-vscode.md (code-server's postinstall refuses root and downloads ripgrep,
-# so its steps run by hand with Debian's ripgrep).
+# code-server's postinstall refuses root and downloads ripgrep, so its steps run here by hand with Debian's
+# ripgrep.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 

@@ -236,7 +236,7 @@ describe('step graph file', () => {
     assert.deepEqual(outputs['new_value.0'], [1, 2, 'query_rows', 16]);
   });
 
-  it('wires present_key/present_value on every GroupQueryAttention node (silently wrong without, B.7)', () => {
+  it('wires present_key/present_value on every GroupQueryAttention node (attention is silently wrong without them)', () => {
     const gqa = model.graph!.node!.filter((n) => n.opType === 'GroupQueryAttention');
     assert.equal(gqa.length, 2);
     for (const node of gqa) {

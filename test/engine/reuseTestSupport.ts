@@ -44,7 +44,7 @@ export async function segmentedFixture(
     dir,
     manifest,
     arch,
-    spec: { tokens: manifest.tokens, logitShift: arch.logitShift, vocabSize: arch.vocabSize, maxPositions: arch.maxPositions },
+    spec: { tokens: manifest.tokens, logitShift: arch.logitShift, vocabSize: arch.vocabSize },
     variants: loaded,
     async release() {
       for (const v of loaded) {
