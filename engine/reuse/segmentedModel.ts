@@ -10,7 +10,7 @@ import type { ModelArchitecture } from '../model/architecture';
 import type { ExecutionDevice, GraphVariant } from '../model/manifest';
 import { sessionOptionsFor } from '../runtime/executionProviders';
 import { readPredictions } from '../runtime/onnxStepModel';
-import { SegmentIo, segmentFileNames } from './segmentGraphs';
+import { SegmentIo, segmentFileNames } from '../prepare/segmentGraphs';
 
 export interface LayerInput {
   /** [Q, H] hidden states entering the layer. */

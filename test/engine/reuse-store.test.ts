@@ -7,11 +7,11 @@
 import { strict as assert } from 'node:assert';
 import type { ModelArchitecture } from '../../engine/model/architecture';
 import { DEFAULT_DECODING_OPTIONS } from '../../engine/denoiser/options';
-import { DEPTH_PROFILE_FORMAT, safeDepthFor, usedDepths, type DepthProfile } from '../../engine/reuse/depthProfile';
+import { DEPTH_PROFILE_FORMAT, safeDepthFor, usedDepths, type DepthProfile } from '../../engine/prepare/depthProfiler';
 import { defaultReuseTuning, planReuse, PrefixReuser } from '../../engine/reuse/prefixReuse';
 import type { ReusablePrefix } from '../../engine/reuse/prefixReuseModel';
 import { entryTokens, PrefixStore, sharedPrefixLength, type PrefixStoreKey, type StoredEntry } from '../../engine/reuse/prefixStore';
-import { seededRandom } from '../../engine/reuse/sourceTexts';
+import { seededRandom } from '../../engine/prepare/sourceTexts';
 import { byteTokens, FP32_GQA, segmentedFixture, type SegmentedFixture } from './reuseTestSupport';
 
 const GEOMETRY = { numLayers: 4, numKvHeads: 2, headDim: 4, hiddenSize: 8 };

@@ -15,8 +15,8 @@ import {
   profileDepth,
   writeDepthProfile,
   type DepthProfile,
-} from './depthProfile';
-import { SegmentedStepModel } from './segmentedModel';
+} from './depthProfiler';
+import { SegmentedStepModel } from '../reuse/segmentedModel';
 import { writeSegmentGraphs } from './segmentGraphs';
 import { loadSourceTexts } from './sourceTexts';
 

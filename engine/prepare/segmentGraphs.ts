@@ -209,7 +209,7 @@ function cutSegment(model: onnx.IModelProto, spec: SegmentSpec, variant: GraphVa
     irVersion: model.irVersion,
     opsetImport: model.opsetImport,
     producerName: model.producerName,
-    docString: `Depth-wise segment (${spec.kind}${spec.layer === undefined ? '' : ` ${spec.layer}`}) of ${variant.file}, engine/reuse/segmentGraphs.ts`,
+    docString: `Depth-wise segment (${spec.kind}${spec.layer === undefined ? '' : ` ${spec.layer}`}) of ${variant.file}, engine/prepare/segmentGraphs.ts`,
     graph: {
       name: `${graph.name}_${spec.kind}${spec.layer ?? ''}`,
       node: segmentNodes,
