@@ -37,7 +37,7 @@ export interface TypingBenchOptions {
   /** `synthetic`, `builtin`, or a model folder. */
   model: string;
   device: DeviceOption;
-  /** Source texts to type from (sourceTexts.ts). */
+  /** Source texts to type from (prepare/sourceTexts.ts). */
   source: string;
   sessions: number;
   charsPerSession: number;

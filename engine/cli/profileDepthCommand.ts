@@ -5,7 +5,8 @@
  */
 import { writeFileSync } from 'node:fs';
 import { resolveModel } from '../model/modelManager';
-import { BICACHE_THRESHOLD, DEPTH_PROFILE_FILE, type DepthProfile } from '../prepare/depthProfiler';
+import { BICACHE_THRESHOLD } from '../prepare/depthProfiler';
+import { DEPTH_PROFILE_FILE, type DepthProfile } from '../reuse/depthProfile';
 import { DEFAULT_PROFILE_CANVAS, DEFAULT_PROFILE_FILL, measureCallOverhead, prepareModelForReuse } from '../prepare/prepareModel';
 import { defaultSourcePath, HELD_OUT_FILES } from '../prepare/sourceTexts';
 import { defaultCacheDir } from './cacheDir';

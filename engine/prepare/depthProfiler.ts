@@ -1,5 +1,5 @@
 /**
- * The offline depth profile of BiCache (Go et al. 2026, `bicache_profiler.py`): for a set of prefix ratios r
+ * The offline depth profiler of BiCache (Go et al. 2026, `bicache_profiler.py`): for a set of prefix ratios r
  * (prefix rows over the whole canvas, masks included), the per-layer cosine similarity of a prefix's K/V
  * computed alone and computed in its full canvas, and the safe depth b(r): the number of leading layers whose
  * similarity is at least the threshold (BiCache: 0.97). Layers below b(r) may reuse a prefix's K/V across
@@ -7,43 +7,19 @@
  *
  * Canvases are windows of real source text laid out as at request time: `[prefix][MASK x fill][suffix]`. The
  * measured depths are made monotone in r the conservative way (b(r) = the smallest measured depth at any
- * ratio >= r), so a longer shared prefix never gets a shallower reuse. The profile is stored beside the
- * graphs in the model folder (`depth-profile.json`) and read by the engine when a request reuses a prefix.
+ * ratio >= r), so a longer shared prefix never gets a shallower reuse. The profile is written beside the
+ * graphs in the model folder, in the format the engine reads at request time (reuse/depthProfile.ts).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fromFloat16Array } from '../graph/float16';
 import type { KvArray, StepFeeds, StepModel } from '../graph/stepContract';
+import { DEPTH_PROFILE_FILE, type DepthProfile, type RatioProfile } from '../reuse/depthProfile';
 import { seededRandom } from './sourceTexts';
 
-export const DEPTH_PROFILE_FILE = 'depth-profile.json';
-export const DEPTH_PROFILE_FORMAT = 'dlm-depth-profile/1';
 /** BiCache's similarity threshold (`run_eval.sh`). */
 export const BICACHE_THRESHOLD = 0.97;
 export const DEFAULT_PROFILE_RATIOS = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9];
-
-export interface RatioProfile {
-  ratio: number;
-  /** Per layer: mean over samples and prefix tokens of (cos K + cos V) / 2, heads flattened. */
-  similarity: number[];
-  /** Leading layers at or above the threshold at this ratio. */
-  measuredDepth: number;
-  /** The depth used at run time: monotone in the ratio, never above any deeper ratio's measured depth. */
-  safeDepth: number;
-}
-
-export interface DepthProfile {
-  format: typeof DEPTH_PROFILE_FORMAT;
-  /** The graph variant profiled. */
-  variant: string;
-  threshold: number;
-  canvasTokens: number;
-  fillTokens: number;
-  samplesPerRatio: number;
-  /** What the canvases were cut from. */
-  source: string;
-  ratios: RatioProfile[];
-}
 
 export interface ProfileOptions {
   ratios: number[];
@@ -111,33 +87,8 @@ export async function profileDepth(
   };
 }
 
-/** The safe depth for a request whose shared prefix is `ratio` of its canvas: BiCache's largest ratio <= it. */
-export function safeDepthFor(profile: DepthProfile, ratio: number): number {
-  let depth = 0;
-  for (const entry of profile.ratios) if (entry.ratio <= ratio) depth = entry.safeDepth;
-  return depth;
-}
-
-/** The depths any request may use, above 0 and below the last layer: the hidden states worth storing. */
-export function usedDepths(profile: DepthProfile, numLayers: number): number[] {
-  return [...new Set(profile.ratios.map((r) => r.safeDepth))].filter((d) => d > 0 && d < numLayers).sort((a, b) => a - b);
-}
-
 export function writeDepthProfile(modelDir: string, profile: DepthProfile): void {
   fs.writeFileSync(path.join(modelDir, DEPTH_PROFILE_FILE), `${JSON.stringify(profile, null, 2)}\n`);
-}
-
-/** The folder's profile, or null when it has none; a malformed one is an error naming the file. */
-export function readDepthProfile(modelDir: string, numLayers: number): DepthProfile | null {
-  const file = path.join(modelDir, DEPTH_PROFILE_FILE);
-  if (!fs.existsSync(file)) return null;
-  const profile = JSON.parse(fs.readFileSync(file, 'utf8')) as DepthProfile;
-  const valid =
-    profile.format === DEPTH_PROFILE_FORMAT &&
-    Array.isArray(profile.ratios) &&
-    profile.ratios.every((r) => typeof r.ratio === 'number' && Number.isInteger(r.safeDepth) && r.safeDepth >= 0 && r.safeDepth <= numLayers);
-  if (!valid) throw new Error(`${file} is not a depth profile for a ${numLayers}-layer model (format ${DEPTH_PROFILE_FORMAT})`);
-  return profile;
 }
 
 /** A full pass over `ids` at positions 0.., reading one row. */

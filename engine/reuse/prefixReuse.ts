@@ -11,11 +11,11 @@ import type { CacheDtype, StepModel } from '../graph/stepContract';
 import type { ModelArchitecture } from '../model/architecture';
 import type { ExecutionDevice, GraphVariant } from '../model/manifest';
 import { denoise, type DenoiseHooks, type DenoiseRequest, type DenoiseResult, type DenoiseSpec } from '../denoiser/denoiser';
-import { readDepthProfile, safeDepthFor, usedDepths, type DepthProfile } from '../prepare/depthProfiler';
+import { readDepthProfile, safeDepthFor, usedDepths, type DepthProfile } from './depthProfile';
 import { leadingRows, shiftKeyPositions } from './kvRows';
 import { PrefixReuseModel, type PrefixReuseSetup, type ReusablePrefix, type ReusableSuffix } from './prefixReuseModel';
 import { PrefixStore, sharedPrefixLength, type PrefixStoreKey, type StoredEntry } from './prefixStore';
-import { hasSegmentGraphs } from '../prepare/segmentGraphs';
+import { hasSegmentGraphs } from './segmentFiles';
 import { SegmentedStepModel } from './segmentedModel';
 
 export interface ReuseTuning {

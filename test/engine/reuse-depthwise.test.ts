@@ -19,7 +19,7 @@ import { DEFAULT_DECODING_OPTIONS } from '../../engine/denoiser/options';
 import type { DecodingOptions } from '../../engine/protocol';
 import { leadingRows } from '../../engine/reuse/kvRows';
 import { PrefixReuseModel, type PrefixReuseSetup, type ReusablePrefix } from '../../engine/reuse/prefixReuseModel';
-import { segmentFileNames } from '../../engine/prepare/segmentGraphs';
+import { segmentFileNames } from '../../engine/reuse/segmentFiles';
 import type { SegmentedStepModel } from '../../engine/reuse/segmentedModel';
 import { fromCache, maxAbsDiff, referenceBias, stepFeeds, takeRows } from './graphTestSupport';
 import { byteTokens, FP16_STATS, FP32_DECOMPOSED, FP32_GQA, segmentedFixture, type SegmentedFixture } from './reuseTestSupport';

@@ -7,7 +7,7 @@
 import { strict as assert } from 'node:assert';
 import type { ModelArchitecture } from '../../engine/model/architecture';
 import { DEFAULT_DECODING_OPTIONS } from '../../engine/denoiser/options';
-import { DEPTH_PROFILE_FORMAT, safeDepthFor, usedDepths, type DepthProfile } from '../../engine/prepare/depthProfiler';
+import { DEPTH_PROFILE_FORMAT, safeDepthFor, usedDepths, type DepthProfile } from '../../engine/reuse/depthProfile';
 import { defaultReuseTuning, planReuse, PrefixReuser } from '../../engine/reuse/prefixReuse';
 import type { ReusablePrefix } from '../../engine/reuse/prefixReuseModel';
 import { entryTokens, PrefixStore, sharedPrefixLength, type PrefixStoreKey, type StoredEntry } from '../../engine/reuse/prefixStore';
