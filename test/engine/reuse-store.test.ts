@@ -9,7 +9,7 @@ import type { ModelArchitecture } from '../../engine/model/architecture';
 import { DEFAULT_DECODING_OPTIONS } from '../../engine/denoiser/options';
 import { DEPTH_PROFILE_FORMAT, safeDepthFor, usedDepths, type DepthProfile } from '../../engine/reuse/depthProfile';
 import { defaultReuseTuning, planReuse, PrefixReuser } from '../../engine/reuse/prefixReuse';
-import type { ReusablePrefix } from '../../engine/reuse/prefixReuseModel';
+import type { ReusablePrefix } from '../../engine/reuse/reuseHarvest';
 import { entryTokens, PrefixStore, sharedPrefixLength, type PrefixStoreKey, type StoredEntry } from '../../engine/reuse/prefixStore';
 import { seededRandom } from '../../engine/prepare/sourceTexts';
 import { byteTokens, FP32_GQA, segmentedFixture, type SegmentedFixture } from './reuseTestSupport';
