@@ -16,9 +16,9 @@ import { resolveModel } from '../store/modelManager';
 import { writeSyntheticModel } from '../model/synthetic';
 import type { DeviceOption } from '../../common/protocol';
 import type { DecodingOptions } from '../../common/decodingOptions';
-import { prepareModelForReuse } from '../reuse/prepareModel';
+import { prepareModelForReuse } from '../prepare/prepareModel';
 import { reuseUnavailableReason } from '../reuse/prefixReuse';
-import { loadSourceTexts } from '../reuse/sourceTexts';
+import { loadSourceTexts } from '../prepare/sourceTexts';
 import { Engine } from '../service/engine';
 import { agreement } from '../denoiser/compare';
 import { typingSessions } from './typingSessions';
@@ -38,7 +38,7 @@ export interface TypingBenchOptions {
   /** `synthetic`, `builtin`, or a model folder. */
   model: string;
   device: DeviceOption;
-  /** Source texts to type from (sourceTexts.ts). */
+  /** Source texts to type from (prepare/sourceTexts.ts). */
   source: string;
   sessions: number;
   charsPerSession: number;

@@ -7,8 +7,8 @@
  * then a longer pause happens anywhere. Pressing Enter inserts the next line's indentation with it, as editors
  * auto-indent. A request is made after every keystroke that the next one follows by at least the debounce.
  */
-import type { SourceText } from '../reuse/sourceTexts';
-import { seededRandom } from '../reuse/sourceTexts';
+import type { SourceText } from '../prepare/sourceTexts';
+import { seededRandom } from '../prepare/sourceTexts';
 
 export interface TypingRequest {
   /** The document's text before and after the cursor when the request is made. */

@@ -5,7 +5,7 @@ import { BENCH_MODEL_NAMES, benchModelDescription, type BenchModelName } from '.
 import { BENCH_CANVASES } from '../bench/benchCanvases';
 import { formatBenchTable, runBench } from '../bench/runBench';
 import { EDITOR_CANVAS, formatTypingReport, runTypingBench, TYPING_SYNTHETIC_MODEL } from '../bench/typingBench';
-import { defaultSourcePath } from '../reuse/sourceTexts';
+import { defaultSourcePath } from '../prepare/sourceTexts';
 import { EXIT_OK, UsageError, numberOption, stringOption, type CliCommand, type OptionValues } from './command';
 import { DECODING_FLAGS, DEVICE_FLAG, decodingOverrides, deviceOption } from './decodingFlags';
 

@@ -2,8 +2,8 @@ import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { convertCheckpoint } from '../convert/convert';
 import type { DecodingOptions } from '../../common/decodingOptions';
-import { prepareModelForReuse } from '../reuse/prepareModel';
-import { HELD_OUT_FILES } from '../reuse/sourceTexts';
+import { prepareModelForReuse } from '../prepare/prepareModel';
+import { HELD_OUT_FILES } from '../prepare/sourceTexts';
 import { EXIT_OK, type CliCommand } from './command';
 
 /** From dist/engine/main.js and from engine/cli/ alike, two folders up is the repository. */

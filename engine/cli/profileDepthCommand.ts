@@ -1,13 +1,14 @@
 /**
- * `dlm profile-depth <model>`: readies a model folder for prefix reuse (engine/reuse/prepareModel.ts) and
+ * `dlm profile-depth <model>`: readies a model folder for prefix reuse (engine/prepare/prepareModel.ts) and
  * prints the profile: per prefix ratio, the per-layer similarity of prefix K/V alone vs in context, and the
  * safe depth.
  */
 import { writeFileSync } from 'node:fs';
 import { resolveModel } from '../store/modelManager';
-import { BICACHE_THRESHOLD, DEPTH_PROFILE_FILE, type DepthProfile } from '../reuse/depthProfile';
-import { DEFAULT_PROFILE_CANVAS, DEFAULT_PROFILE_FILL, measureCallOverhead, prepareModelForReuse } from '../reuse/prepareModel';
-import { defaultSourcePath, HELD_OUT_FILES } from '../reuse/sourceTexts';
+import { BICACHE_THRESHOLD } from '../prepare/depthProfiler';
+import { DEPTH_PROFILE_FILE, type DepthProfile } from '../reuse/depthProfile';
+import { DEFAULT_PROFILE_CANVAS, DEFAULT_PROFILE_FILL, measureCallOverhead, prepareModelForReuse } from '../prepare/prepareModel';
+import { defaultSourcePath, HELD_OUT_FILES } from '../prepare/sourceTexts';
 import { defaultCacheDir } from './cacheDir';
 import { EXIT_OK, UsageError, numberOption, stringOption, type CliCommand } from './command';
 import { DEVICE_FLAG, deviceOption } from './decodingFlags';

@@ -54,7 +54,7 @@ export const StepDims = { query: 'query_rows', context: 'context_rows', keys: 'k
 
 /**
  * The residual-stream Add nodes of layer l; each one's single output carries the node's name. The depth-wise
- * segments (engine/reuse/segmentGraphs.ts) cut the step graph at these values, so they are part of the graph's
+ * segments (engine/prepare/segmentGraphs.ts) cut the step graph at these values, so they are part of the graph's
  * shape, not just labels.
  */
 export const ResidualNodes = {

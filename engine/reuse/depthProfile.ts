@@ -1,26 +1,13 @@
 /**
- * The offline depth profile of BiCache (Go et al. 2026, `bicache_profiler.py`): for a set of prefix ratios r
- * (prefix rows over the whole canvas, masks included), the per-layer cosine similarity of a prefix's K/V
- * computed alone and computed in its full canvas, and the safe depth b(r): the number of leading layers whose
- * similarity is at least the threshold (BiCache: 0.97). Layers below b(r) may reuse a prefix's K/V across
- * requests; the deeper ones are recomputed.
- *
- * Canvases are windows of real source text laid out as at request time: `[prefix][MASK x fill][suffix]`. The
- * measured depths are made monotone in r the conservative way (b(r) = the smallest measured depth at any
- * ratio >= r), so a longer shared prefix never gets a shallower reuse. The profile is stored beside the
- * graphs in the model folder (`depth-profile.json`) and read by the engine when a request reuses a prefix.
+ * The depth profile as the engine reads it at request time: per prefix ratio r, the safe depth b(r) below which
+ * a shared prefix's K/V may be reused across requests (BiCache). It is measured offline by
+ * prepare/depthProfiler.ts and stored beside the graphs in the model folder (`depth-profile.json`).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { fromFloat16Array } from '../graph/float16';
-import type { KvArray, StepFeeds, StepModel } from '../graph/stepContract';
-import { seededRandom } from './sourceTexts';
 
 export const DEPTH_PROFILE_FILE = 'depth-profile.json';
 export const DEPTH_PROFILE_FORMAT = 'dlm-depth-profile/1';
-/** BiCache's similarity threshold (`run_eval.sh`). */
-export const BICACHE_THRESHOLD = 0.97;
-export const DEFAULT_PROFILE_RATIOS = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9];
 
 export interface RatioProfile {
   ratio: number;
@@ -45,72 +32,6 @@ export interface DepthProfile {
   ratios: RatioProfile[];
 }
 
-export interface ProfileOptions {
-  ratios: number[];
-  threshold: number;
-  /** Canvas length, masks included. */
-  canvasTokens: number;
-  fillTokens: number;
-  samplesPerRatio: number;
-  seed: number;
-  onProgress?(done: number, total: number): void;
-}
-
-/**
- * Profiles `model` on canvases cut from `tokens` (a stream of real source text's token ids) at random offsets.
- */
-export async function profileDepth(
-  model: StepModel,
-  maskId: number,
-  tokens: readonly number[],
-  options: ProfileOptions,
-): Promise<Omit<DepthProfile, 'format' | 'variant' | 'source'>> {
-  const { canvasTokens: T, fillTokens: n, samplesPerRatio, threshold } = options;
-  if (tokens.length < T) throw new Error(`the source text has ${tokens.length} tokens; a canvas needs ${T}`);
-  if (!(samplesPerRatio >= 1)) throw new Error(`samples per ratio must be at least 1, got ${samplesPerRatio}`);
-  const prefixLengths = options.ratios.map((r) => {
-    const p = Math.round(r * T);
-    if (!(r > 0 && r < 1) || p < 1 || p + n > T) {
-      throw new Error(`ratio ${r} leaves no prefix or no room for ${n} masks in a canvas of ${T} tokens`);
-    }
-    return p;
-  });
-  const random = seededRandom(options.seed);
-  const total = options.ratios.length * samplesPerRatio;
-  let done = 0;
-  const measured: RatioProfile[] = [];
-  for (let i = 0; i < options.ratios.length; i++) {
-    const p = prefixLengths[i];
-    const sums = new Float64Array(model.numLayers);
-    for (let sample = 0; sample < samplesPerRatio; sample++) {
-      const offset = Math.floor(random() * (tokens.length - T + 1));
-      const canvas = tokens.slice(offset, offset + T);
-      canvas.fill(maskId, p, p + n);
-      const alone = await model.run(fullPass(model, canvas.slice(0, p)));
-      const inContext = await model.run(fullPass(model, canvas));
-      for (let l = 0; l < model.numLayers; l++) {
-        const keys = rowCosine(alone.newKeys[l], inContext.newKeys[l], model.numKvHeads, p, T, model.headDim);
-        const values = rowCosine(alone.newValues[l], inContext.newValues[l], model.numKvHeads, p, T, model.headDim);
-        sums[l] += (keys + values) / 2;
-      }
-      options.onProgress?.(++done, total);
-    }
-    const similarity = Array.from(sums, (s) => s / samplesPerRatio);
-    let depth = 0;
-    while (depth < similarity.length && similarity[depth] >= threshold) depth++;
-    measured.push({ ratio: options.ratios[i], similarity, measuredDepth: depth, safeDepth: depth });
-  }
-  measured.sort((a, b) => a.ratio - b.ratio);
-  for (let i = measured.length - 2; i >= 0; i--) measured[i].safeDepth = Math.min(measured[i].measuredDepth, measured[i + 1].safeDepth);
-  return {
-    threshold,
-    canvasTokens: T,
-    fillTokens: n,
-    samplesPerRatio,
-    ratios: measured,
-  };
-}
-
 /** The safe depth for a request whose shared prefix is `ratio` of its canvas: BiCache's largest ratio <= it. */
 export function safeDepthFor(profile: DepthProfile, ratio: number): number {
   let depth = 0;
@@ -121,10 +42,6 @@ export function safeDepthFor(profile: DepthProfile, ratio: number): number {
 /** The depths any request may use, above 0 and below the last layer: the hidden states worth storing. */
 export function usedDepths(profile: DepthProfile, numLayers: number): number[] {
   return [...new Set(profile.ratios.map((r) => r.safeDepth))].filter((d) => d > 0 && d < numLayers).sort((a, b) => a - b);
-}
-
-export function writeDepthProfile(modelDir: string, profile: DepthProfile): void {
-  fs.writeFileSync(path.join(modelDir, DEPTH_PROFILE_FILE), `${JSON.stringify(profile, null, 2)}\n`);
 }
 
 /** The folder's profile, or null when it has none; a malformed one is an error naming the file. */
@@ -138,45 +55,4 @@ export function readDepthProfile(modelDir: string, numLayers: number): DepthProf
     profile.ratios.every((r) => typeof r.ratio === 'number' && Number.isInteger(r.safeDepth) && r.safeDepth >= 0 && r.safeDepth <= numLayers);
   if (!valid) throw new Error(`${file} is not a depth profile for a ${numLayers}-layer model (format ${DEPTH_PROFILE_FORMAT})`);
   return profile;
-}
-
-/** A full pass over `ids` at positions 0.., reading one row. */
-function fullPass(model: StepModel, ids: number[]): StepFeeds {
-  const q = ids.length;
-  const empty = model.cacheDtype === 'float16' ? new Uint16Array(0) : new Float32Array(0);
-  return {
-    inputIds: BigInt64Array.from(ids, BigInt),
-    positionIds: BigInt64Array.from({ length: q }, (_, i) => BigInt(i)),
-    attentionBias: model.cacheDtype === 'float16' ? new Uint16Array(q * q) : new Float32Array(q * q),
-    logitsIndex: new BigInt64Array(1),
-    pastKeys: new Array(model.numLayers).fill(empty),
-    pastValues: new Array(model.numLayers).fill(empty),
-    contextLength: 0,
-  };
-}
-
-/**
- * Mean over rows r < `rows` of the cosine between row r of `a` (`[heads, rows, dim]`) and row r of `b`
- * (`[heads, bRows, dim]`), each row's heads flattened into one vector.
- */
-function rowCosine(a: KvArray, b: KvArray, heads: number, rows: number, bRows: number, dim: number): number {
-  const x = a instanceof Uint16Array ? fromFloat16Array(a) : a;
-  const y = b instanceof Uint16Array ? fromFloat16Array(b) : b;
-  let total = 0;
-  for (let r = 0; r < rows; r++) {
-    let dot = 0;
-    let xx = 0;
-    let yy = 0;
-    for (let h = 0; h < heads; h++) {
-      const xi = (h * rows + r) * dim;
-      const yi = (h * bRows + r) * dim;
-      for (let d = 0; d < dim; d++) {
-        dot += x[xi + d] * y[yi + d];
-        xx += x[xi + d] * x[xi + d];
-        yy += y[yi + d] * y[yi + d];
-      }
-    }
-    total += xx === 0 || yy === 0 ? (xx === yy ? 1 : 0) : dot / Math.sqrt(xx * yy);
-  }
-  return total / rows;
 }

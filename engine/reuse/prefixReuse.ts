@@ -13,9 +13,10 @@ import type { ExecutionDevice, GraphVariant } from '../model/manifest';
 import { denoise, type DenoiseHooks, type DenoiseRequest, type DenoiseResult, type DenoiseSpec } from '../denoiser/denoiser';
 import { readDepthProfile, safeDepthFor, usedDepths, type DepthProfile } from './depthProfile';
 import { leadingRows, shiftKeyPositions } from './kvRows';
-import { PrefixReuseModel, type PrefixReuseSetup, type ReusablePrefix, type ReusableSuffix } from './prefixReuseModel';
+import { PrefixReuseModel, type PrefixReuseSetup } from './prefixReuseModel';
+import type { ReusablePrefix, ReusableSuffix } from './reuseHarvest';
 import { PrefixStore, sharedPrefixLength, type PrefixStoreKey, type StoredEntry } from './prefixStore';
-import { hasSegmentGraphs } from './segmentGraphs';
+import { hasSegmentGraphs } from './segmentFiles';
 import { SegmentedStepModel } from './segmentedModel';
 
 export interface ReuseTuning {

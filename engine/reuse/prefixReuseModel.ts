@@ -18,35 +18,17 @@
  *   [b, L) compute them with the call's rows, refreshing their deep K/V for the following calls.
  * - other calls: the monolithic step graph, with the shared rows' current K/V as extra context.
  * Call 0 always runs depth-wise, so the hidden states of the prefix rows it computes are harvested, with the
- * K/V of every prefix and suffix row, for the store's next entry (`harvest`). The harvest keeps each row's
- * earliest computation in the request (the shared rows' deep layers: their first refresh): the next request's
- * first call sees its fill all masked, and the earliest values were computed with the fill least decoded.
+ * K/V of every prefix and suffix row, for the store's next entry (`harvest`, reuseHarvest.ts; of the shared
+ * rows' deep layers it keeps their first refresh). Stale suffix rows are handled by staleSuffix.ts.
  *
  * With b = 0 and no stale first call every call recomputes the shared rows in every layer from their
  * embeddings: the tokens of the monolithic path exactly (test/engine/reuse-depthwise.test.ts).
  */
-import type { CacheDtype, HeadKind, KvArray, RowPredictions, StepFeeds, StepModel, StepResult, StepRunOptions } from '../graph/stepContract';
+import type { CacheDtype, HeadKind, KvArray, StepFeeds, StepModel, StepResult, StepRunOptions } from '../graph/stepContract';
 import type { SegmentedStepModel } from './segmentedModel';
-import { allocate, concatRows, copyRows, leadingRows, type RowBlock } from './kvRows';
-
-/** K/V of canvas rows 0..n-1 and their hidden states at some depths, as an earlier request computed them. */
-export interface ReusablePrefix {
-  ids: number[];
-  /** Per layer `[Hkv, n, D]`, keys after RoPE. */
-  keys: KvArray[];
-  values: KvArray[];
-  /** Per depth d (0 < d < L): the hidden states entering layer d, `[n, H]`. */
-  hidden: Map<number, KvArray>;
-}
-
-/** K/V of the leading rows of a request's suffix, as an earlier request computed them. */
-export interface ReusableSuffix {
-  ids: number[];
-  /** Canvas position of the first row (its keys are rotated for it). */
-  start: number;
-  keys: KvArray[];
-  values: KvArray[];
-}
+import { allocate, concatRows, leadingRows, type RowBlock } from './kvRows';
+import { RequestHarvest, type ReusablePrefix, type ReusableSuffix, type ReuseHarvest } from './reuseHarvest';
+import { StaleSuffixRows } from './staleSuffix';
 
 export interface PrefixReuseSetup {
   /** The shared rows [0, s) (s = shared.ids.length), or null when nothing is reused. */
@@ -65,12 +47,6 @@ export interface PrefixReuseSetup {
   suffixIds: number[];
 }
 
-export interface ReuseHarvest {
-  /** Prefix rows [0, n) with K/V and hidden states at `harvestDepths`; n = s + the prefix rows computed here. */
-  prefix: ReusablePrefix;
-  suffix: ReusableSuffix | null;
-}
-
 export interface ReuseCallStats {
   /** Calls that ran depth-wise, and of them the ones that refreshed the shared rows. */
   depthwiseCalls: number;
@@ -80,6 +56,14 @@ export interface ReuseCallStats {
 }
 
 type CallMode = 'stale' | 'refresh' | 'plain';
+
+/** A depth-wise call's rows: the computed ones (in call order) and the stale suffix rows standing in for the rest. */
+interface DepthwiseRows {
+  computed: number[];
+  stale: number[];
+  /** Queries of the layers from the depth up: the shared rows, then the computed ones. */
+  upperRows: number;
+}
 
 export class PrefixReuseModel implements StepModel {
   readonly numLayers: number;
@@ -97,20 +81,8 @@ export class PrefixReuseModel implements StepModel {
   /** Per layer, the shared rows' K/V after their first refresh in this request (what the harvest keeps). */
   private readonly firstRefreshKeys: (KvArray | undefined)[];
   private readonly firstRefreshValues: (KvArray | undefined)[];
-  private readonly tailLength: number;
-  private readonly suffixStart: number;
-  private readonly suffixLength: number;
-  /** Harvest: earliest computed K/V of the tail and suffix rows, per layer `[Hkv, rows, D]`, and which rows have one. */
-  private readonly tailKeys: KvArray[];
-  private readonly tailValues: KvArray[];
-  private readonly tailHave: Uint8Array;
-  private readonly tailHidden = new Map<number, KvArray>();
-  private readonly tailHiddenHave: Uint8Array;
-  private readonly suffixKeys: KvArray[];
-  private readonly suffixValues: KvArray[];
-  /** Suffix rows holding K/V (stale from the store, or computed), and those computed in this request. */
-  private readonly suffixHave: Uint8Array;
-  private readonly suffixComputed: Uint8Array;
+  private readonly staleSuffix: StaleSuffixRows;
+  private readonly harvested: RequestHarvest;
   /** Rows of the current call answered from stale suffix K/V, not computed. */
   private readonly staleRowsOfCall = new Set<number>();
   /** Per-layer context buffers, grown as needed. */
@@ -141,36 +113,13 @@ export class PrefixReuseModel implements StepModel {
     this.firstRefreshKeys = new Array(L);
     this.firstRefreshValues = new Array(L);
 
-    const { numKvHeads: heads, headDim: dim } = this;
-    this.tailLength = setup.tailIds.length;
-    this.suffixStart = this.tailLength + setup.fillLength;
-    this.suffixLength = setup.suffixIds.length;
-    const perLayer = (rows: number) => Array.from({ length: L }, () => allocate(this.cacheDtype, heads * rows * dim));
-    this.tailKeys = perLayer(this.tailLength);
-    this.tailValues = perLayer(this.tailLength);
-    this.tailHave = new Uint8Array(this.tailLength);
-    this.tailHiddenHave = new Uint8Array(this.tailLength);
-    for (const d of setup.harvestDepths) this.tailHidden.set(d, allocate(this.cacheDtype, this.tailLength * this.hiddenSize));
-    this.suffixKeys = perLayer(this.suffixLength);
-    this.suffixValues = perLayer(this.suffixLength);
-    this.suffixHave = new Uint8Array(this.suffixLength);
-    this.suffixComputed = new Uint8Array(this.suffixLength);
-    const stale = setup.staleSuffix;
-    if (stale) {
-      if (stale.ids.length > this.suffixLength || stale.ids.some((id, i) => id !== setup.suffixIds[i])) {
-        throw new Error('the stale suffix rows are not the leading rows of this suffix');
-      }
-      if (stale.start !== this.s + this.suffixStart) {
-        throw new Error(`the stale suffix rows' keys are for position ${stale.start}, the suffix starts at ${this.s + this.suffixStart}`);
-      }
-      for (let l = 0; l < L; l++) {
-        copyRows(stale.keys[l], stale.ids.length, range(stale.ids.length), this.suffixKeys[l], this.suffixLength, 0, heads, dim);
-        copyRows(stale.values[l], stale.ids.length, range(stale.ids.length), this.suffixValues[l], this.suffixLength, 0, heads, dim);
-      }
-      this.suffixHave.fill(1, 0, stale.ids.length);
-    }
-    this.contextKeys = perLayer(0);
-    this.contextValues = perLayer(0);
+    const suffixStart = setup.tailIds.length + setup.fillLength;
+    this.staleSuffix = new StaleSuffixRows(setup.staleSuffix, setup.suffixIds, suffixStart, this.s + suffixStart, this);
+    const geometry = { numLayers: L, numKvHeads: this.numKvHeads, headDim: this.headDim, hiddenSize: this.hiddenSize, cacheDtype: this.cacheDtype };
+    this.harvested = new RequestHarvest(geometry, { tailIds: setup.tailIds, fillLength: setup.fillLength, suffixIds: setup.suffixIds, depths: setup.harvestDepths });
+    if (setup.staleSuffix) this.harvested.seedSuffix(setup.staleSuffix);
+    this.contextKeys = Array.from({ length: L }, () => allocate(this.cacheDtype, 0));
+    this.contextValues = Array.from({ length: L }, () => allocate(this.cacheDtype, 0));
   }
 
   /**
@@ -181,19 +130,10 @@ export class PrefixReuseModel implements StepModel {
     const call = this.calls++;
     const mode = this.modeOf(call);
     this.staleRowsOfCall.clear();
-    const skipKv = options?.newKv === 'none' && !this.harvests(feeds);
+    const skipKv = options?.newKv === 'none' && !this.harvested.wants(feeds.positionIds);
     const result = mode === 'plain' ? await this.runMonolithic(feeds, skipKv) : await this.runDepthwise(feeds, mode);
-    if (!skipKv) this.harvestKv(feeds, result);
+    if (!skipKv) this.harvested.recordKv(feeds, result, this.staleRowsOfCall);
     return result;
-  }
-
-  /** Whether the call computes a tail or suffix row whose K/V the harvest does not have yet. */
-  private harvests(feeds: StepFeeds): boolean {
-    for (const position of feeds.positionIds) {
-      const p = Number(position);
-      if (p < this.tailLength ? !this.tailHave[p] : p >= this.suffixStart && !this.suffixComputed[p - this.suffixStart]) return true;
-    }
-    return false;
   }
 
   private modeOf(call: number): CallMode {
@@ -237,132 +177,154 @@ export class PrefixReuseModel implements StepModel {
    * and queries from it up.
    */
   private async runDepthwise(feeds: StepFeeds, mode: 'stale' | 'refresh'): Promise<StepResult> {
-    const { numLayers: L, numKvHeads: heads, headDim: dim, hiddenSize: H, s } = this;
-    const q = feeds.inputIds.length;
-    const c = feeds.contextLength;
-    const F = this.cacheDtype;
+    const { numLayers: L, s } = this;
     const b = mode === 'refresh' ? this.setup.depth : L;
     this.stats.depthwiseCalls++;
     if (mode === 'refresh') this.stats.refreshCalls++;
-
-    // Which of the call's rows are computed (the rest are stale suffix rows, stale mode only).
-    const readRows = new Set(Array.from(feeds.logitsIndex, Number));
-    const computed: number[] = [];
-    const stale: number[] = [];
-    for (let i = 0; i < q; i++) {
-      const suffixRow = Number(feeds.positionIds[i]) - this.suffixStart;
-      const useStale = mode === 'stale' && this.setup.staleSuffix !== null && suffixRow >= 0 &&
-        suffixRow < this.setup.staleSuffix.ids.length && !readRows.has(i);
-      (useStale ? stale : computed).push(i);
-    }
-    const qc = computed.length;
-    const u = stale.length;
-    for (const row of stale) this.staleRowsOfCall.add(row);
-    const staleKeys = (l: number) => this.gatherSuffix(this.suffixKeys[l], stale);
-    const staleValues = (l: number) => this.gatherSuffix(this.suffixValues[l], stale);
-
-    // Attention bias of the lower layers (queries: computed rows; keys: shared, stale, context, computed) and
-    // of the upper ones (queries: shared then computed rows; keys: stale, context, shared, computed).
-    const feedsBias = (row: number, col: number) => feeds.attentionBias[row * (c + q) + col];
-    const lowerKeys = s + u + c + qc;
-    const lowerBias = allocate(F, qc * lowerKeys);
-    computed.forEach((row, i) => {
-      const at = i * lowerKeys;
-      stale.forEach((k, j) => (lowerBias[at + s + j] = feedsBias(row, c + k)));
-      for (let j = 0; j < c; j++) lowerBias[at + s + u + j] = feedsBias(row, j);
-      computed.forEach((k, j) => (lowerBias[at + s + u + c + j] = feedsBias(row, c + k)));
-    });
-    const upperRows = s + qc;
-    const upperKeys = u + c + upperRows;
-    let upperBias: KvArray | null = null;
-    if (b < L) {
-      upperBias = allocate(F, upperRows * upperKeys);
-      computed.forEach((row, i) => {
-        const at = (s + i) * upperKeys;
-        stale.forEach((k, j) => (upperBias![at + j] = feedsBias(row, c + k)));
-        for (let j = 0; j < c; j++) upperBias![at + u + j] = feedsBias(row, j);
-        computed.forEach((k, j) => (upperBias![at + u + c + s + j] = feedsBias(row, c + k)));
-      });
-    }
-
-    const computedIds = BigInt64Array.from(computed, (i) => feeds.inputIds[i]);
-    const computedPositions = BigInt64Array.from(computed, (i) => feeds.positionIds[i] + BigInt(s));
-    const upperPositions = new BigInt64Array(upperRows);
+    const split = mode === 'stale' ? this.staleSuffix.partition(feeds) : { computed: Array.from(feeds.inputIds, (_, i) => i), stale: [] };
+    const rows: DepthwiseRows = { ...split, upperRows: s + split.computed.length };
+    for (const row of rows.stale) this.staleRowsOfCall.add(row);
+    const { lower, upper } = this.depthwiseBiases(feeds, rows, b < L);
+    const computedPositions = BigInt64Array.from(rows.computed, (i) => feeds.positionIds[i] + BigInt(s));
+    const upperPositions = new BigInt64Array(rows.upperRows);
     for (let p = 0; p < s; p++) upperPositions[p] = BigInt(p);
     upperPositions.set(computedPositions, s);
 
+    let hidden = await this.embedRows(feeds, rows, b);
     const newKeys: KvArray[] = [];
     const newValues: KvArray[] = [];
-    let hidden: KvArray;
-    if (b === 0 && s > 0) {
-      const both = new BigInt64Array(upperRows);
-      this.setup.shared!.ids.forEach((id, p) => (both[p] = BigInt(id)));
-      both.set(computedIds, s);
-      hidden = await this.segments.embed(both);
-    } else {
-      hidden = await this.segments.embed(computedIds);
-    }
-
     for (let l = 0; l < L; l++) {
-      const upper = l >= b;
-      if (upper && l === b && b > 0 && s > 0) {
-        const joined = allocate(F, upperRows * H);
-        joined.set(this.setup.shared!.hidden.get(b)!.subarray(0, s * H), 0);
-        joined.set(hidden.subarray(0, qc * H), s * H);
-        hidden = joined;
-      }
-      const rows = upper ? upperRows : qc;
-      const offset = upper ? s : 0; // index of the first computed row among this layer's queries
-      this.harvestHidden(feeds, computed, l, hidden, offset);
-      const blocks: RowBlock[] = upper
-        ? [{ data: staleKeys(l), rows: u }, { data: feeds.pastKeys[l], rows: c }]
-        : [{ data: this.sharedKeys[l], rows: s }, { data: staleKeys(l), rows: u }, { data: feeds.pastKeys[l], rows: c }];
-      const valueBlocks: RowBlock[] = upper
-        ? [{ data: staleValues(l), rows: u }, { data: feeds.pastValues[l], rows: c }]
-        : [{ data: this.sharedValues[l], rows: s }, { data: staleValues(l), rows: u }, { data: feeds.pastValues[l], rows: c }];
-      const contextRows = blocks.reduce((n, blk) => n + blk.rows, 0);
+      const isUpper = l >= b;
+      if (isUpper && l === b && b > 0 && s > 0) hidden = this.withSharedHidden(hidden, rows, b);
+      const queryRows = isUpper ? rows.upperRows : rows.computed.length;
+      const offset = isUpper ? s : 0; // index of the first computed row among this layer's queries
+      this.harvested.recordHidden(feeds.positionIds, rows.computed, l, hidden, offset);
+      const context = this.layerContext(feeds, rows, l, isUpper);
       const out = await this.segments.layer(l, {
         hidden,
-        positionIds: upper ? upperPositions : computedPositions,
-        attentionBias: upper ? upperBias! : lowerBias,
-        pastKey: this.context(this.contextKeys, l, blocks),
-        pastValue: this.context(this.contextValues, l, valueBlocks),
-        contextLength: contextRows,
+        positionIds: isUpper ? upperPositions : computedPositions,
+        attentionBias: isUpper ? upper! : lower,
+        ...context,
       });
-      this.stats.rowsComputed += rows / L;
+      this.stats.rowsComputed += queryRows / L;
       hidden = out.hidden;
-      if (upper && s > 0) this.refreshShared(l, out.newKey, out.newValue, rows);
-      // The call's rows in its own order: computed ones from the layer, stale ones from the store.
-      const keys = allocate(F, heads * q * dim);
-      const values = allocate(F, heads * q * dim);
-      for (let h = 0; h < heads; h++) {
-        computed.forEach((row, i) => {
-          const src = (h * rows + offset + i) * dim;
-          keys.set(out.newKey.subarray(src, src + dim), (h * q + row) * dim);
-          values.set(out.newValue.subarray(src, src + dim), (h * q + row) * dim);
-        });
-      }
-      if (u > 0) {
-        const k = staleKeys(l);
-        const v = staleValues(l);
-        for (let h = 0; h < heads; h++) {
-          stale.forEach((row, j) => {
-            const src = (h * u + j) * dim;
-            keys.set(k.subarray(src, src + dim), (h * q + row) * dim);
-            values.set(v.subarray(src, src + dim), (h * q + row) * dim);
-          });
-        }
-      }
-      newKeys.push(keys);
-      newValues.push(values);
+      if (isUpper && s > 0) this.refreshShared(l, out.newKey, out.newValue, queryRows);
+      const callKv = this.callRowsKv(feeds, rows, l, out.newKey, out.newValue, queryRows, offset);
+      newKeys.push(callKv.keys);
+      newValues.push(callKv.values);
     }
 
-    const finalRows = b < L ? upperRows : qc;
+    const finalRows = b < L ? rows.upperRows : rows.computed.length;
     const finalOffset = b < L ? s : 0;
-    const indexInComputed = new Map(computed.map((row, i) => [row, i]));
+    const indexInComputed = new Map(rows.computed.map((row, i) => [row, i]));
     const logitsIndex = BigInt64Array.from(feeds.logitsIndex, (row) => BigInt(finalOffset + indexInComputed.get(Number(row))!));
-    const predictions: RowPredictions = await this.segments.predict(hidden, finalRows, logitsIndex);
+    const predictions = await this.segments.predict(hidden, finalRows, logitsIndex);
     return { predictions, newKeys, newValues };
+  }
+
+  /**
+   * Attention bias of the lower layers (queries: computed rows; keys: shared, stale, context, computed) and, when
+   * some layers are refreshed, of the upper ones (queries: shared then computed rows; keys: stale, context,
+   * shared, computed). The shared rows are visible to all; the rest as the call's own bias says.
+   */
+  private depthwiseBiases(feeds: StepFeeds, { computed, stale, upperRows }: DepthwiseRows, withUpper: boolean): { lower: KvArray; upper: KvArray | null } {
+    const { s } = this;
+    const q = feeds.inputIds.length;
+    const c = feeds.contextLength;
+    const u = stale.length;
+    const feedsBias = (row: number, col: number) => feeds.attentionBias[row * (c + q) + col];
+    const lowerKeys = s + u + c + computed.length;
+    const lower = allocate(this.cacheDtype, computed.length * lowerKeys);
+    computed.forEach((row, i) => {
+      const at = i * lowerKeys;
+      stale.forEach((k, j) => (lower[at + s + j] = feedsBias(row, c + k)));
+      for (let j = 0; j < c; j++) lower[at + s + u + j] = feedsBias(row, j);
+      computed.forEach((k, j) => (lower[at + s + u + c + j] = feedsBias(row, c + k)));
+    });
+    if (!withUpper) return { lower, upper: null };
+    const upperKeys = u + c + upperRows;
+    const upper = allocate(this.cacheDtype, upperRows * upperKeys);
+    computed.forEach((row, i) => {
+      const at = (s + i) * upperKeys;
+      stale.forEach((k, j) => (upper[at + j] = feedsBias(row, c + k)));
+      for (let j = 0; j < c; j++) upper[at + u + j] = feedsBias(row, j);
+      computed.forEach((k, j) => (upper[at + u + c + s + j] = feedsBias(row, c + k)));
+    });
+    return { lower, upper };
+  }
+
+  /** Embeddings of the computed rows, preceded by the shared rows' when every layer refreshes them (b = 0). */
+  private async embedRows(feeds: StepFeeds, { computed, upperRows }: DepthwiseRows, b: number): Promise<KvArray> {
+    const computedIds = BigInt64Array.from(computed, (i) => feeds.inputIds[i]);
+    if (b > 0 || this.s === 0) return this.segments.embed(computedIds);
+    const both = new BigInt64Array(upperRows);
+    this.setup.shared!.ids.forEach((id, p) => (both[p] = BigInt(id)));
+    both.set(computedIds, this.s);
+    return this.segments.embed(both);
+  }
+
+  /** The shared rows re-enter at depth b from their stored hidden state, ahead of the computed rows. */
+  private withSharedHidden(hidden: KvArray, { computed, upperRows }: DepthwiseRows, b: number): KvArray {
+    const { s, hiddenSize: H } = this;
+    const joined = allocate(this.cacheDtype, upperRows * H);
+    joined.set(this.setup.shared!.hidden.get(b)!.subarray(0, s * H), 0);
+    joined.set(hidden.subarray(0, computed.length * H), s * H);
+    return joined;
+  }
+
+  /** One layer's context: the stale rows and the denoiser's context, after the shared rows below the depth. */
+  private layerContext(feeds: StepFeeds, { stale }: DepthwiseRows, l: number, isUpper: boolean): { pastKey: KvArray; pastValue: KvArray; contextLength: number } {
+    const u = stale.length;
+    const c = feeds.contextLength;
+    const staleKeys: RowBlock = { data: this.staleSuffix.keys(l, feeds, stale), rows: u };
+    const staleValues: RowBlock = { data: this.staleSuffix.values(l, feeds, stale), rows: u };
+    const keys: RowBlock[] = [staleKeys, { data: feeds.pastKeys[l], rows: c }];
+    const values: RowBlock[] = [staleValues, { data: feeds.pastValues[l], rows: c }];
+    if (!isUpper) {
+      keys.unshift({ data: this.sharedKeys[l], rows: this.s });
+      values.unshift({ data: this.sharedValues[l], rows: this.s });
+    }
+    return {
+      pastKey: this.context(this.contextKeys, l, keys),
+      pastValue: this.context(this.contextValues, l, values),
+      contextLength: keys.reduce((n, block) => n + block.rows, 0),
+    };
+  }
+
+  /** The call's rows' K/V of one layer in its own order: computed ones from the layer, stale ones from the store. */
+  private callRowsKv(
+    feeds: StepFeeds,
+    { computed, stale }: DepthwiseRows,
+    l: number,
+    newKey: KvArray,
+    newValue: KvArray,
+    layerRows: number,
+    offset: number,
+  ): { keys: KvArray; values: KvArray } {
+    const { numKvHeads: heads, headDim: dim } = this;
+    const q = feeds.inputIds.length;
+    const keys = allocate(this.cacheDtype, heads * q * dim);
+    const values = allocate(this.cacheDtype, heads * q * dim);
+    for (let h = 0; h < heads; h++) {
+      computed.forEach((row, i) => {
+        const src = (h * layerRows + offset + i) * dim;
+        keys.set(newKey.subarray(src, src + dim), (h * q + row) * dim);
+        values.set(newValue.subarray(src, src + dim), (h * q + row) * dim);
+      });
+    }
+    const u = stale.length;
+    if (u > 0) {
+      const k = this.staleSuffix.keys(l, feeds, stale);
+      const v = this.staleSuffix.values(l, feeds, stale);
+      for (let h = 0; h < heads; h++) {
+        stale.forEach((row, j) => {
+          const src = (h * u + j) * dim;
+          keys.set(k.subarray(src, src + dim), (h * q + row) * dim);
+          values.set(v.subarray(src, src + dim), (h * q + row) * dim);
+        });
+      }
+    }
+    return { keys, values };
   }
 
   /** The shared rows' new deep K/V (the first `s` query rows of an upper layer). */
@@ -382,49 +344,9 @@ export class PrefixReuseModel implements StepModel {
     return concatRows(buffers[layer], blocks, this.numKvHeads, this.headDim);
   }
 
-  private gatherSuffix(source: KvArray, stale: number[]): KvArray {
-    // Stale rows are the leading suffix rows, in canvas order: rows 0..u-1 of the harvest buffer.
-    return stale.length === 0 ? source.subarray(0, 0) : leadingRows(source, this.suffixLength, stale.length, this.numKvHeads, this.headDim);
-  }
-
   private absolute(positions: BigInt64Array): BigInt64Array {
     const s = BigInt(this.s);
     return BigInt64Array.from(positions, (p) => p + s);
-  }
-
-  /** Hidden states entering layer `layer` of the tail rows among `computed` (depth-wise calls only). */
-  private harvestHidden(feeds: StepFeeds, computed: number[], layer: number, hidden: KvArray, offset: number): void {
-    const target = this.tailHidden.get(layer);
-    const H = this.hiddenSize;
-    computed.forEach((row, i) => {
-      const p = Number(feeds.positionIds[row]);
-      if (p >= this.tailLength || this.tailHiddenHave[p]) return;
-      if (target) target.set(hidden.subarray((offset + i) * H, (offset + i + 1) * H), p * H);
-      if (layer === this.numLayers - 1) this.tailHiddenHave[p] = 1;
-    });
-  }
-
-  /** The K/V of every tail and suffix row the call computed for the first time in this request. */
-  private harvestKv(feeds: StepFeeds, result: StepResult): void {
-    const q = feeds.inputIds.length;
-    const { numKvHeads: heads, headDim: dim } = this;
-    for (let i = 0; i < q; i++) {
-      if (this.staleRowsOfCall.has(i)) continue;
-      const p = Number(feeds.positionIds[i]);
-      const tail = p < this.tailLength;
-      const suffixRow = p - this.suffixStart;
-      if (!tail && suffixRow < 0) continue;
-      const [keys, values, rows, at, computed] = tail
-        ? [this.tailKeys, this.tailValues, this.tailLength, p, this.tailHave]
-        : [this.suffixKeys, this.suffixValues, this.suffixLength, suffixRow, this.suffixComputed];
-      if (computed[at]) continue;
-      for (let l = 0; l < this.numLayers; l++) {
-        copyRows(result.newKeys[l], q, [i], keys[l], rows, at, heads, dim);
-        copyRows(result.newValues[l], q, [i], values[l], rows, at, heads, dim);
-      }
-      computed[at] = 1;
-      if (!tail) this.suffixHave[at] = 1;
-    }
   }
 
   /**
@@ -432,47 +354,8 @@ export class PrefixReuseModel implements StepModel {
    * rows, then the leading tail rows this request computed depth-wise), and the leading suffix rows with K/V.
    */
   harvest(): ReuseHarvest {
-    const { numKvHeads: heads, headDim: dim, hiddenSize: H, s } = this;
-    const shared = this.setup.shared;
-    let t = 0;
-    while (t < this.tailLength && this.tailHave[t] && this.tailHiddenHave[t]) t++;
-    const n = s + t;
-    const depths = this.setup.harvestDepths.filter((d) => s === 0 || shared!.hidden.has(d));
-    const hidden = new Map<number, KvArray>();
-    for (const d of depths) {
-      const joined = allocate(this.cacheDtype, n * H);
-      if (s > 0) joined.set(shared!.hidden.get(d)!.subarray(0, s * H), 0);
-      joined.set(this.tailHidden.get(d)!.subarray(0, t * H), s * H);
-      hidden.set(d, joined);
-    }
-    const keys: KvArray[] = [];
-    const values: KvArray[] = [];
-    for (let l = 0; l < this.numLayers; l++) {
-      const join = (sharedRows: KvArray | undefined, tailRows: KvArray) =>
-        concatRows(allocate(this.cacheDtype, heads * n * dim), [
-          ...(sharedRows ? [{ data: sharedRows, rows: s }] : []),
-          { data: leadingRows(tailRows, this.tailLength, t, heads, dim), rows: t },
-        ], heads, dim);
-      keys.push(join(this.firstRefreshKeys[l] ?? this.sharedKeys[l], this.tailKeys[l]));
-      values.push(join(this.firstRefreshValues[l] ?? this.sharedValues[l], this.tailValues[l]));
-    }
-    const prefix: ReusablePrefix = { ids: [...(shared?.ids ?? []), ...this.setup.tailIds.slice(0, t)], keys, values, hidden };
-
-    let m = 0;
-    while (m < this.suffixLength && this.suffixHave[m]) m++;
-    const suffix: ReusableSuffix | null =
-      m === 0
-        ? null
-        : {
-            ids: this.setup.suffixIds.slice(0, m),
-            start: s + this.suffixStart,
-            keys: this.suffixKeys.map((k) => leadingRows(k, this.suffixLength, m, heads, dim)),
-            values: this.suffixValues.map((v) => leadingRows(v, this.suffixLength, m, heads, dim)),
-          };
-    return { prefix, suffix };
+    const keys = this.sharedKeys.map((k, l) => this.firstRefreshKeys[l] ?? k);
+    const values = this.sharedValues.map((v, l) => this.firstRefreshValues[l] ?? v);
+    return this.harvested.harvest(this.setup.shared, keys, values);
   }
-}
-
-function range(n: number): number[] {
-  return Array.from({ length: n }, (_, i) => i);
 }

@@ -11,7 +11,7 @@
  */
 import type { KvArray } from '../graph/stepContract';
 import { leadingRows } from './kvRows';
-import type { ReusablePrefix, ReusableSuffix } from './prefixReuseModel';
+import type { ReusablePrefix, ReusableSuffix } from './reuseHarvest';
 
 export interface PrefixStoreKey {
   /** The loaded model and graph variant. */

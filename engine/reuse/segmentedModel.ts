@@ -1,5 +1,5 @@
 /**
- * The depth-wise segments of one graph variant (segmentGraphs.ts) as onnxruntime sessions: embed, one session
+ * The depth-wise segments of one graph variant (prepare/segmentGraphs.ts) as onnxruntime sessions: embed, one session
  * per layer, head. Each call wraps host arrays as tensors without copying, like OnnxStepModel; hidden states
  * cross the boundary in the variant's activation dtype (fp16 as raw half bits).
  */
@@ -10,7 +10,7 @@ import type { ModelArchitecture } from '../architecture/architecture';
 import type { ExecutionDevice, GraphVariant } from '../model/manifest';
 import { sessionOptionsFor } from '../runtime/executionProviders';
 import { readPredictions } from '../runtime/onnxStepModel';
-import { SegmentIo, segmentFileNames } from './segmentGraphs';
+import { SegmentIo, segmentFileNames } from './segmentFiles';
 
 export interface LayerInput {
   /** [Q, H] hidden states entering the layer. */

@@ -9,9 +9,9 @@ import type { ModelArchitecture } from '../../engine/architecture/architecture';
 import { DEFAULT_DECODING_OPTIONS } from '../../common/decodingOptions';
 import { DEPTH_PROFILE_FORMAT, safeDepthFor, usedDepths, type DepthProfile } from '../../engine/reuse/depthProfile';
 import { defaultReuseTuning, planReuse, PrefixReuser } from '../../engine/reuse/prefixReuse';
-import type { ReusablePrefix } from '../../engine/reuse/prefixReuseModel';
+import type { ReusablePrefix } from '../../engine/reuse/reuseHarvest';
 import { entryTokens, PrefixStore, sharedPrefixLength, type PrefixStoreKey, type StoredEntry } from '../../engine/reuse/prefixStore';
-import { seededRandom } from '../../engine/reuse/sourceTexts';
+import { seededRandom } from '../../engine/prepare/sourceTexts';
 import { byteTokens, FP32_GQA, segmentedFixture, type SegmentedFixture } from './reuseTestSupport';
 
 const GEOMETRY = { numLayers: 4, numKvHeads: 2, headDim: 4, hiddenSize: 8 };

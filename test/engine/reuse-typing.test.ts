@@ -8,8 +8,8 @@ import * as path from 'node:path';
 import { runTypingBench } from '../../engine/bench/typingBench';
 import { typingSessions } from '../../engine/bench/typingSessions';
 import { writeSyntheticModel } from '../../engine/model/synthetic';
-import { prepareModelForReuse } from '../../engine/reuse/prepareModel';
-import { loadSourceTexts } from '../../engine/reuse/sourceTexts';
+import { prepareModelForReuse } from '../../engine/prepare/prepareModel';
+import { loadSourceTexts } from '../../engine/prepare/sourceTexts';
 import { temporaryDir } from './graphTestSupport';
 import { FP32_GQA } from './reuseTestSupport';
 

@@ -7,7 +7,7 @@ import { writeSyntheticModel, type SyntheticPreset } from '../../engine/model/sy
 import type { DenoiseSpec } from '../../engine/denoiser/denoiser';
 import { loadStepModel, type OnnxStepModel } from '../../engine/runtime/onnxStepModel';
 import { SegmentedStepModel } from '../../engine/reuse/segmentedModel';
-import { writeSegmentGraphs } from '../../engine/reuse/segmentGraphs';
+import { writeSegmentGraphs } from '../../engine/prepare/segmentGraphs';
 import { temporaryDir } from './graphTestSupport';
 
 export const FP32_GQA: VariantSpec = { precision: 'fp32', cacheDtype: 'float32', attention: 'gqa', head: 'logits', topK: 0 };

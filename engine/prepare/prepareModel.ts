@@ -8,15 +8,9 @@ import { Tokenizer } from '../model/tokenizer';
 import { rankVariants } from '../runtime/executionProviders';
 import { loadStepModel } from '../runtime/onnxStepModel';
 import type { DeviceOption } from '../../common/protocol';
-import {
-  BICACHE_THRESHOLD,
-  DEFAULT_PROFILE_RATIOS,
-  DEPTH_PROFILE_FORMAT,
-  profileDepth,
-  writeDepthProfile,
-  type DepthProfile,
-} from './depthProfile';
-import { SegmentedStepModel } from './segmentedModel';
+import { DEPTH_PROFILE_FORMAT, type DepthProfile } from '../reuse/depthProfile';
+import { SegmentedStepModel } from '../reuse/segmentedModel';
+import { BICACHE_THRESHOLD, DEFAULT_PROFILE_RATIOS, profileDepth, writeDepthProfile } from './depthProfiler';
 import { writeSegmentGraphs } from './segmentGraphs';
 import { loadSourceTexts } from './sourceTexts';
 

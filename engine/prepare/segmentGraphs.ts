@@ -1,6 +1,7 @@
 /**
- * Depth-wise segments of a step graph, for prefix reuse (BiCache), which runs the layers below a depth b on
- * other rows than the layers from b up. Cut out of the model's own step graph, one ONNX file each:
+ * Writes the depth-wise segments of a step graph, for prefix reuse (BiCache), which runs the layers below a depth
+ * b on other rows than the layers from b up. Cut out of the model's own step graph, one ONNX file each (named
+ * and read as reuse/segmentFiles.ts says):
  *
  *   embed      input_ids [1, Q]                                            -> hidden_out [1, Q, H]
  *   layer l    hidden_in [1, Q, H], position_ids, attention_bias,         -> hidden_out [1, Q, H],
@@ -23,29 +24,7 @@ import { StepInput, StepOutput } from '../graph/stepContract';
 import { onnxDataType } from '../graph/onnxWriter';
 import type { ModelArchitecture } from '../architecture/architecture';
 import type { GraphVariant } from '../model/manifest';
-
-export const SegmentIo = { hiddenIn: 'hidden_in', hiddenOut: 'hidden_out' } as const;
-
-export interface SegmentFiles {
-  embed: string;
-  layers: string[];
-  head: string;
-}
-
-/** e.g. `step.fp32.float32.gqa.logits.seg-layer3.onnx`, beside the variant's step graph. */
-export function segmentFileNames(variant: Pick<GraphVariant, 'file'>, numLayers: number): SegmentFiles {
-  const base = variant.file.replace(/\.onnx$/, '');
-  return {
-    embed: `${base}.seg-embed.onnx`,
-    layers: Array.from({ length: numLayers }, (_, l) => `${base}.seg-layer${l}.onnx`),
-    head: `${base}.seg-head.onnx`,
-  };
-}
-
-export function hasSegmentGraphs(modelDir: string, variant: GraphVariant, numLayers: number): boolean {
-  const files = segmentFileNames(variant, numLayers);
-  return [files.embed, ...files.layers, files.head].every((f) => fs.existsSync(path.join(modelDir, f)));
-}
+import { SegmentIo, segmentFileNames, type SegmentFiles } from '../reuse/segmentFiles';
 
 interface SegmentSpec {
   kind: 'embed' | 'layer' | 'head';
@@ -209,7 +188,7 @@ function cutSegment(model: onnx.IModelProto, spec: SegmentSpec, variant: GraphVa
     irVersion: model.irVersion,
     opsetImport: model.opsetImport,
     producerName: model.producerName,
-    docString: `Depth-wise segment (${spec.kind}${spec.layer === undefined ? '' : ` ${spec.layer}`}) of ${variant.file}, engine/reuse/segmentGraphs.ts`,
+    docString: `Depth-wise segment (${spec.kind}${spec.layer === undefined ? '' : ` ${spec.layer}`}) of ${variant.file}, engine/prepare/segmentGraphs.ts`,
     graph: {
       name: `${graph.name}_${spec.kind}${spec.layer ?? ''}`,
       node: segmentNodes,
