@@ -1,4 +1,7 @@
-/** The benchmark's canvases: a long prompt with a short fill, and a short prompt with a long fill. */
+/**
+ * The benchmark's canvases: a long prompt with a short fill, and a short prompt with a long fill; for real
+ * geometries, an inline completion (the editor's 16-token line fill after about 1k tokens of context).
+ */
 import type { SpecialTokens } from '../architecture/architecture';
 
 export interface BenchCanvas {
@@ -12,6 +15,8 @@ export const BENCH_CANVASES: readonly BenchCanvas[] = [
   { name: '1024+32', promptTokens: 1024, genTokens: 32, steps: 32 },
   { name: '128+256', promptTokens: 128, genTokens: 256, steps: 256 },
 ];
+
+export const INLINE_CANVAS: BenchCanvas = { name: '1024+16', promptTokens: 1024, genTokens: 16, steps: 16 };
 
 /**
  * Prompt ids drawn from the ordinary tokens (specials excluded) with a fixed seed; three quarters go

@@ -1,12 +1,17 @@
 /**
- * The benchmark's random-weight models, built once by the graph builder and kept outside git
- * (`.cache/bench-models` by default) so later runs start at once.
+ * The benchmark's random-weight models, built once and kept outside git (`.cache/bench-models` by default) so
+ * later runs start at once: synthetic models written by the graph builder, and real models' geometries
+ * (randomCheckpoint.ts) written as Hugging Face checkpoints and converted by the real converter, as a user's
+ * download would be.
  */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
+import { convertCheckpoint } from '../convert/convert';
+import type { StepGraphOptions } from '../graph/stepGraphBuilder';
 import { parameterCount } from '../architecture/architecture';
 import { MANIFEST_FILE } from '../model/manifest';
 import { syntheticArchitecture, writeSyntheticModel, type SyntheticPreset } from '../model/synthetic';
+import { CHECKPOINT_GEOMETRIES, writeRandomCheckpoint, type CheckpointGeometryName } from './randomCheckpoint';
 
 export const BENCH_MODELS = {
   tiny: 'tiny-dream',
@@ -45,5 +50,38 @@ export async function ensureBenchModel(
     architecture: { maxPositions: BENCH_MAX_POSITIONS },
   });
   log(`built in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  return dir;
+}
+
+/**
+ * The graph a real geometry is converted to for the benchmark: int4 weights with float32 activations and full
+ * logits, the CPU's graph for a model too big for fp32 (issue 13 measured the 0.5B this way).
+ */
+export const GEOMETRY_GRAPH: Partial<StepGraphOptions> = { precision: 'int4', cacheDtype: 'float32', head: 'logits' };
+
+/**
+ * The converted model folder of a real geometry with random weights: its checkpoint is written (once) into
+ * `modelsDir` and converted (once per graph) with the real converter.
+ */
+export async function ensureGeometryModel(
+  geometry: CheckpointGeometryName,
+  modelsDir: string,
+  log: (message: string) => void,
+  graph: Partial<StepGraphOptions> = GEOMETRY_GRAPH,
+): Promise<string> {
+  const checkpoint = path.join(modelsDir, `${geometry}-seed${BENCH_SEED}-checkpoint`);
+  const variant = [graph.precision, graph.cacheDtype, graph.head, graph.attention, graph.topK && `top${graph.topK}`].filter(Boolean).join('-');
+  const dir = path.join(modelsDir, `${geometry}-seed${BENCH_SEED}-${variant}`);
+  if (existsSync(path.join(dir, MANIFEST_FILE))) return dir;
+  if (!existsSync(path.join(checkpoint, 'config.json'))) {
+    log(`writing a ${geometry} checkpoint with random weights (${CHECKPOINT_GEOMETRIES[geometry].description}) in ${checkpoint} ...`);
+    const started = performance.now();
+    await writeRandomCheckpoint(geometry, checkpoint, { seed: BENCH_SEED });
+    log(`written in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  }
+  log(`converting it (${variant}) into ${dir} ...`);
+  const started = performance.now();
+  await convertCheckpoint(checkpoint, dir, { ...graph, name: `bench-${geometry}` });
+  log(`converted in ${((performance.now() - started) / 1000).toFixed(1)} s`);
   return dir;
 }

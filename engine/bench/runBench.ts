@@ -8,12 +8,14 @@ import type { DeviceOption } from '../../common/protocol';
 import type { CacheMode, DecodingOptions } from '../../common/decodingOptions';
 import { agreement } from '../denoiser/compare';
 import { Engine } from '../service/engine';
-import { ensureBenchModel, type BenchModelName } from './benchModels';
+import { ensureBenchModel, ensureGeometryModel, type BenchModelName } from './benchModels';
+import { isCheckpointGeometryName, type CheckpointGeometryName } from './randomCheckpoint';
 import { benchPrompt, type BenchCanvas } from './benchCanvases';
 import { median, round } from './statistics';
 
 export interface BenchOptions {
-  models: BenchModelName[];
+  /** Synthetic models, and real geometries with random weights (converted by the real converter). */
+  models: (BenchModelName | CheckpointGeometryName)[];
   canvases: readonly BenchCanvas[];
   /** Modes to compare; `none` always runs as the baseline. */
   modes: CacheMode[];
@@ -65,7 +67,9 @@ export async function runBench(options: BenchOptions): Promise<BenchRun[]> {
   });
   try {
     for (const modelName of options.models) {
-      const dir = await ensureBenchModel(modelName, options.modelsDir, options.log);
+      const dir = isCheckpointGeometryName(modelName)
+        ? await ensureGeometryModel(modelName, options.modelsDir, options.log)
+        : await ensureBenchModel(modelName, options.modelsDir, options.log);
       const info = await engine.loadModel({ model: dir, device: options.device });
       const manifest = engine.manifestOf(info.modelId);
       for (const canvas of options.canvases) {

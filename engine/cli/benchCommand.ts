@@ -1,8 +1,9 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { CACHE_MODES, type CacheMode } from '../../common/decodingOptions';
-import { BENCH_MODEL_NAMES, benchModelDescription, type BenchModelName } from '../bench/benchModels';
-import { BENCH_CANVASES } from '../bench/benchCanvases';
+import { BENCH_MODEL_NAMES, benchModelDescription, ensureGeometryModel, type BenchModelName } from '../bench/benchModels';
+import { BENCH_CANVASES, INLINE_CANVAS } from '../bench/benchCanvases';
+import { CHECKPOINT_GEOMETRY_NAMES, type CheckpointGeometryName } from '../bench/randomCheckpoint';
 import { formatBenchTable, runBench } from '../bench/runBench';
 import { EDITOR_CANVAS, formatTypingReport, runTypingBench, TYPING_SYNTHETIC_MODEL } from '../bench/typingBench';
 import { defaultSourcePath } from '../prepare/sourceTexts';
@@ -24,25 +25,29 @@ function selection<T extends string>(options: OptionValues, flag: string, known:
 
 export const benchCommand: CliCommand = {
   name: 'bench',
-  summary: 'Measure every cache mode against none on synthetic models (tokens/s, speedup, agreement).',
-  synopsis: '[--model tiny,medium] [--canvas 1024+32,128+256] [--cache decode,greedy,prefill] [--json <file>] [options]',
+  summary: 'Measure every cache mode against none on random-weight models, synthetic or real-sized (tokens/s, speedup, agreement).',
+  synopsis: '[--model tiny,medium | --geometry qwen2.5-0.5b] [--canvas 1024+32,128+256] [--cache decode,greedy,prefill] [--json <file>] [options]',
   details: [
     'Models (random weights, built once into --models-dir):',
     ...BENCH_MODEL_NAMES.map((name) => `  ${benchModelDescription(name)}`),
-    'Canvases: prompt tokens + fill tokens, steps = ' + BENCH_CANVASES.map((c) => `${c.steps} for ${c.name}`).join(', ') + '.',
+    `--geometry runs real models' geometries instead (${CHECKPOINT_GEOMETRY_NAMES.join(', ')}): a Hugging Face checkpoint`,
+    'with random weights (dlm make-checkpoint), converted once by the real converter to int4 weights with float32',
+    `activations, on the ${INLINE_CANVAS.name} canvas unless --canvas says otherwise.`,
+    'Canvases: prompt tokens + fill tokens, steps = ' + [...BENCH_CANVASES, INLINE_CANVAS].map((c) => `${c.steps} for ${c.name}`).join(', ') + '.',
     'After a warm-up, the modes run interleaved for --rounds rounds; speed is the median.',
     'The JSON file holds {"runs":[{model, device, promptTokens, genTokens, steps, cache, tokensPerSecond,',
     'speedupVsNone, agreementVsNone, ...}]}.',
     '',
     '--typing replays typing instead: regions of real source files (--source) typed out keystroke by keystroke,',
     'one inline completion per debounced keystroke, each run with and without prefix reuse (interleaved). --model',
-    `is then ${TYPING_SYNTHETIC_MODEL} (the built-in geometry, random weights), builtin or a model folder, readied for reuse`,
+    `is then ${TYPING_SYNTHETIC_MODEL} (the built-in geometry, random weights), builtin or a model folder (or --geometry one), readied for reuse`,
     'first if needed; --cache picks one cache mode for the requests. The JSON file holds {"typing":{requests,',
     'agreement, reuse:{firstPartialMs, finalMs, requestsPerSecond}, noReuse:{...}, ...}} (medians).',
   ].join('\n'),
   options: {
-    model: { type: 'string', description: `Models to run: ${BENCH_MODEL_NAMES.join(', ')} or all.`, defaultText: 'all' },
-    canvas: { type: 'string', description: `Canvases: ${BENCH_CANVASES.map((c) => c.name).join(', ')} or all.`, defaultText: 'all' },
+    model: { type: 'string', description: `Models to run: ${BENCH_MODEL_NAMES.join(', ')} or all.`, defaultText: 'all, unless --geometry' },
+    geometry: { type: 'string', description: `Real geometries with random weights: ${CHECKPOINT_GEOMETRY_NAMES.join(', ')} (comma-separated).` },
+    canvas: { type: 'string', description: `Canvases: ${[...BENCH_CANVASES, INLINE_CANVAS].map((c) => c.name).join(', ')} or all.`, defaultText: `${BENCH_CANVASES.map((c) => c.name).join(',')}; ${INLINE_CANVAS.name} with --geometry` },
     cache: { type: 'string', description: `Cache modes compared with none: ${CACHE_MODES.join(', ')} or all.`, defaultText: 'all' },
     rounds: { type: 'integer', description: 'Interleaved rounds per canvas.', defaultText: '1' },
     json: { type: 'string', valueName: 'file', description: 'Also write the runs to this JSON file.' },
@@ -57,15 +62,20 @@ export const benchCommand: CliCommand = {
   },
   async run({ options }) {
     if (options.typing) return runTyping(options);
-    const models = selection<BenchModelName>(options, 'model', BENCH_MODEL_NAMES);
-    const canvasNames = selection(options, 'canvas', BENCH_CANVASES.map((c) => c.name));
+    const geometries = options.geometry === undefined ? [] : selection<CheckpointGeometryName>(options, 'geometry', CHECKPOINT_GEOMETRY_NAMES);
+    const models = geometries.length && options.model === undefined ? [] : selection<BenchModelName>(options, 'model', BENCH_MODEL_NAMES);
+    const canvases = [...BENCH_CANVASES, INLINE_CANVAS];
+    const canvasNames =
+      options.canvas === undefined
+        ? (geometries.length ? [INLINE_CANVAS] : BENCH_CANVASES).map((c) => c.name)
+        : selection(options, 'canvas', canvases.map((c) => c.name));
     const modes = selection<CacheMode>(options, 'cache', CACHE_MODES);
     const rounds = numberOption(options, 'rounds') ?? 1;
     if (rounds < 1) throw new UsageError(`--rounds must be at least 1; got ${rounds}.`);
     const jsonFile = stringOption(options, 'json');
     const runs = await runBench({
-      models,
-      canvases: BENCH_CANVASES.filter((c) => canvasNames.includes(c.name)),
+      models: [...models, ...geometries],
+      canvases: canvases.filter((c) => canvasNames.includes(c.name)),
       modes,
       device: deviceOption(options),
       rounds,
@@ -88,8 +98,14 @@ async function runTyping(options: OptionValues): Promise<number> {
   const cache = stringOption(options, 'cache');
   const modes = cache === undefined ? [] : selection<CacheMode>(options, 'cache', CACHE_MODES);
   if (modes.length > 1) throw new UsageError('With --typing, --cache takes one cache mode.');
+  const modelsDir = path.resolve(stringOption(options, 'models-dir') ?? path.join('.cache', 'bench-models'));
+  const log = (message: string) => process.stderr.write(`[bench --typing] ${message}\n`);
+  const geometries = options.geometry === undefined ? [] : selection<CheckpointGeometryName>(options, 'geometry', CHECKPOINT_GEOMETRY_NAMES);
+  if (geometries.length > 1 || (geometries.length && options.model !== undefined)) {
+    throw new UsageError('With --typing, give one model: --model or one --geometry.');
+  }
   const report = await runTypingBench({
-    model: stringOption(options, 'model') ?? TYPING_SYNTHETIC_MODEL,
+    model: geometries.length ? await ensureGeometryModel(geometries[0], modelsDir, log) : (stringOption(options, 'model') ?? TYPING_SYNTHETIC_MODEL),
     device: deviceOption(options),
     source,
     sessions: numberOption(options, 'sessions') ?? 4,
@@ -97,8 +113,8 @@ async function runTyping(options: OptionValues): Promise<number> {
     debounceMs: numberOption(options, 'debounce') ?? EDITOR_CANVAS.debounceMs,
     seed: 0,
     overrides: { ...decodingOverrides(options), ...(modes.length ? { cache: modes[0] } : {}) },
-    modelsDir: path.resolve(stringOption(options, 'models-dir') ?? path.join('.cache', 'bench-models')),
-    log: (message) => process.stderr.write(`[bench --typing] ${message}\n`),
+    modelsDir,
+    log,
   });
   process.stdout.write(formatTypingReport(report));
   const jsonFile = stringOption(options, 'json');
