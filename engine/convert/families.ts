@@ -10,10 +10,11 @@
  * - `llada`: LLaDA (model_type "llada", LLaDAModelLM): its own names under `model.transformer`, no GQA
  *   in the 8B, no shift.
  */
+import type { CheckpointFamilyId } from '../../common/modelFamilies';
 import type { ModelArchitecture, ModelFamily } from '../model/architecture';
 
+export type { CheckpointFamilyId };
 export type HfConfig = Record<string, unknown>;
-export type CheckpointFamilyId = 'dream' | 'qwen2' | 'coda' | 'llada';
 
 export interface CheckpointFamily {
   id: CheckpointFamilyId;

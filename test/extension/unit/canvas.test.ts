@@ -1,5 +1,6 @@
 import * as assert from 'node:assert/strict';
-import { allowsMultiline, buildCanvas, contextAround } from '../../../extension/canvas';
+import { allowsMultiline } from '../../../common/holeShape';
+import { buildCanvas, contextAround } from '../../../extension/canvas';
 
 const options = { contextBytes: 4096, fillLength: 32, lineFillLength: 12 };
 
