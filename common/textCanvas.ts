@@ -4,6 +4,7 @@
  * cursor: in the middle of a line only that line is completed. The engine then fits the canvas to the model's
  * token limit (`fitToModel`), so the byte budget only bounds what is sent.
  */
+import { holeAllowsMultiline } from '../common/holeShape';
 import { tailCut } from './lineAnchors';
 
 export interface TextCanvasOptions {
@@ -20,14 +21,6 @@ export interface TextCanvas {
   suffix: string;
   length: number;
   multiline: boolean;
-}
-
-/** Characters that may follow the cursor without making it "mid-line": closers an editor auto-inserts. */
-const TRAILING_CLOSERS = /^[\s)\]}>;,:'"`]*$/;
-
-/** Multi-line completion is allowed when the rest of the line is empty or only closing punctuation. */
-export function allowsMultiline(restOfLine: string): boolean {
-  return TRAILING_CLOSERS.test(restOfLine);
 }
 
 const utf8Length = (text: string) => Buffer.byteLength(text, 'utf8');
@@ -99,8 +92,7 @@ export function contextAround(before: string, after: string, budget: number): { 
 
 /** The canvas of an inline completion at the cursor, `before` and `after` being the code either side of it. */
 export function buildTextCanvas(before: string, after: string, options: TextCanvasOptions): TextCanvas {
-  const newline = after.indexOf('\n');
-  const multiline = allowsMultiline(newline === -1 ? after : after.slice(0, newline));
+  const multiline = holeAllowsMultiline(after);
   const length = multiline ? options.fillLength : options.lineFillLength;
   const { prefix, suffix } = contextAround(before, after, options.contextBytes);
   return { prefix, suffix, length, multiline };

@@ -6,6 +6,7 @@ import { JobCancelledError } from '../service/scheduler';
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError, numberOption, stringOption, type CliCommand, type OptionValues } from './command';
 import { defaultCacheDir } from './cacheDir';
 import { DECODING_FLAGS, DEVICE_FLAG, decodingOverrides, deviceOption } from './decodingFlags';
+import { checkServerFlags, runServerInfill, SERVER_FLAGS } from './serverInfill';
 import { createProgressView, type ProgressView } from './visual';
 
 const DEFAULT_LENGTH = 32;
@@ -13,16 +14,21 @@ const DEFAULT_LENGTH = 32;
 export const infillCommand: CliCommand = {
   name: 'infill',
   summary: 'Fill a hole between a prefix and a suffix with a diffusion model.',
-  synopsis: '--model <m> (--prefix <text> --suffix <text> | --file <f> --line <l> [--column <c> | --select-lines <n>]) [options]',
+  synopsis: '(--model <m> | --server <url> [--api openai|sglang] [--server-model <name>]) (--prefix <text> --suffix <text> | --file <f> --line <l> [--column <c> | --select-lines <n>]) [options]',
   details: [
     'The canvas is [prefix][MASK x length][suffix]. With --file, the hole is at line:column (1-based), or',
     'replaces --select-lines whole lines from --line on (the fill is then as long as the lines it replaces,',
     'in tokens, unless --length says otherwise). Context beyond the model\'s canvas is dropped by whole lines',
     '(from the start of the prefix and the end of the suffix). Prints the fill, or the result with its stats as JSON.',
     '',
+    'With --server the hole is filled by an SGLang or vLLM server instead (README, "Team server"): the code goes',
+    "into the model family's fill-in-the-middle prompt, the answer is cut at the hole's end; the API key is read",
+    'from DLM_SERVER_API_KEY. Plain HTTP is refused except to this machine (--allow-insecure-http overrides).',
+    '',
     'Examples:',
     "  dlm infill --model builtin --file media/examples/fizzbuzz.py --line 3 --select-lines 2 --visual",
     "  dlm infill --model ./my-model --prefix $'def add(a, b):\\n    ' --suffix $'\\n' --length 16 --json",
+    "  dlm infill --server http://127.0.0.1:30000 --api sglang --file app.py --line 12 --select-lines 3",
   ].join('\n'),
   options: {
     model: { type: 'string', description: 'builtin, a model folder, a Hugging Face checkpoint folder or id.', defaultText: 'builtin' },
@@ -39,6 +45,7 @@ export const infillCommand: CliCommand = {
     json: { type: 'boolean', description: 'Print the result with its stats as JSON.' },
     verbose: { type: 'boolean', description: 'Log what the engine does to stderr.' },
     'cache-dir': { type: 'string', description: 'Where downloaded and converted models are kept.' },
+    ...SERVER_FLAGS,
   },
   run: runInfill,
 };
@@ -96,6 +103,7 @@ export function holeFromOptions(options: OptionValues): Hole {
 
 async function runInfill({ options }: { options: OptionValues }): Promise<number> {
   const hole = holeFromOptions(options);
+  if (checkServerFlags(options)) return runServerInfill(options, hole);
   const overrides = decodingOverrides(options);
   const verbose = options.verbose === true;
   const engine = new Engine({

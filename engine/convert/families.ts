@@ -10,8 +10,10 @@
  * - `llada`: LLaDA (model_type "llada", LLaDAModelLM): its own names under `model.transformer`, no GQA
  *   in the 8B, no shift.
  */
-import type { CheckpointFamilyId, ModelArchitecture, ModelFamily } from '../architecture/architecture';
+import type { CheckpointFamilyId } from '../../common/modelFamilies';
+import type { ModelArchitecture, ModelFamily } from '../architecture/architecture';
 
+export type { CheckpointFamilyId };
 export type HfConfig = Record<string, unknown>;
 
 export interface CheckpointFamily {

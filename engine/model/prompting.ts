@@ -9,27 +9,15 @@
  * `bos` is null even where `config.json` names a bos_token_id. Nothing follows the suffix (Open-dCoder's
  * infill evaluation encodes the suffix without special tokens).
  */
+import type { CheckpointFamilyId } from '../../common/modelFamilies';
 import type { DecodingOptions } from '../../common/decodingOptions';
-import type { CheckpointFamilyId, ModelArchitecture, SpecialTokens } from '../architecture/architecture';
+import type { ModelArchitecture, SpecialTokens } from '../architecture/architecture';
+
+/** The tokens that end a fill, per family: shared with the server prompts (common/modelFamilies.ts). */
+export { endTokenContents } from '../../common/modelFamilies';
 
 /** Contents that mark a mask token, for tokenizers whose config.json does not give its id. */
 export const MASK_TOKEN_CONTENTS = ['<|mask|>', '<|mdm_mask|>', '<M>', '<mask>', '[MASK]'];
-
-/**
- * Tokens that end a fill when the model writes them (besides config/generation_config eos ids), where the
- * tokenizer has them: `<|dlm_pad|>` is what DiffuCoder-Instruct pads with after its answer, `<|im_end|>` ends an
- * instruct turn, `<|eot_id|>` is LLaDA's end of turn (its generate() suppresses it with EOS).
- */
-const END_TOKEN_CONTENTS: Record<CheckpointFamilyId, string[]> = {
-  dream: ['<|endoftext|>', '<|im_end|>', '<|dlm_pad|>'],
-  qwen2: ['<|endoftext|>', '<|im_end|>'],
-  coda: ['<|endoftext|>', '<|im_end|>'],
-  llada: ['<|endoftext|>', '<|eot_id|>'],
-};
-
-export function endTokenContents(family: CheckpointFamilyId): readonly string[] {
-  return END_TOKEN_CONTENTS[family];
-}
 
 /** `blockLength` of pure-diffusion models: one block spanning the whole fill (the canvas bounds any fill). */
 const WHOLE_FILL = 'whole-fill';

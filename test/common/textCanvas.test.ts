@@ -1,5 +1,6 @@
 import * as assert from 'node:assert/strict';
-import { allowsMultiline, buildTextCanvas, contextAround } from '../../common/textCanvas';
+import { allowsMultiline } from '../../common/holeShape';
+import { buildTextCanvas, contextAround } from '../../common/textCanvas';
 
 const options = { contextBytes: 4096, fillLength: 32, lineFillLength: 12 };
 
