@@ -1,7 +1,14 @@
-/** Thrown by the denoiser between steps when its caller asked it to stop. */
+/**
+ * Thrown by the denoiser between steps when its caller asked it to stop; the model worker passes it on to the
+ * main thread as it is, where the scheduler adds why the job was stopped.
+ */
 export class CancelledError extends Error {
-  constructor(message = 'denoising was cancelled') {
-    super(message);
-    this.name = 'CancelledError';
+  override name = 'CancelledError';
+  constructor(
+    readonly stepsDone: number,
+    /** Steps planned when it stopped (an estimate for the threshold schedule). */
+    readonly totalSteps: number,
+  ) {
+    super(`stopped after step ${stepsDone} of ${totalSteps}`);
   }
 }

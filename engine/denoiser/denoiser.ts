@@ -97,7 +97,7 @@ export async function denoise(model: StepModel, spec: DenoiseSpec, request: Deno
   let step = 0;
   try {
     for (;;) {
-      if (hooks.isCancelled?.()) throw new CancelledError();
+      if (hooks.isCancelled?.()) throw new CancelledError(step, Math.max(schedule.plannedSteps, step + 1));
       const scheduled = schedule.next(canvas);
       if (scheduled === null) break;
       const plan = policy.plan({

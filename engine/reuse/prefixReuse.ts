@@ -162,22 +162,18 @@ export class PrefixReuser {
     return new PrefixReuser(monolithic, segments, profile, arch, `${modelDir}#${variant.file}`, tuning);
   }
 
-  /**
-   * Denoises `request` reusing what `document`'s entry shares with it; `wrap` decorates the model the denoiser
-   * runs (e.g. to time its calls). The store gets this request's harvest even when it is cancelled.
-   */
+  /** Denoises `request` reusing what `document`'s entry shares with it; the store gets this request's harvest even when it is cancelled. */
   async denoise(
     spec: DenoiseSpec,
     request: DenoiseRequest,
     document: string,
     hooks: DenoiseHooks = {},
-    wrap: (model: StepModel) => StepModel = (m) => m,
   ): Promise<{ result: DenoiseResult; reuse: ReuseStats }> {
     const key: PrefixStoreKey = { model: this.modelKey, settings: JSON.stringify(request.options), document };
     const { setup, stats } = planReuse(this.store.lookup(key), request, this.profile, this.arch, this.tuning);
     const model = new PrefixReuseModel(this.monolithic, this.segments, setup);
     try {
-      const result = await denoise(wrap(model), spec, { ...request, prefixIds: setup.tailIds }, hooks);
+      const result = await denoise(model, spec, { ...request, prefixIds: setup.tailIds }, hooks);
       return { result, reuse: { ...stats, ...model.stats } };
     } finally {
       this.store.put(key, model.harvest());

@@ -17,7 +17,8 @@ import { InvalidOptionsError, resolveDecodingOptions } from '../denoiser/options
 import { ErrorCodes, type DeviceOption, type EngineStatus, type InfillParams, type InfillProgressParams, type InfillResult, type InfillStats, type LoadedModelInfo, type LogParams } from '../../common/protocol';
 import { type DecodingOptions } from '../../common/decodingOptions';
 import { EngineError, invalidParams, type ErrorCode } from './errors';
-import { DenoiseStopped, ModelWorker, type WorkerProgress } from './modelWorker';
+import { ModelWorker, type WorkerProgress } from './modelWorker';
+import { CancelledError } from '../denoiser/cancellation';
 import { JobCancelledError, Scheduler, type CancelReason, type JobContext, type ScheduledJob } from './scheduler';
 
 export type EngineLog = (level: LogParams['level'], message: string) => void;
@@ -267,7 +268,7 @@ export class Engine {
         reuse,
       );
     } catch (error) {
-      if (error instanceof DenoiseStopped) {
+      if (error instanceof CancelledError) {
         throw new JobCancelledError(job.cancelReason ?? 'cancelled', error.stepsDone, error.totalSteps);
       }
       throw error;
@@ -289,7 +290,7 @@ export class Engine {
         graphCalls: stats.graphCalls,
         rowsComputed: stats.rowsComputed,
         ms: Math.round(ms * 10) / 10,
-        graphMs: Math.round(denoised.graphMs * 10) / 10,
+        graphMs: Math.round(denoised.stats.graphMs * 10) / 10,
         tokensPerSecond: Math.round((request.length / (ms / 1000)) * 10) / 10,
       },
     };

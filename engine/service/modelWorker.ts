@@ -6,20 +6,10 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { ModelManifest } from '../model/manifest';
+import { CancelledError } from '../denoiser/cancellation';
 import type { DenoiseRequest, DenoiseResult, DenoiseSpec } from '../denoiser/denoiser';
 import type { DeviceOption } from '../../common/protocol';
 import type { FromWorker, ModelWorkerData, ReuseOutcome, ToWorker } from './workerMessages';
-
-/** A denoise that stopped between steps because its job was cancelled. */
-export class DenoiseStopped extends Error {
-  override name = 'DenoiseStopped';
-  constructor(
-    readonly stepsDone: number,
-    readonly totalSteps: number,
-  ) {
-    super(`stopped after step ${stepsDone} of ${totalSteps}`);
-  }
-}
 
 export interface WorkerProgress {
   step: number;
@@ -28,11 +18,11 @@ export interface WorkerProgress {
   confidence: Float32Array;
 }
 
-/** A denoise's result, the milliseconds its graph calls took, and how prefix reuse fared when it was asked for. */
-export type TimedDenoiseResult = DenoiseResult & { graphMs: number; reuse?: ReuseOutcome };
+/** A denoise's result and how prefix reuse fared when it was asked for. */
+export type WorkerDenoiseResult = DenoiseResult & { reuse?: ReuseOutcome };
 
 interface PendingJob {
-  resolve(result: TimedDenoiseResult): void;
+  resolve(result: WorkerDenoiseResult): void;
   reject(error: Error): void;
   onProgress?: (progress: WorkerProgress) => void;
 }
@@ -97,9 +87,9 @@ export class ModelWorker {
     request: DenoiseRequest,
     onProgress?: (progress: WorkerProgress) => void,
     reuse?: { document: string },
-  ): Promise<TimedDenoiseResult> {
+  ): Promise<WorkerDenoiseResult> {
     if (this.exitError) return Promise.reject(this.exitError);
-    return new Promise<TimedDenoiseResult>((resolve, reject) => {
+    return new Promise<WorkerDenoiseResult>((resolve, reject) => {
       this.pending.set(jobId, { resolve, reject, onProgress });
       this.post({ kind: 'denoise', jobId, spec, request, reportProgress: onProgress !== undefined, ...(reuse ? { reuse } : {}) });
     });
@@ -132,11 +122,11 @@ export class ModelWorker {
         return;
       case 'done':
         this.pending.delete(message.jobId);
-        job.resolve({ ...message.result, graphMs: message.graphMs, ...(message.reuse ? { reuse: message.reuse } : {}) });
+        job.resolve({ ...message.result, ...(message.reuse ? { reuse: message.reuse } : {}) });
         return;
       case 'cancelled':
         this.pending.delete(message.jobId);
-        job.reject(new DenoiseStopped(message.stepsDone, message.totalSteps));
+        job.reject(new CancelledError(message.stepsDone, message.totalSteps));
         return;
       case 'failed':
         this.pending.delete(message.jobId);

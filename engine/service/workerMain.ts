@@ -8,7 +8,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { loadStepModel } from '../runtime/onnxStepModel';
 import { denoise, type DenoiseHooks } from '../denoiser/denoiser';
 import { CancelledError } from '../denoiser/cancellation';
-import { stepModelShape, type StepModel } from '../graph/stepContract';
+import type { StepModel } from '../graph/stepContract';
 import { PrefixReuser } from '../reuse/prefixReuse';
 import type { FromWorker, ModelWorkerData, ReuseOutcome, ToWorker } from './workerMessages';
 
@@ -19,25 +19,6 @@ let model: StepModel | undefined;
 /** What prefix reuse is built from, once a model is loaded; the reuser itself is made at its first use. */
 let reuseSource: { load(): Promise<PrefixReuser> } | undefined;
 let reuser: Promise<PrefixReuser> | undefined;
-/** Milliseconds spent inside the model's graph calls, for the stats (host work vs graph work). */
-let graphMs = 0;
-
-/** The loaded model with its calls timed; everything else (device K/V, run options) passes through. */
-function timed(inner: StepModel): StepModel {
-  return {
-    ...stepModelShape(inner),
-    ...(inner.deviceKv ? { deviceKv: inner.deviceKv } : {}),
-    async run(feeds, options) {
-      const started = performance.now();
-      try {
-        return await inner.run(feeds, options);
-      } finally {
-        graphMs += performance.now() - started;
-      }
-    },
-  };
-}
-
 function send(message: FromWorker, transfer: ArrayBuffer[] = []): void {
   port!.postMessage(message, transfer);
 }
@@ -46,7 +27,7 @@ async function handle(message: ToWorker): Promise<void> {
   if (message.kind === 'load') {
     try {
       const loaded = await loadStepModel(message.modelDir, message.manifest, { device: message.device });
-      model = timed(loaded.model);
+      model = loaded.model;
       const { modelDir, manifest } = message;
       reuseSource = { load: () => PrefixReuser.load(modelDir, manifest.architecture, loaded.variant, loaded.device, loaded.model) };
       const notes = [
@@ -61,15 +42,10 @@ async function handle(message: ToWorker): Promise<void> {
   }
 
   const { jobId, spec, request, reportProgress } = message;
-  let stepsDone = 0;
-  graphMs = 0;
-  let totalSteps = 0;
   try {
     if (!model) throw new Error('No model is loaded in this worker.');
     const hooks: DenoiseHooks = {
       onProgress(progress) {
-        stepsDone = progress.step;
-        totalSteps = progress.totalSteps;
         if (!reportProgress) return;
         const fill = Int32Array.from(progress.fill);
         const confidence = Float32Array.from(progress.confidence);
@@ -95,16 +71,16 @@ async function handle(message: ToWorker): Promise<void> {
     }
     let result;
     if (reusing) {
-      const reused = await reusing.denoise(spec, request, message.reuse!.document, hooks, timed);
+      const reused = await reusing.denoise(spec, request, message.reuse!.document, hooks);
       result = reused.result;
       reuse = { stats: reused.reuse };
     } else {
       result = await denoise(model, spec, request, hooks);
     }
-    send({ kind: 'done', jobId, result, graphMs, reuse });
+    send({ kind: 'done', jobId, result, reuse });
   } catch (error) {
     if (error instanceof CancelledError) {
-      send({ kind: 'cancelled', jobId, stepsDone, totalSteps });
+      send({ kind: 'cancelled', jobId, stepsDone: error.stepsDone, totalSteps: error.totalSteps });
     } else {
       send({ kind: 'failed', jobId, message: (error as Error).message });
     }

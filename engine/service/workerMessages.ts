@@ -42,6 +42,6 @@ export type FromWorker =
     }
   | { kind: 'loadFailed'; message: string }
   | { kind: 'progress'; jobId: number; step: number; totalSteps: number; fill: Int32Array; confidence: Float32Array }
-  | { kind: 'done'; jobId: number; result: DenoiseResult; graphMs: number; reuse?: ReuseOutcome }
+  | { kind: 'done'; jobId: number; result: DenoiseResult; reuse?: ReuseOutcome }
   | { kind: 'cancelled'; jobId: number; stepsDone: number; totalSteps: number }
   | { kind: 'failed'; jobId: number; message: string };
