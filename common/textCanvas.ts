@@ -27,7 +27,7 @@ const utf8Length = (text: string) => Buffer.byteLength(text, 'utf8');
 
 /**
  * The longest tail of `text` within `budget` bytes that starts at an anchor line (so it keeps its first line
- * while the user types: engine/model/lineAnchors.ts), else at any line start, or, when even the line touching
+ * while the user types: lineAnchors.ts), else at any line start, or, when even the line touching
  * the cursor is longer than the budget, the tail of that line.
  */
 function prefixWithin(text: string, budget: number): string {

@@ -5,7 +5,7 @@
  * and on WebGPU also the host path with the lean fetches. Runs interleave round after round; each line is the
  * median over the rounds.
  *
- *   npx tsx engine/runtime/kvTransferReport.ts [--model medium] [--device cpu|webgpu]
+ *   npx tsx engine/bench/kvTransferReport.ts [--model medium] [--device cpu|webgpu]
  *       [--cases 1024+32:prefill,128+256:none] [--steps N] [--rounds 3] [--models-dir .cache/bench-models]
  *
  * `--device webgpu` without a GPU runs on SwiftShader (its times say nothing about a real GPU; the bytes do).

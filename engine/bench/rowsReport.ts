@@ -2,7 +2,7 @@
  * Prints, for synthetic models and the benchmark's canvases, the rows each cache mode computes per step as a
  * ratio to `none` (the bound on its speedup from computing fewer rows) and its token agreement with `none`.
  *
- *   npx tsx engine/denoiser/rowsReport.ts [--preset tiny-dream,tiny-llada,medium-dream] [--canvas 128+256,1024+32]
+ *   npx tsx engine/bench/rowsReport.ts [--preset tiny-dream,tiny-llada,medium-dream] [--canvas 128+256,1024+32]
  *                                         [--block N] [--dir FOLDER]
  *
  * Greedy's random order is compared with `none` under the `random` algorithm (the same order), every other mode

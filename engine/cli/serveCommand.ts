@@ -7,7 +7,7 @@ export const serveCommand: CliCommand = {
   summary: 'Run the engine as a JSON-RPC 2.0 server on stdin/stdout (what the VS Code extension starts).',
   synopsis: '[--cache-dir <dir>] [--log-level <level>]',
   details:
-    'Speaks the protocol of engine/protocol.ts (dlm/loadModel, dlm/infill with dlm/infillProgress, ' +
+    'Speaks the protocol of common/protocol.ts (dlm/loadModel, dlm/infill with dlm/infillProgress, ' +
     '$/cancelRequest, dlm/status, dlm/shutdown). stdout carries only protocol messages; logs go to stderr.',
   options: {
     'cache-dir': { type: 'string', description: 'Where downloaded and converted models are kept.', defaultText: '$DLM_CACHE_DIR or ~/.cache/dlm-complete' },

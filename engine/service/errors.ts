@@ -1,5 +1,5 @@
 /**
- * Errors the engine reports to its callers with a protocol error code (engine/protocol.ts `ErrorCodes`),
+ * Errors the engine reports to its callers with a protocol error code (common/protocol.ts `ErrorCodes`),
  * so the JSON-RPC server and the CLI can tell a bad request from a failure.
  */
 import { ErrorCodes } from '../../common/protocol';
