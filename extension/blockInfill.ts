@@ -6,24 +6,25 @@
  * earlier fill and denoises them with the rest of the file as context.
  */
 import * as vscode from 'vscode';
-import { progressText, type InfillProgressParams, type InfillResult } from '../common/protocol';
+import { holeAllowsMultiline } from '../common/holeShape';
+import { progressText } from '../common/protocol';
 import { contextAround } from '../common/textCanvas';
+import { FillCancelled, type CompletionBackend, type FillProgress, type FillResult } from './completionBackend';
 import type { FillHistory } from './fillHistory';
 import { fullyMasked } from './ghostText';
 import { documentLength, type InfillDecorations } from './infillDecorations';
-import type { ModelSession } from './modelSession';
 import type { OutputLog } from './outputLog';
 import type { DlmSettings } from './settings';
 
 export const PENDING_CONTEXT_KEY = 'dlm.blockFillPending';
 
 export interface BlockInfillDependencies {
-  session: ModelSession;
+  backend: CompletionBackend;
   log: OutputLog;
   settings: () => DlmSettings;
   decorations: InfillDecorations;
   history: FillHistory;
-  onResult: (result: InfillResult) => void;
+  onResult: (result: FillResult) => void;
 }
 
 interface UndoStops {
@@ -78,7 +79,7 @@ export class BlockInfill implements vscode.Disposable {
     const selected = editor.document.getText(selection);
     const ready = await this.readyModel();
     if (!ready) return;
-    const limit = Math.max(1, ready.info.maxCanvasTokens - 16);
+    const limit = ready.maxFillTokens;
     // A selection suggests its own size: code runs at about three bytes per token in BPE vocabularies.
     const suggested = selected ? Math.round(Buffer.byteLength(selected) / 3) : settings.fillLength;
     const answer =
@@ -153,7 +154,7 @@ export class BlockInfill implements vscode.Disposable {
 
   private async readyModel() {
     try {
-      return await this.deps.session.ready();
+      return await this.deps.backend.ready();
     } catch (error) {
       void vscode.window.showErrorMessage(`DLM cannot fill: ${(error as Error).message}`);
       return undefined;
@@ -179,6 +180,8 @@ export class BlockInfill implements vscode.Disposable {
       budget,
     );
     const original = text.slice(start, end);
+    // A selection inside one line, with code after it on that line, is filled with the rest of a line only.
+    const multiline = original.includes('\n') || holeAllowsMultiline(text.slice(end));
     const masked = fullyMasked(length);
     const session: FillSession = {
       editor,
@@ -204,19 +207,19 @@ export class BlockInfill implements vscode.Disposable {
     // The first edit opens the undo element that all later edits of this fill join.
     this.render(session, masked, { undoStopBefore: true, undoStopAfter: false });
     let lastPieces: (string | null)[] | undefined;
-    let result: InfillResult;
+    let result: FillResult;
     try {
-      result = await ready.client.infill(
+      result = await ready.infill(
         {
-          modelId: ready.info.modelId,
           documentId: `${document.uri.toString()}#block-fill`,
           prefix,
           suffix,
           length,
+          multiline,
+          languageId: document.languageId,
           options: settings.decoding,
-          fitToModel: true,
         },
-        (progress: InfillProgressParams) => {
+        (progress: FillProgress) => {
           if (this.session !== session || session.phase !== 'denoising') return;
           lastPieces = progress.pieces;
           this.render(session, progressText(progress.pieces));
@@ -224,7 +227,7 @@ export class BlockInfill implements vscode.Disposable {
         session.cancellation.token,
       );
     } catch (error) {
-      if (this.session !== session || session.cancellation.token.isCancellationRequested) return; // discarded
+      if (this.session !== session || session.cancellation.token.isCancellationRequested || error instanceof FillCancelled) return; // discarded
       this.deps.log.error(`Block fill failed: ${(error as Error).message}`);
       void vscode.window.showErrorMessage(`DLM could not fill: ${(error as Error).message}`);
       await this.discard();
@@ -232,10 +235,7 @@ export class BlockInfill implements vscode.Disposable {
     }
     if (this.session !== session) return;
     this.deps.onResult(result);
-    this.deps.log.info(
-      `Block fill ready: ${result.stats.genTokens} tokens in ${result.stats.steps} steps, ${Math.round(result.stats.ms)} ms, ` +
-        `cache ${result.stats.cache}. Tab accepts, Escape discards.`,
-    );
+    this.deps.log.info(`Block fill ready: ${result.stats.summary}. Tab accepts, Escape discards.`);
     session.tokens = tokensOf(result.text, lastPieces);
     session.phase = 'ready';
     // The last edit closes the undo element: one undo takes the whole fill back.

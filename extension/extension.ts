@@ -1,32 +1,44 @@
 /**
- * Activation: wires the engine supervisor, the model session, inline completions, block infill, the status
- * bar and the settings together, and registers the commands. The returned object is the extension's API,
- * used by its tests running in the extension host.
+ * Activation: wires the backends (the supervised engine with its model session, and the team server), the
+ * switch between them, inline completions, block infill, the status bar and the settings together, and
+ * registers the commands. The returned object is the extension's API, used by its tests running in the
+ * extension host.
  */
 import * as vscode from 'vscode';
 import type { InfillStats } from '../common/protocol';
+import { BackendSwitch } from './backendSwitch';
 import { BlockInfill } from './blockInfill';
+import type { FillResult, FillStats } from './completionBackend';
 import { EngineSupervisor } from './engineSupervisor';
 import { FillHistory } from './fillHistory';
 import { HuggingFaceToken } from './huggingFaceToken';
 import { InfillDecorations } from './infillDecorations';
 import { ACCEPT_COMMAND, DlmInlineCompletionProvider, type AcceptKind } from './inlineCompletionProvider';
+import { LocalBackend } from './localBackend';
 import { ModelSession } from './modelSession';
 import { OutputLog } from './outputLog';
-import { affectsModel, readSettings, SECTION, type DlmSettings, type SettingProblem } from './settings';
+import { RemoteBackend } from './remoteBackend';
+import { ServerApiKey } from './serverApiKey';
+import { affectsModel, affectsServer, readSettings, SECTION, type DlmSettings, type SettingProblem } from './settings';
 import { MENU_COMMAND, selectCacheMode, StatusBar } from './statusBar';
 
 const PAUSED_KEY = 'dlm.paused';
-/** A model or device change loads the model after this pause, so typing a path does not load every prefix of it. */
+/** A model, device or server change takes effect after this pause, so typing a path or address does not try every prefix of it. */
 const MODEL_RELOAD_DELAY_MS = 500;
 
 export interface DlmExtensionApi {
   readonly supervisor: EngineSupervisor;
   readonly session: ModelSession;
+  /** The backend that answers (dlm.backend), as the providers see it. */
+  readonly backend: BackendSwitch;
+  readonly serverApiKey: ServerApiKey;
   readonly provider: DlmInlineCompletionProvider;
   readonly blockInfill: BlockInfill;
   readonly fillHistory: FillHistory;
   settings(): DlmSettings;
+  /** The last fill's stats, whichever backend made it. */
+  lastFill(): FillStats | undefined;
+  /** The local engine's own stats of the last fill, when the engine made it. */
   lastStats(): InfillStats | undefined;
 }
 
@@ -37,7 +49,7 @@ export function activate(context: vscode.ExtensionContext): DlmExtensionApi {
   let { settings, problems } = readSettings();
   let reportedProblems = reportProblems(problems, new Set(), log);
   let paused = context.globalState.get<boolean>(PAUSED_KEY, false);
-  let lastStats: InfillStats | undefined;
+  let lastFill: FillStats | undefined;
 
   supervisor = new EngineSupervisor({
     enginePath: context.asAbsolutePath('dist/engine/main.js'),
@@ -48,19 +60,22 @@ export function activate(context: vscode.ExtensionContext): DlmExtensionApi {
   });
   const engine = supervisor;
   const huggingFaceToken = new HuggingFaceToken(context.secrets);
+  const serverApiKey = new ServerApiKey(context.secrets);
   const session = new ModelSession(engine, log, () => settings, () => huggingFaceToken.get());
+  const backend = new BackendSwitch(new LocalBackend(engine, session), new RemoteBackend({ log, settings: () => settings, apiKey: serverApiKey }));
   const statusBar = new StatusBar();
-  const refreshStatus = () => statusBar.update({ engine: engine.state, model: session.state, settings, paused, lastStats });
-  const onResult = (result: { stats: InfillStats }) => {
-    lastStats = result.stats;
+  const statusInputs = () => ({ backend: backend.status, cacheModes: backend.cacheModes, settings, paused, lastFill });
+  const refreshStatus = () => statusBar.update(statusInputs());
+  const onResult = (result: FillResult) => {
+    lastFill = result.stats;
     refreshStatus();
   };
 
   const decorations = new InfillDecorations();
   const history = new FillHistory();
-  const blockInfill = new BlockInfill({ session, log, settings: () => settings, decorations, history, onResult });
+  const blockInfill = new BlockInfill({ backend, log, settings: () => settings, decorations, history, onResult });
   const provider = new DlmInlineCompletionProvider({
-    session,
+    backend,
     log,
     settings: () => settings,
     isPaused: () => paused,
@@ -74,23 +89,25 @@ export function activate(context: vscode.ExtensionContext): DlmExtensionApi {
     log.info(paused ? 'Completions paused.' : 'Completions resumed.');
     refreshStatus();
   };
-  const restartEngine = async () => {
-    log.info('Restarting the engine (requested).');
-    await engine.restart();
+  const restart = async () => {
+    log.info(`${backend.restartLabel} (requested).`);
+    await backend.restart();
   };
 
   context.subscriptions.push(
     log,
     engine,
     session,
+    backend.local,
+    backend.remote,
+    backend,
     statusBar,
     decorations,
     history,
     blockInfill,
     provider,
     vscode.languages.registerInlineCompletionItemProvider({ pattern: '**' }, provider),
-    engine.onDidChangeState(refreshStatus),
-    session.onDidChangeState(refreshStatus),
+    backend.onDidChangeStatus(refreshStatus),
     vscode.commands.registerCommand(ACCEPT_COMMAND, (kind: AcceptKind = 'all') => provider.accept(kind)),
     vscode.commands.registerCommand('dlm.fillSelection', (options?: { length?: number }) => blockInfill.fillSelection(options)),
     vscode.commands.registerCommand('dlm.redenoiseSelection', () => blockInfill.redenoiseSelection()),
@@ -99,7 +116,10 @@ export function activate(context: vscode.ExtensionContext): DlmExtensionApi {
     vscode.commands.registerCommand('dlm.selectCacheMode', selectCacheMode),
     vscode.commands.registerCommand('dlm.togglePause', togglePause),
     vscode.commands.registerCommand('dlm.showLogs', () => log.show()),
-    vscode.commands.registerCommand('dlm.restartEngine', restartEngine),
+    vscode.commands.registerCommand('dlm.restartEngine', async () => {
+      log.info('Restarting the engine (requested).');
+      await engine.restart();
+    }),
     vscode.commands.registerCommand('dlm.setHuggingFaceToken', async () => {
       if (!(await huggingFaceToken.ask())) return;
       log.info('Hugging Face token stored; loading the model again.');
@@ -109,34 +129,48 @@ export function activate(context: vscode.ExtensionContext): DlmExtensionApi {
       await huggingFaceToken.clear();
       log.info('Hugging Face token removed.');
     }),
+    vscode.commands.registerCommand('dlm.setServerApiKey', async () => {
+      if (await serverApiKey.ask()) log.info('Server API key stored.');
+    }),
+    vscode.commands.registerCommand('dlm.clearServerApiKey', async () => {
+      await serverApiKey.clear();
+      log.info('Server API key removed.');
+    }),
+    serverApiKey.onDidChange(() => {
+      if (backend.kind === 'remote') backend.remote.reconnect();
+    }),
     vscode.commands.registerCommand(MENU_COMMAND, () =>
-      statusBar.showMenu({
-        inputs: { engine: engine.state, model: session.state, settings, paused, lastStats },
-        togglePause,
-        showLogs: () => log.show(),
-        restartEngine,
-      }),
+      statusBar.showMenu({ inputs: statusInputs(), restartLabel: backend.restartLabel, togglePause, showLogs: () => log.show(), restart }),
     ),
     vscode.workspace.onDidChangeConfiguration((event) => {
       if (!event.affectsConfiguration(SECTION)) return;
       ({ settings, problems } = readSettings());
       reportedProblems = reportProblems(problems, reportedProblems, log);
-      log.info(`Settings changed: model ${settings.model} on ${settings.device}, decoding ${JSON.stringify(settings.decoding)}.`);
-      if (affectsModel(event)) session.reload(MODEL_RELOAD_DELAY_MS);
+      log.info(
+        settings.backend === 'remote'
+          ? `Settings changed: server ${settings.server.url} (${settings.server.api} API), decoding ${JSON.stringify(settings.decoding)}.`
+          : `Settings changed: model ${settings.model} on ${settings.device}, decoding ${JSON.stringify(settings.decoding)}.`,
+      );
+      if (settings.backend !== backend.kind) void backend.select(settings.backend);
+      else if (settings.backend === 'local' && affectsModel(event)) session.reload(MODEL_RELOAD_DELAY_MS);
+      else if (settings.backend === 'remote' && affectsServer(event)) backend.remote.reconnect(MODEL_RELOAD_DELAY_MS);
       refreshStatus();
     }),
   );
 
+  void backend.select(settings.backend);
   refreshStatus();
-  engine.start();
   return {
     supervisor: engine,
     session,
+    backend,
+    serverApiKey,
     provider,
     blockInfill,
     fillHistory: history,
     settings: () => settings,
-    lastStats: () => lastStats,
+    lastFill: () => lastFill,
+    lastStats: () => lastFill?.engine,
   };
 }
 

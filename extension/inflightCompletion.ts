@@ -1,25 +1,24 @@
 /**
- * One inline completion the engine is working on: where it belongs (document version and cursor offset),
+ * One inline completion the backend is working on: where it belongs (document version and cursor offset),
  * what the ghost text should show now (the partial canvas, then the final fill), and its cancellation,
- * which reaches the engine as `$/cancelRequest`.
+ * which reaches the engine as `$/cancelRequest` (or closes the server's HTTP request).
  */
 import * as vscode from 'vscode';
-import { ResponseError } from 'vscode-jsonrpc';
-import { ErrorCodes, type InfillProgressParams, type InfillResult } from '../common/protocol';
 import type { TextCanvas } from '../common/textCanvas';
+import { FillCancelled, type FillProgress, type FillResult } from './completionBackend';
 import { trimFill } from './fillTrimming';
 import { fullyMasked, partialGhostText } from './ghostText';
 
 export type CompletionState =
   | { kind: 'partial'; text: string; step: number; totalSteps: number }
-  | { kind: 'final'; text: string; result: InfillResult }
+  | { kind: 'final'; text: string; result: FillResult }
   | { kind: 'cancelled'; reason: string }
   | { kind: 'failed'; error: Error };
 
 export type InfillCall = (
   token: vscode.CancellationToken,
-  onProgress: ((progress: InfillProgressParams) => void) | undefined,
-) => Promise<InfillResult>;
+  onProgress: ((progress: FillProgress) => void) | undefined,
+) => Promise<FillResult>;
 
 let nextId = 0;
 
@@ -44,7 +43,7 @@ export class InflightCompletion implements vscode.Disposable {
     call: InfillCall,
   ) {
     this.current = { kind: 'partial', text: fullyMasked(canvas.length), step: 0, totalSteps: 0 };
-    const onProgress = streaming ? (progress: InfillProgressParams) => this.onProgress(progress) : undefined;
+    const onProgress = streaming ? (progress: FillProgress) => this.onProgress(progress) : undefined;
     this.done = call(this.cancellation.token, onProgress).then(
       (result) => this.settle({ kind: 'final', text: trimFill(result.text, canvas), result }),
       (error: unknown) => this.settle(endStateOf(error, this.cancellation.token)),
@@ -76,7 +75,7 @@ export class InflightCompletion implements vscode.Disposable {
     this.updates.dispose();
   }
 
-  private onProgress(progress: InfillProgressParams): void {
+  private onProgress(progress: FillProgress): void {
     if (!this.running || this.cancellation.token.isCancellationRequested) return;
     this.current = {
       kind: 'partial',
@@ -96,12 +95,6 @@ export class InflightCompletion implements vscode.Disposable {
 }
 
 function endStateOf(error: unknown, token: vscode.CancellationToken): CompletionState {
-  if (
-    token.isCancellationRequested ||
-    (error instanceof ResponseError &&
-      (error.code === ErrorCodes.RequestCancelled || error.code === ErrorCodes.Superseded))
-  ) {
-    return { kind: 'cancelled', reason: 'cancelled' };
-  }
+  if (token.isCancellationRequested || error instanceof FillCancelled) return { kind: 'cancelled', reason: 'cancelled' };
   return { kind: 'failed', error: error instanceof Error ? error : new Error(String(error)) };
 }

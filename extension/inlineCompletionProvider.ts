@@ -16,14 +16,12 @@
  * cached so that typing through a suggestion never recomputes it.
  */
 import * as vscode from 'vscode';
-import { ResponseError } from 'vscode-jsonrpc';
-import { ErrorCodes, type InfillResult } from '../common/protocol';
 import { buildTextCanvas } from '../common/textCanvas';
+import { FillRefused, type CompletionBackend, type FillResult } from './completionBackend';
 import { CompletionCache } from './completionCache';
 import { hasPlaceholder, PLACEHOLDER } from './ghostText';
 import { GhostTextRefresh } from './ghostTextRefresh';
 import { InflightCompletion, type CompletionState } from './inflightCompletion';
-import type { ModelSession } from './modelSession';
 import type { OutputLog } from './outputLog';
 import { isEnabledForLanguage, type DlmSettings } from './settings';
 import { normalizeLineBreaks } from './lineBreaks';
@@ -40,14 +38,14 @@ const NATIVE_ACCEPT: Record<AcceptKind, string> = {
 };
 
 export interface ProviderDependencies {
-  session: ModelSession;
+  backend: CompletionBackend;
   log: OutputLog;
   settings: () => DlmSettings;
   isPaused: () => boolean;
   /** A block fill is on screen in this document: inline completions keep out of its way. */
   blockFillActiveIn: (uri: vscode.Uri) => boolean;
   /** Each finished completion, for the status bar. */
-  onResult: (result: InfillResult) => void;
+  onResult: (result: FillResult) => void;
 }
 
 /** A partial canvas (or its start) the user accepted by a path that bypassed `dlm.acceptInlineSuggestion`. */
@@ -71,7 +69,7 @@ export class DlmInlineCompletionProvider implements vscode.InlineCompletionItemP
    */
   private served: { id: number; texts: Set<string> } | undefined;
   private acceptedDraft: AcceptedDraft | undefined;
-  /** Engine refusals already shown to the user. */
+  /** Refusals already shown to the user. */
   private readonly explained = new Set<string>();
   private readonly disposables: vscode.Disposable[] = [];
 
@@ -124,7 +122,7 @@ export class DlmInlineCompletionProvider implements vscode.InlineCompletionItemP
     }
     let ready;
     try {
-      ready = await this.deps.session.ready(token);
+      ready = await this.deps.backend.ready(token);
     } catch (error) {
       if (!token.isCancellationRequested) this.deps.log.debug(`No completion: ${(error as Error).message}`);
       return undefined;
@@ -138,19 +136,19 @@ export class DlmInlineCompletionProvider implements vscode.InlineCompletionItemP
       offset,
       canvas,
       settings.streaming,
-      (engineToken, onProgress) =>
-        ready.client.infill(
+      (backendToken, onProgress) =>
+        ready.infill(
           {
-            modelId: ready.info.modelId,
             documentId: document.uri.toString(),
             prefix: canvas.prefix,
             suffix: canvas.suffix,
             length: canvas.length,
+            multiline: canvas.multiline,
+            languageId: document.languageId,
             options: settings.decoding,
-            fitToModel: true,
           },
           onProgress,
-          engineToken,
+          backendToken,
         ),
     );
     this.inflight = inflight;
@@ -219,11 +217,7 @@ export class DlmInlineCompletionProvider implements vscode.InlineCompletionItemP
 
   private onInflightUpdate(inflight: InflightCompletion, state: CompletionState): void {
     if (state.kind === 'final') {
-      const r = state.result.stats;
-      this.deps.log.info(
-        `Completion #${inflight.id}: ${state.text.length} characters; ${r.genTokens} tokens in ${r.steps} steps, ` +
-          `${Math.round(r.ms)} ms (${Math.round(r.tokensPerSecond)} tokens/s), cache ${r.cache} on ${r.device}.`,
-      );
+      this.deps.log.info(`Completion #${inflight.id}: ${state.text.length} characters; ${state.result.stats.summary}.`);
       this.deps.onResult(state.result);
       const document = vscode.workspace.textDocuments.find((d) => d.uri.toString() === inflight.uri);
       if (document && state.text !== '') this.rememberFinal(document, inflight, state.text);
@@ -247,13 +241,12 @@ export class DlmInlineCompletionProvider implements vscode.InlineCompletionItemP
     }
   }
 
-  /** A request the engine refuses (bad decoding settings, a canvas too long) would fail on every keystroke: say so once. */
+  /** A request the backend refuses (bad decoding settings, a canvas too long) would fail on every keystroke: say so once. */
   private explainRejection(error: Error): void {
-    const refused = error instanceof ResponseError && (error.code === ErrorCodes.InvalidParams || error.code === ErrorCodes.CanvasTooLong);
-    if (!refused || this.explained.has(error.message)) return;
+    if (!(error instanceof FillRefused) || this.explained.has(error.message)) return;
     this.explained.add(error.message);
     void vscode.window
-      .showWarningMessage(`DLM: the engine refused the completion request: ${error.message}`, 'Open Settings')
+      .showWarningMessage(`DLM: ${error.message}`, 'Open Settings')
       .then((choice) => choice && vscode.commands.executeCommand('workbench.action.openSettings', 'dlm'));
   }
 

@@ -8,6 +8,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { DEVICE_OPTIONS, type DeviceOption } from '../common/protocol';
+import { PROMPT_TEMPLATE_IDS, type PromptTemplateId } from '../common/infillPrompts';
+import { SERVER_APIS, type ServerApi } from '../common/serverApis';
 import {
   DECODING_OPTION_NAMES,
   DECODING_OPTION_SCHEMA,
@@ -18,7 +20,24 @@ import {
 
 export const SECTION = 'dlm';
 
+export const BACKENDS = ['local', 'remote'] as const;
+export type BackendKind = (typeof BACKENDS)[number];
+
+/** `dlm.server.*`: the team server the remote backend asks. */
+export interface ServerSettings {
+  url: string;
+  api: ServerApi;
+  /** '' for the one model the server serves. */
+  model: string;
+  promptTemplate: PromptTemplateId | 'auto';
+  allowInsecureHttp: boolean;
+  timeoutMs: number;
+}
+
 export interface DlmSettings {
+  /** Who fills: the local engine or a team's inference server. */
+  backend: BackendKind;
+  server: ServerSettings;
   /** `builtin`, an absolute model folder path, or a Hugging Face id (passed through as it is). */
   model: string;
   device: DeviceOption;
@@ -84,8 +103,11 @@ const languageSwitches: Validator<Record<string, boolean>> = (value) => {
   return bad ? reject(`has "${bad[0]}" set to something other than true or false`) : accept(Object.fromEntries(entries) as Record<string, boolean>);
 };
 
+const text: Validator<string> = (value) => (typeof value === 'string' ? accept(value.trim()) : reject('is not text'));
+
 /** The other settings, with the fallback used when a value is bad (kept equal to package.json's defaults). */
-const GENERAL_SETTINGS: { [K in keyof Omit<DlmSettings, 'decoding'>]: [Validator<DlmSettings[K]>, DlmSettings[K]] } = {
+const GENERAL_SETTINGS: { [K in keyof Omit<DlmSettings, 'decoding' | 'server'>]: [Validator<DlmSettings[K]>, DlmSettings[K]] } = {
+  backend: [oneOf(BACKENDS), 'local'],
   model: [modelName, 'builtin'],
   device: [oneOf(DEVICE_OPTIONS), 'auto'],
   fillLength: [integer(1, 1024), 32],
@@ -94,6 +116,16 @@ const GENERAL_SETTINGS: { [K in keyof Omit<DlmSettings, 'decoding'>]: [Validator
   debounceMs: [integer(0, 10_000), 200],
   streaming: [boolean, true],
   enable: [languageSwitches, { '*': true, plaintext: false, markdown: false, scminput: false }],
+};
+
+/** `dlm.server.<key>`, with the same fallbacks as package.json's defaults. */
+const SERVER_SETTINGS: { [K in keyof ServerSettings]: [Validator<ServerSettings[K]>, ServerSettings[K]] } = {
+  url: [text, ''],
+  api: [oneOf(SERVER_APIS), 'openai'],
+  model: [text, ''],
+  promptTemplate: [oneOf(['auto', ...PROMPT_TEMPLATE_IDS] as const), 'auto'],
+  allowInsecureHttp: [boolean, false],
+  timeoutMs: [integer(1000, 600_000), 30_000],
 };
 
 function describe(value: unknown): string {
@@ -129,17 +161,22 @@ export function readSettings(): ReadSettings {
   const config = vscode.workspace.getConfiguration(SECTION);
   const problems: SettingProblem[] = [];
 
-  const general: Record<string, unknown> = {};
-  for (const [name, [validate, fallback]] of Object.entries(GENERAL_SETTINGS) as [string, [Validator<unknown>, unknown]][]) {
-    const value = config.get(name);
-    const checked = value === undefined ? accept(fallback) : validate(value);
-    if (checked.ok) {
-      general[name] = checked.value;
-    } else {
-      problems.push({ key: `${SECTION}.${name}`, message: `${describe(value)} ${checked.reason}; using ${describe(fallback)}.` });
-      general[name] = fallback;
+  const read = (settings: Record<string, [Validator<unknown>, unknown]>, prefix: string): Record<string, unknown> => {
+    const values: Record<string, unknown> = {};
+    for (const [name, [validate, fallback]] of Object.entries(settings)) {
+      const value = config.get(`${prefix}${name}`);
+      const checked = value === undefined ? accept(fallback) : validate(value);
+      if (checked.ok) {
+        values[name] = checked.value;
+      } else {
+        problems.push({ key: `${SECTION}.${prefix}${name}`, message: `${describe(value)} ${checked.reason}; using ${describe(fallback)}.` });
+        values[name] = fallback;
+      }
     }
-  }
+    return values;
+  };
+  const general = read(GENERAL_SETTINGS as Record<string, [Validator<unknown>, unknown]>, '');
+  const server = read(SERVER_SETTINGS as Record<string, [Validator<unknown>, unknown]>, 'server.');
   general.model = resolveModelSetting(general.model as string, vscode.workspace.workspaceFolders?.[0]?.uri.fsPath);
 
   const decoding: Record<string, unknown> = {};
@@ -155,7 +192,11 @@ export function readSettings(): ReadSettings {
   }
 
   return {
-    settings: { ...(general as Omit<DlmSettings, 'decoding'>), decoding: decoding as Partial<DecodingOptions> },
+    settings: {
+      ...(general as Omit<DlmSettings, 'decoding' | 'server'>),
+      server: server as unknown as ServerSettings,
+      decoding: decoding as Partial<DecodingOptions>,
+    },
     problems,
   };
 }
@@ -167,4 +208,9 @@ export function isEnabledForLanguage(settings: DlmSettings, languageId: string):
 /** The settings whose change needs the model loaded again (everything else goes with each request). */
 export function affectsModel(event: vscode.ConfigurationChangeEvent): boolean {
   return event.affectsConfiguration(`${SECTION}.model`) || event.affectsConfiguration(`${SECTION}.device`);
+}
+
+/** The settings whose change needs the server connected again. */
+export function affectsServer(event: vscode.ConfigurationChangeEvent): boolean {
+  return event.affectsConfiguration(`${SECTION}.server`);
 }

@@ -1,12 +1,11 @@
 /**
- * The status bar item (model, device, cache mode, speed of the last fill) and the menu its click opens:
- * switch the cache mode, pause or resume completions, show the logs, restart the engine.
+ * The status bar item (model, where it runs, cache mode or server latency, speed of the last fill) and the menu
+ * its click opens: switch the cache mode, pause or resume completions, show the logs, restart the backend. It
+ * shows whichever backend answers (completionBackend.ts) without knowing which it is.
  */
 import * as vscode from 'vscode';
-import type { InfillStats } from '../common/protocol';
 import { CACHE_MODES, DECODING_OPTION_SCHEMA, type CacheMode } from '../common/decodingOptions';
-import type { EngineState } from './engineSupervisor';
-import type { ModelState } from './modelSession';
+import type { BackendStatus, FillStats } from './completionBackend';
 import { SECTION, type DlmSettings } from './settings';
 
 const CACHE_SETTING = DECODING_OPTION_SCHEMA.cache.setting;
@@ -14,11 +13,12 @@ const CACHE_SETTING = DECODING_OPTION_SCHEMA.cache.setting;
 export const MENU_COMMAND = 'dlm.showMenu';
 
 export interface StatusInputs {
-  engine: EngineState;
-  model: ModelState;
+  backend: BackendStatus;
+  /** Whether the backend has cache modes the user can switch (the local engine). */
+  cacheModes: boolean;
   settings: DlmSettings;
   paused: boolean;
-  lastStats: InfillStats | undefined;
+  lastFill: FillStats | undefined;
 }
 
 export class StatusBar implements vscode.Disposable {
@@ -30,26 +30,30 @@ export class StatusBar implements vscode.Disposable {
     this.item.show();
   }
 
-  /** The cache mode requests use: the setting when set, else the model's default. */
-  static cacheMode(inputs: Pick<StatusInputs, 'model' | 'settings'>): CacheMode | undefined {
-    return inputs.settings.decoding.cache ?? (inputs.model.kind === 'ready' ? inputs.model.info.defaults.cache : undefined);
+  /** The cache mode requests use, for backends with cache modes: the setting when set, else the model's default. */
+  static cacheMode(inputs: Pick<StatusInputs, 'backend' | 'settings' | 'cacheModes'>): CacheMode | undefined {
+    const { backend } = inputs;
+    if (!inputs.cacheModes) return undefined;
+    return inputs.settings.decoding.cache ?? (backend.kind === 'ready' ? backend.defaultCache : undefined);
   }
 
   update(inputs: StatusInputs): void {
-    const { engine, model, paused, lastStats } = inputs;
+    const { backend, paused, lastFill } = inputs;
     const cache = StatusBar.cacheMode(inputs);
     this.item.backgroundColor = undefined;
-    if (engine.kind === 'failed' || model.kind === 'failed') {
+    if (backend.kind === 'failed') {
       this.item.text = '$(error) DLM';
       this.item.backgroundColor = new vscode.ThemeColor('statusBarItem.errorBackground');
-    } else if (engine.kind === 'restarting') {
-      this.item.text = '$(sync~spin) DLM: restarting engine';
-    } else if (model.kind !== 'ready') {
-      this.item.text = '$(loading~spin) DLM: loading';
+    } else if (backend.kind === 'busy') {
+      this.item.text = `$(loading~spin) DLM: ${backend.text}`;
     } else {
-      const parts = [model.info.name, model.info.device, cache ?? 'default cache'];
-      if (lastStats) parts.push(`${Math.round(lastStats.tokensPerSecond)} tok/s ${Math.round(lastStats.ms)} ms`);
-      this.item.text = `${paused ? '$(debug-pause)' : '$(sparkle)'} DLM ${parts.join(' · ')}`;
+      const parts = [backend.model, backend.where];
+      if (inputs.cacheModes) parts.push(cache ?? 'default cache');
+      if (backend.latencyMs !== undefined) parts.push(`${Math.round(backend.latencyMs)} ms latency`);
+      if (lastFill) parts.push(`${Math.round(lastFill.tokensPerSecond)} tok/s ${Math.round(lastFill.ms)} ms`);
+      const icon = backend.warning ? '$(warning)' : paused ? '$(debug-pause)' : '$(sparkle)';
+      this.item.text = `${icon} DLM ${parts.join(' · ')}`;
+      if (backend.warning) this.item.backgroundColor = new vscode.ThemeColor('statusBarItem.warningBackground');
     }
     this.item.tooltip = tooltip(inputs, cache);
   }
@@ -57,22 +61,20 @@ export class StatusBar implements vscode.Disposable {
   /** The click menu. */
   async showMenu(actions: {
     inputs: StatusInputs;
+    restartLabel: string;
     togglePause: () => void;
     showLogs: () => void;
-    restartEngine: () => Promise<void>;
+    restart: () => Promise<void>;
   }): Promise<void> {
     const { inputs } = actions;
+    const cache = StatusBar.cacheMode(inputs);
     const items: (vscode.QuickPickItem & { run: () => unknown })[] = [
-      {
-        label: '$(settings-gear) Switch cache mode',
-        description: `now ${StatusBar.cacheMode(inputs) ?? 'the model default'}`,
-        run: () => selectCacheMode(),
-      },
+      ...(inputs.cacheModes ? [{ label: '$(settings-gear) Switch cache mode', description: `now ${cache ?? 'the model default'}`, run: () => selectCacheMode() }] : []),
       inputs.paused
         ? { label: '$(play) Resume completions', run: actions.togglePause }
         : { label: '$(debug-pause) Pause completions', run: actions.togglePause },
       { label: '$(output) Show logs', run: actions.showLogs },
-      { label: '$(debug-restart) Restart engine', run: actions.restartEngine },
+      { label: `$(debug-restart) ${actions.restartLabel}`, run: actions.restart },
     ];
     const choice = await vscode.window.showQuickPick(items, { title: 'DLM Complete', placeHolder: 'Choose an action' });
     await choice?.run();
@@ -84,25 +86,13 @@ export class StatusBar implements vscode.Disposable {
 }
 
 function tooltip(inputs: StatusInputs, cache: CacheMode | undefined): vscode.MarkdownString {
-  const { engine, model, paused, lastStats } = inputs;
-  const lines: string[] = ['**DLM Complete**', ''];
-  if (engine.kind === 'failed') lines.push(`Engine stopped: ${engine.message}`);
-  else if (engine.kind === 'restarting') lines.push(`Engine crashed ${engine.crashes} time(s); restarting.`);
-  if (model.kind === 'ready') {
-    lines.push(`Model: ${model.info.name} (${model.info.family})`);
-    lines.push(`Device: ${model.info.device}${model.info.deviceFallbackReason ? ` (${model.info.deviceFallbackReason})` : ''}`);
-  } else if (model.kind === 'loading') {
-    lines.push(`Loading model ${model.model}...`);
-  } else if (model.kind === 'failed') {
-    lines.push(`Model ${model.model} could not be loaded: ${model.message}`);
-  }
-  lines.push(`Cache mode: ${cache ?? 'the model default'}`);
-  if (lastStats) {
-    lines.push(
-      `Last fill: ${lastStats.genTokens} tokens in ${lastStats.steps} steps, ${Math.round(lastStats.ms)} ms ` +
-        `(${Math.round(lastStats.tokensPerSecond)} tokens/s), cache ${lastStats.cache} on ${lastStats.device}, ` +
-        `${lastStats.graphCalls} graph calls over ${lastStats.rowsComputed} rows`,
-    );
+  const { backend, paused, lastFill } = inputs;
+  const lines: string[] = ['**DLM Complete**', '', ...backend.tooltip];
+  if (backend.kind === 'ready' && backend.warning) lines.push(`Last request failed: ${backend.warning}`);
+  if (inputs.cacheModes) lines.push(`Cache mode: ${cache ?? 'the model default'}`);
+  if (lastFill) {
+    const engine = lastFill.engine;
+    lines.push(`Last fill: ${lastFill.summary}${engine ? `, ${engine.graphCalls} graph calls over ${engine.rowsComputed} rows` : ''}`);
   }
   if (paused) lines.push('Completions are paused.');
   lines.push('', 'Click for actions.');
