@@ -76,7 +76,8 @@ function checkObject(
 ): Record<string, unknown> {
   const object = record(where, value);
   for (const key of Object.keys(object)) {
-    if (!(key in required) && !(key in optional)) {
+    // Own fields only: `key in table` would accept "constructor" or "__proto__" from Object.prototype.
+    if (!Object.hasOwn(required, key) && !Object.hasOwn(optional, key)) {
       const known = [...Object.keys(required), ...Object.keys(optional)].join(', ');
       throw invalidParams(`${where} has an unknown field "${key}" (known: ${known}).`);
     }

@@ -178,7 +178,15 @@ describe('engine server (dlm serve as a child process)', function () {
     const send = (params: unknown) => engine.connection.sendRequest(InfillRequest.method, params);
     await expectError(send({ modelId: model.modelId, prefix: 'a', suffix: '', length: 'ten' }), ErrorCodes.InvalidParams, /params\.length must be a whole number; got "ten"/);
     await expectError(send({ modelId: model.modelId, prefix: 'a', length: 4 }), ErrorCodes.InvalidParams, /params\.suffix is missing/);
-    await expectError(send([1, 2]), ErrorCodes.InvalidParams, /params must be an object/);
+    await expectError(send([1, 2]), ErrorCodes.InvalidParams, /params of dlm\/infill must be an object of named fields, not an array/);
+    // A valid infill passed by position is refused before anything is queued, and fields named after
+    // Object.prototype's members are unknown fields like any other.
+    const valid = { modelId: model.modelId, prefix: 'a', suffix: '', length: 600, options: { steps: 600 } };
+    await expectError(send([valid, 1]), ErrorCodes.InvalidParams, /not an array/);
+    assert.equal((await engine.connection.sendRequest(StatusRequest)).busy, 0);
+    await expectError(send({ ...valid, constructor: {} }), ErrorCodes.InvalidParams, /unknown field "constructor"/);
+    await expectError(send(JSON.parse(`{"modelId":"${model.modelId}","prefix":"a","suffix":"","length":4,"__proto__":{}}`)), ErrorCodes.InvalidParams, /unknown field "__proto__"/);
+    await expectError(send({ ...valid, options: { toString: 1 } }), ErrorCodes.InvalidParams, /unknown field "toString"/);
     await expectError(infill({ length: 0 }), ErrorCodes.InvalidParams, /params\.length must be at least 1/);
     await expectError(infill({ length: 5000 }), ErrorCodes.InvalidParams, /length 5000 is more than the model's canvas of 1024 tokens/);
     await expectError(send({ modelId: model.modelId, prefix: 'a', suffix: '', length: 4, colour: 'red' }), ErrorCodes.InvalidParams, /unknown field "colour"/);
