@@ -2,13 +2,12 @@
  * The main thread's handle on a model worker: a `worker_threads` Worker that loads one model's step graph
  * and runs whole denoising loops, so that onnxruntime-node's synchronous `run()` never blocks the protocol.
  */
-import { existsSync } from 'node:fs';
-import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { ModelManifest } from '../model/manifest';
 import type { DenoiseRequest, DenoiseResult, DenoiseSpec } from '../denoiser/denoiser';
 import type { DeviceOption } from '../protocol';
 import type { FromWorker, ModelWorkerData, ReuseOutcome, ToWorker } from './workerMessages';
+import { workerScript } from './workerScript';
 
 /** A denoise that stopped between steps because its job was cancelled. */
 export class DenoiseStopped extends Error {
@@ -42,18 +41,6 @@ interface PendingJob {
   onProgress?: (progress: WorkerProgress) => void;
 }
 
-/**
- * The worker script: beside the engine bundle (`dist/engine/server/workerMain.js`), or the TypeScript source
- * run through tsx when the engine itself runs from source.
- */
-function workerScript(): { file: string; execArgv?: string[] } {
-  const bundled = path.join(__dirname, 'server', 'workerMain.js');
-  if (existsSync(bundled)) return { file: bundled };
-  const source = path.join(__dirname, 'workerMain.ts');
-  if (existsSync(source)) return { file: source, execArgv: ['--require', 'tsx/cjs'] };
-  throw new Error(`The model worker script is missing: neither ${bundled} nor ${source} exists.`);
-}
-
 export class ModelWorker {
   private readonly pending = new Map<number, PendingJob>();
   private exitError: Error | undefined;
@@ -77,7 +64,7 @@ export class ModelWorker {
     manifest: ModelManifest,
     device: DeviceOption,
   ): Promise<{ worker: ModelWorker; device: Exclude<DeviceOption, 'auto'>; fallbackReason?: string; notes: string[] }> {
-    const script = workerScript();
+    const script = workerScript('workerMain');
     const cancelFlag = new SharedArrayBuffer(4);
     const workerData: ModelWorkerData = { cancelFlag };
     const handle = new ModelWorker(

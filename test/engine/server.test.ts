@@ -227,6 +227,21 @@ describe('engine server (dlm serve as a child process)', function () {
     assert.ok(fitted.stats.promptTokens > 1024 / 2, 'most of the canvas is used');
   });
 
+  it('answers status and a cancel while a 1 MB prefix is tokenized off the main thread; the request never runs', async () => {
+    // Without fitToModel the whole prefix is tokenized (with it, only its end: contextFit.ts).
+    const line = 'const value = compute(input, options) + other.call(x, y);\n';
+    const source = new CancellationTokenSource();
+    let settled = false;
+    const huge = infill({ prefix: line.repeat(Math.ceil(1_000_000 / line.length)), progressToken: 'huge' }, source).finally(() => (settled = true));
+    const status = await engine.connection.sendRequest(StatusRequest);
+    assert.equal(status.busy, 1, 'the request is being prepared');
+    assert.equal(settled, false, 'status was answered while the prefix was still being tokenized');
+    source.cancel();
+    await expectError(huge, ErrorCodes.RequestCancelled, /^Cancelled: stopped before it started\.$/);
+    assert.ok(!engine.progress.some((p) => p.progressToken === 'huge'), 'no step of it ran');
+    assert.equal((await infill({ length: 4 })).stats.genTokens, 4);
+  });
+
   it('supersedes a running request when a newer one for the same document arrives', async () => {
     const older = infill({ documentId: 'file:///a.py', length: 600, prefix: 'x', suffix: '', progressToken: 'older', options: { steps: 600, cache: 'none' } });
     await waitFor(() => engine.progress.some((p) => p.progressToken === 'older'));
