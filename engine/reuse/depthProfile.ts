@@ -13,7 +13,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fromFloat16Array } from '../graph/float16';
-import type { KvArray, StepFeeds, StepModel } from '../graph/stepContract';
+import { readJsonFile } from '../model/jsonFile';
+import { fullPassFeeds, type KvArray, type StepModel } from '../graph/stepContract';
 import { seededRandom } from './sourceTexts';
 
 export const DEPTH_PROFILE_FILE = 'depth-profile.json';
@@ -86,8 +87,8 @@ export async function profileDepth(
       const offset = Math.floor(random() * (tokens.length - T + 1));
       const canvas = tokens.slice(offset, offset + T);
       canvas.fill(maskId, p, p + n);
-      const alone = await model.run(fullPass(model, canvas.slice(0, p)));
-      const inContext = await model.run(fullPass(model, canvas));
+      const alone = await model.run(fullPassFeeds(model, canvas.slice(0, p), [0]));
+      const inContext = await model.run(fullPassFeeds(model, canvas, [0]));
       for (let l = 0; l < model.numLayers; l++) {
         const keys = rowCosine(alone.newKeys[l], inContext.newKeys[l], model.numKvHeads, p, T, model.headDim);
         const values = rowCosine(alone.newValues[l], inContext.newValues[l], model.numKvHeads, p, T, model.headDim);
@@ -131,28 +132,15 @@ export function writeDepthProfile(modelDir: string, profile: DepthProfile): void
 export function readDepthProfile(modelDir: string, numLayers: number): DepthProfile | null {
   const file = path.join(modelDir, DEPTH_PROFILE_FILE);
   if (!fs.existsSync(file)) return null;
-  const profile = JSON.parse(fs.readFileSync(file, 'utf8')) as DepthProfile;
+  const profile = readJsonFile(file, 'depth profile') as DepthProfile | null;
   const valid =
+    typeof profile === 'object' &&
+    profile !== null &&
     profile.format === DEPTH_PROFILE_FORMAT &&
     Array.isArray(profile.ratios) &&
-    profile.ratios.every((r) => typeof r.ratio === 'number' && Number.isInteger(r.safeDepth) && r.safeDepth >= 0 && r.safeDepth <= numLayers);
+    profile.ratios.every((r) => typeof r === 'object' && r !== null && typeof r.ratio === 'number' && Number.isInteger(r.safeDepth) && r.safeDepth >= 0 && r.safeDepth <= numLayers);
   if (!valid) throw new Error(`${file} is not a depth profile for a ${numLayers}-layer model (format ${DEPTH_PROFILE_FORMAT})`);
   return profile;
-}
-
-/** A full pass over `ids` at positions 0.., reading one row. */
-function fullPass(model: StepModel, ids: number[]): StepFeeds {
-  const q = ids.length;
-  const empty = model.cacheDtype === 'float16' ? new Uint16Array(0) : new Float32Array(0);
-  return {
-    inputIds: BigInt64Array.from(ids, BigInt),
-    positionIds: BigInt64Array.from({ length: q }, (_, i) => BigInt(i)),
-    attentionBias: model.cacheDtype === 'float16' ? new Uint16Array(q * q) : new Float32Array(q * q),
-    logitsIndex: new BigInt64Array(1),
-    pastKeys: new Array(model.numLayers).fill(empty),
-    pastValues: new Array(model.numLayers).fill(empty),
-    contextLength: 0,
-  };
 }
 
 /**

@@ -141,7 +141,7 @@ export class Engine {
     try {
       session = await ModelWorker.start(dir, manifest, device);
     } catch (error) {
-      throw new EngineError(ErrorCodes.ModelLoadFailed, `Cannot start ${manifest.name} on ${device}: ${(error as Error).message}`);
+      throw new EngineError(ErrorCodes.ModelLoadFailed, `Cannot start ${manifest.name} (${dir}) on ${device}: ${(error as Error).message}`);
     }
     const modelId = `${manifest.name}#${this.nextModelNumber++}`;
     const info: LoadedModelInfo = {
