@@ -57,8 +57,8 @@ export function resolveDecodingOptions(
   fillLength?: number,
   family?: ModelFamily,
 ): DecodingOptions {
-  const fromModel = definedFields(modelDefaults, "the model's decoding defaults");
-  const fromRequest = definedFields(overrides, 'the request');
+  const fromModel = checkDecodingOverrides(modelDefaults, "the model's decoding defaults");
+  const fromRequest = checkDecodingOverrides(overrides, 'the request');
   const options: DecodingOptions = { ...DEFAULT_DECODING_OPTIONS, ...fromModel, ...fromRequest };
   if (fromRequest.refreshInterval === undefined && fromModel.refreshInterval === undefined) {
     options.refreshInterval = defaultRefreshInterval(options.cache, family);
@@ -67,12 +67,8 @@ export function resolveDecodingOptions(
   return options;
 }
 
-/** Checks every field and the combinations; throws InvalidOptionsError naming the first problem. */
+/** Checks the combinations (each field was checked with its source); throws InvalidOptionsError naming the first problem. */
 function validateDecodingOptions(options: DecodingOptions, fillLength?: number): void {
-  for (const name of DECODING_OPTION_NAMES) {
-    if (!isValidOptionValue(name, options[name])) fail(`option '${name}' must be ${expectedValue(name)}, got ${show(options[name])}`);
-  }
-
   if ((options.cache === 'decode' || options.cache === 'greedy') && options.refreshInterval < 1) {
     fail(`cache '${options.cache}' needs refreshInterval >= 1 (0 = never refresh is only for 'prefill'), got ${options.refreshInterval}`);
   }
@@ -93,7 +89,11 @@ function validateDecodingOptions(options: DecodingOptions, fillLength?: number):
   }
 }
 
-function definedFields(options: Partial<DecodingOptions> | undefined, source: string): Partial<DecodingOptions> {
+/**
+ * The options `source` sets, each checked against common/decodingOptions.ts; a request's own are checked before
+ * its model is even looked up, so a bad value is refused whatever else is wrong.
+ */
+export function checkDecodingOverrides(options: Partial<DecodingOptions> | undefined, source = 'the request'): Partial<DecodingOptions> {
   if (options === undefined || options === null) return {};
   if (typeof options !== 'object' || Array.isArray(options)) fail(`${source}: decoding options must be an object`);
   const out: Record<string, unknown> = {};
@@ -101,7 +101,9 @@ function definedFields(options: Partial<DecodingOptions> | undefined, source: st
     if (!isDecodingOptionName(key)) {
       fail(`${source}: '${key}' is not a decoding option (known: ${DECODING_OPTION_NAMES.join(', ')})`);
     }
-    if (value !== undefined) out[key] = value;
+    if (value === undefined) continue;
+    if (!isValidOptionValue(key, value)) fail(`option '${key}' must be ${expectedValue(key)}, got ${show(value)}`);
+    out[key] = value;
   }
   return out as Partial<DecodingOptions>;
 }

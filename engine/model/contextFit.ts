@@ -1,7 +1,9 @@
 /**
  * Fits an infill's text to a model's canvas with the model's own tokenizer, dropping whole lines from the
  * start of the prefix (at anchor lines where possible, so the cut stays put while the user types: see
- * lineAnchors.ts) and from the end of the suffix.
+ * lineAnchors.ts) and from the end of the suffix. Only as much of each as can matter is tokenized: an end of
+ * the prefix (a start of the suffix) that holds more tokens than the whole budget decides the cut, so a
+ * megabyte of context costs no more than a few times the canvas.
  */
 import { lineStarts, tailCut } from '../../common/lineAnchors';
 
@@ -25,6 +27,36 @@ type Tokenize = { count(text: string): number; encode(text: string): number[]; d
  */
 function lineTokenCounts(text: string, starts: number[], t: Tokenize): number[] {
   return starts.map((start, i) => t.count(text.slice(start, starts[i + 1] ?? text.length)));
+}
+
+/** Characters of the first window tried, per token of budget; each further window is WINDOW_GROWTH times longer. */
+const WINDOW_CHARS_PER_TOKEN = 4;
+const WINDOW_GROWTH = 4;
+
+/**
+ * The end of `prefix` from a line start that holds more than `budget` tokens, or all of it. No cut can start
+ * before such a window (its tail alone is over budget), and within it every line's tokens and every exact count
+ * are those of the whole prefix, so fitting the window gives the cut that fitting the whole prefix would.
+ */
+function prefixWindow(prefix: string, budget: number, t: Tokenize): string {
+  for (let chars = Math.max(budget, 1) * WINDOW_CHARS_PER_TOKEN; chars < prefix.length; chars *= WINDOW_GROWTH) {
+    const newline = prefix.lastIndexOf('\n', prefix.length - chars);
+    if (newline < 0) break;
+    const window = prefix.slice(newline + 1);
+    if (t.count(window) > budget) return window;
+  }
+  return prefix;
+}
+
+/** The start of `suffix` up to a line end that holds more than `budget` tokens, or all of it (as prefixWindow). */
+function suffixWindow(suffix: string, budget: number, t: Tokenize): string {
+  for (let chars = Math.max(budget, 1) * WINDOW_CHARS_PER_TOKEN; chars < suffix.length; chars *= WINDOW_GROWTH) {
+    const newline = suffix.indexOf('\n', chars);
+    if (newline < 0) break;
+    const window = suffix.slice(0, newline + 1);
+    if (t.count(window) > budget) return window;
+  }
+  return suffix;
 }
 
 /**
@@ -74,12 +106,15 @@ export function fitContext(
     count: (text) => tokenizer.encode(text).length,
   };
   const whole = { prefix, suffix, droppedPrefixChars: 0, droppedSuffixChars: 0 };
-  const prefixTokens = t.count(prefix);
-  const suffixTokens = t.count(suffix);
+  // A window over budget stands for its whole text in every comparison below: all are against `budget` or less.
+  const prefixPart = prefixWindow(prefix, budget, t);
+  const suffixPart = suffixWindow(suffix, budget, t);
+  const prefixTokens = t.count(prefixPart);
+  const suffixTokens = t.count(suffixPart);
   if (prefixTokens + suffixTokens <= budget) return whole;
   const suffixBudget = Math.min(suffixTokens, Math.max(budget - prefixTokens, Math.floor(budget * SUFFIX_SHARE)));
-  const keptSuffix = fitSuffix(suffix, suffixBudget, t);
-  const keptPrefix = fitPrefix(prefix, budget - t.count(keptSuffix), t);
+  const keptSuffix = fitSuffix(suffixPart, suffixBudget, t);
+  const keptPrefix = fitPrefix(prefixPart, budget - t.count(keptSuffix), t);
   return {
     prefix: keptPrefix,
     suffix: keptSuffix,

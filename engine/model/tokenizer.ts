@@ -2,9 +2,10 @@
  * The model folder's Hugging Face `tokenizer.json`, wrapped for the engine: exact encode/decode of code, and
  * per-token text for progress while part of the fill is still masked.
  */
-import { readFileSync, existsSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
+import { readJsonFile } from './jsonFile';
 
 /** What a decoder emits for bytes that are not (yet) a whole UTF-8 character. */
 const REPLACEMENT_CHARACTER = '\uFFFD';
@@ -17,9 +18,9 @@ export class Tokenizer {
    * tokenizers.js reads from it (e.g. `remove_space`).
    */
   static load(file: string): Tokenizer {
-    const json = parseJsonFile(file, 'tokenizer');
+    const json = readJsonFile(file, 'tokenizer') as object;
     const configFile = path.join(path.dirname(file), 'tokenizer_config.json');
-    const config = existsSync(configFile) ? parseJsonFile(configFile, 'tokenizer config') : {};
+    const config = existsSync(configFile) ? (readJsonFile(configFile, 'tokenizer config') as object) : {};
     try {
       return new Tokenizer(new HfTokenizer(json, config));
     } catch (error) {
@@ -111,19 +112,5 @@ export class Tokenizer {
       const rest = text.startsWith(prefixText) ? text.slice(prefixText.length) : text;
       emit(run.length - 1, maskFollows ? rest.replace(/\uFFFD+$/u, '') : rest);
     }
-  }
-}
-
-function parseJsonFile(file: string, what: string): object {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (error) {
-    throw new Error(`Cannot read the ${what} file ${file}: ${(error as Error).message}`);
-  }
-  try {
-    return JSON.parse(text) as object;
-  } catch (error) {
-    throw new Error(`The ${what} file ${file} is not valid JSON: ${(error as Error).message}`);
   }
 }

@@ -5,6 +5,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { readJsonFile } from '../model/jsonFile';
 
 export const DEPTH_PROFILE_FILE = 'depth-profile.json';
 export const DEPTH_PROFILE_FORMAT = 'dlm-depth-profile/1';
@@ -48,11 +49,13 @@ export function usedDepths(profile: DepthProfile, numLayers: number): number[] {
 export function readDepthProfile(modelDir: string, numLayers: number): DepthProfile | null {
   const file = path.join(modelDir, DEPTH_PROFILE_FILE);
   if (!fs.existsSync(file)) return null;
-  const profile = JSON.parse(fs.readFileSync(file, 'utf8')) as DepthProfile;
+  const profile = readJsonFile(file, 'depth profile') as DepthProfile | null;
   const valid =
+    typeof profile === 'object' &&
+    profile !== null &&
     profile.format === DEPTH_PROFILE_FORMAT &&
     Array.isArray(profile.ratios) &&
-    profile.ratios.every((r) => typeof r.ratio === 'number' && Number.isInteger(r.safeDepth) && r.safeDepth >= 0 && r.safeDepth <= numLayers);
+    profile.ratios.every((r) => typeof r === 'object' && r !== null && typeof r.ratio === 'number' && Number.isInteger(r.safeDepth) && r.safeDepth >= 0 && r.safeDepth <= numLayers);
   if (!valid) throw new Error(`${file} is not a depth profile for a ${numLayers}-layer model (format ${DEPTH_PROFILE_FORMAT})`);
   return profile;
 }

@@ -1,14 +1,10 @@
 /**
  * `dlm serve`: the engine as a JSON-RPC 2.0 server over stdio (vscode-jsonrpc), the process the extension
  * spawns. stdout carries the protocol and nothing else; logs go to stderr and, as `dlm/log`, to the client.
+ * Messages are read by strictMessageReader.ts: a malformed message is answered with the JSON-RPC error it is
+ * owed, and a framing fault makes the engine log why and exit with code 1, so the supervisor starts a clean one.
  */
-import {
-  createMessageConnection,
-  ResponseError,
-  StreamMessageReader,
-  StreamMessageWriter,
-  type MessageConnection,
-} from 'vscode-jsonrpc/node';
+import { createMessageConnection, ResponseError, StreamMessageWriter, type MessageConnection } from 'vscode-jsonrpc/node';
 import {
   InfillProgressNotification,
   InfillRequest,
@@ -23,51 +19,78 @@ import {
 import { Engine, cancelledJobError } from '../service/engine';
 import { EngineError } from '../service/errors';
 import { JobCancelledError } from '../service/scheduler';
+import { StrictMessageReader } from './strictMessageReader';
 import { validateInfillParams, validateLoadModelParams, validateUnloadModelParams } from './validation';
 
 export interface ServeOptions {
   cacheDir: string;
   /** Messages at this level and above also go to stderr. */
   stderrLevel?: LogParams['level'];
+  /** A message begun on stdin and not finished for this long is a protocol fault (default 10 s). */
+  frameTimeoutMs?: number;
 }
+
+export const DEFAULT_FRAME_TIMEOUT_MS = 10_000;
+/** Exit code after a protocol fault on stdin. */
+export const EXIT_PROTOCOL_FAULT = 1;
+/** How long stopping may wait for running jobs to end and workers to stop before the process exits anyway. */
+const STOP_DEADLINE_MS = 1000;
 
 const LEVELS: LogParams['level'][] = ['debug', 'info', 'warn', 'error'];
 
-/** Serves on this process's stdin/stdout until shutdown or until the client goes away. */
-export function serve(options: ServeOptions): Promise<void> {
+/** Serves on this process's stdin/stdout until shutdown, until the client goes away, or until a protocol fault; resolves with the exit code. */
+export function serve(options: ServeOptions): Promise<number> {
   // Nothing but protocol may reach stdout: a stray console.log from any module goes to stderr instead.
   console.log = console.error;
   console.info = console.error;
 
-  const connection = createMessageConnection(
-    new StreamMessageReader(process.stdin),
-    new StreamMessageWriter(process.stdout),
-  );
+  const reader = new StrictMessageReader(process.stdin, options.frameTimeoutMs ?? DEFAULT_FRAME_TIMEOUT_MS);
+  const writer = new StreamMessageWriter(process.stdout);
+  const connection = createMessageConnection(reader, writer);
   const stderrFrom = LEVELS.indexOf(options.stderrLevel ?? 'info');
   const log = (level: LogParams['level'], message: string) => {
     if (LEVELS.indexOf(level) >= stderrFrom) process.stderr.write(`[dlm ${level}] ${message}\n`);
-    connection.sendNotification(LogNotification, { level, message }).catch(() => undefined);
+    // Once the client has gone the connection is closed and refuses notifications: stderr has the line.
+    try {
+      connection.sendNotification(LogNotification, { level, message }).catch(() => undefined);
+    } catch {}
   };
   const engine = new Engine({ cacheDir: options.cacheDir, log });
   registerHandlers(connection, engine, log);
+  let refused = 0;
+  reader.onRefused(({ reason, reply }) => {
+    log('warn', `message refused (${++refused} so far): ${reason}`);
+    if (reply) writer.write(reply).catch(() => undefined);
+  });
+  reader.onEnd(({ unfinishedBytes }) => {
+    if (unfinishedBytes > 0) log('warn', `stdin closed in the middle of a message (${unfinishedBytes} bytes of it dropped)`);
+  });
 
-  return new Promise<void>((resolve) => {
+  return new Promise<number>((resolve) => {
     let stopping = false;
-    const stop = async (reason: string) => {
+    const stop = async (reason: string, code: number) => {
       if (stopping) return;
       stopping = true;
-      process.stderr.write(`[dlm info] stopping: ${reason}\n`);
-      await engine.shutdown();
+      log(code === 0 ? 'info' : 'error', `stopping: ${reason}`);
+      // Running jobs are answered as cancelled when they stop in time; a graph call that runs on is not waited for.
+      let deadline: NodeJS.Timeout | undefined;
+      await Promise.race([engine.shutdown(), new Promise<void>((done) => (deadline = setTimeout(done, STOP_DEADLINE_MS)))]);
+      clearTimeout(deadline);
       connection.dispose();
       process.stdin.destroy();
-      // Exit once everything written so far (the shutdown answer) has left stdout.
-      process.stdout.write('', () => resolve());
+      // Exit once everything written so far (the shutdown answer) has left stdout; a worker thread still inside
+      // a graph call would keep the process alive, so it is ended if it does not end by itself.
+      process.stdout.write('', () => {
+        resolve(code);
+        setTimeout(() => process.exit(code), STOP_DEADLINE_MS).unref();
+      });
     };
     connection.onRequest(ShutdownRequest, async () => {
-      setImmediate(() => void stop('shutdown requested'));
+      setImmediate(() => void stop('shutdown requested', 0));
     });
-    connection.onClose(() => void stop('the client closed the connection'));
-    process.stdout.on('error', () => void stop('stdout closed'));
+    connection.onClose(() => void stop('the client closed the connection', 0));
+    reader.onFault((reason) => void stop(`protocol fault on stdin: ${reason}`, EXIT_PROTOCOL_FAULT));
+    process.stdout.on('error', () => void stop('stdout closed', 0));
     connection.listen();
     log('info', `engine ${engine.status().version} serving on stdio (pid ${process.pid})`);
   });
@@ -79,7 +102,7 @@ function registerHandlers(
   log: (level: LogParams['level'], message: string) => void,
 ): void {
   connection.onRequest(LoadModelRequest, (raw: unknown) =>
-    answer(async () => {
+    answer(LoadModelRequest.method, log, async () => {
       const params = validateLoadModelParams(raw);
       const token = params.progressToken;
       return engine.loadModel(params, (progress) => {
@@ -89,11 +112,11 @@ function registerHandlers(
   );
 
   connection.onRequest(UnloadModelRequest, (raw: unknown) =>
-    answer(() => engine.unloadModel(validateUnloadModelParams(raw).modelId)),
+    answer(UnloadModelRequest.method, log, () => engine.unloadModel(validateUnloadModelParams(raw).modelId)),
   );
 
   connection.onRequest(InfillRequest, (raw: unknown, cancellation) =>
-    answer(async () => {
+    answer(InfillRequest.method, log, async () => {
       const params = validateInfillParams(raw);
       const { progressToken } = params;
       const job = engine.infill(params, {
@@ -122,13 +145,17 @@ function registerHandlers(
   connection.onRequest(StatusRequest, () => engine.status());
 }
 
-/** Runs a handler and turns engine errors into JSON-RPC errors with their protocol codes. */
-async function answer<T>(handler: () => Promise<T>): Promise<T> {
+/**
+ * Runs a handler and turns engine errors into JSON-RPC errors with their protocol codes. Anything else is a bug:
+ * its message and stack go to the log, and the client is told only that the engine failed, never internals.
+ */
+async function answer<T>(method: string, log: (level: LogParams['level'], message: string) => void, handler: () => Promise<T>): Promise<T> {
   try {
     return await handler();
   } catch (error) {
     if (error instanceof JobCancelledError) error = cancelledJobError(error);
     if (error instanceof EngineError) throw new ResponseError(error.code, error.message, error.data);
-    throw new ResponseError(-32603, `Internal engine error: ${(error as Error).message}`);
+    log('error', `${method} failed: ${(error as Error)?.stack ?? String(error)}`);
+    throw new ResponseError(-32603, `Internal engine error while handling ${method}; the engine log has the details.`);
   }
 }

@@ -1,12 +1,12 @@
 /**
  * Checks the shape of every request's params as they arrive over JSON-RPC (types, known fields, enum
  * values, lengths), so a malformed request is answered with InvalidParams saying which field is wrong.
- * The decoding options are only checked to be an object here: the engine resolves them against the model's
- * defaults and checks them once, for the CLI and the server alike (engine/denoiser/options.ts), before
+ * Of the decoding options only the field names are checked here: the engine resolves the values against the
+ * model's defaults and checks them once, for the CLI and the server alike (engine/denoiser/options.ts), before
  * anything is queued; so do ranges that depend on the model (length vs the canvas).
  */
 import { DEVICE_OPTIONS, type InfillParams, type LoadModelParams } from '../../common/protocol';
-import type { DecodingOptions } from '../../common/decodingOptions';
+import { DECODING_OPTION_NAMES, isDecodingOptionName, type DecodingOptions } from '../../common/decodingOptions';
 import { invalidParams } from '../service/errors';
 
 /** Prefix and suffix beyond this many characters are refused before tokenizing (no model has such a canvas). */
@@ -55,7 +55,8 @@ function checkObject(
 ): Record<string, unknown> {
   const object = record(where, value);
   for (const key of Object.keys(object)) {
-    if (!(key in required) && !(key in optional)) {
+    // Own fields only: `key in table` would accept "constructor" or "__proto__" from Object.prototype.
+    if (!Object.hasOwn(required, key) && !Object.hasOwn(optional, key)) {
       const known = [...Object.keys(required), ...Object.keys(optional)].join(', ');
       throw invalidParams(`${where} has an unknown field "${key}" (known: ${known}).`);
     }
@@ -91,7 +92,13 @@ export function validateInfillParams(value: unknown): InfillParams {
       throw invalidParams(`params.${key} has ${text.length} characters; at most ${MAX_TEXT_CHARS} are accepted.`);
     }
   }
-  if (options !== undefined) record('params.options', options);
+  if (options !== undefined) {
+    // Field names are shape; their values are the engine's one check of the options.
+    const unknown = Object.keys(record('params.options', options)).find((key) => !isDecodingOptionName(key));
+    if (unknown !== undefined) {
+      throw invalidParams(`params.options has an unknown field "${unknown}" (known: ${DECODING_OPTION_NAMES.join(', ')}).`);
+    }
+  }
   return { ...(params as unknown as InfillParams), ...(options === undefined ? {} : { options: options as Partial<DecodingOptions> }) };
 }
 

@@ -1,25 +1,25 @@
 /**
  * The engine: loaded models, infill requests and their scheduling. Both `dlm serve` (JSON-RPC) and the CLI
- * drive it. Text is tokenized here on the main thread; each model's denoising loop runs in its own worker
- * (modelWorker.ts). Requests are validated before they are queued, so a bad request never supersedes a
- * good one.
+ * drive it. Text is tokenized in a text worker (textWorker.ts) and each model's denoising loop runs in its own
+ * worker (modelWorker.ts), so the main thread stays free to answer status requests and cancels. Requests are
+ * validated before they are queued, so a bad request never supersedes a good one.
  */
 import path from 'node:path';
 import { version as ENGINE_VERSION } from '../../package.json';
 import { readManifest, type ModelManifest } from '../model/manifest';
 import { resolveModel, type ModelProgress } from '../store/modelManager';
-import { fitContext } from '../model/contextFit';
-import { canvasPrefix } from '../model/prompting';
+import { canvasTokenIds, type CanvasIds } from '../model/canvasTokens';
 import { Tokenizer } from '../model/tokenizer';
 import type { DenoiseRequest } from '../denoiser/denoiser';
 import { CanvasTooLongError, checkCanvasFits } from '../denoiser/tokenCanvas';
-import { InvalidOptionsError, resolveDecodingOptions } from '../denoiser/options';
+import { checkDecodingOverrides, InvalidOptionsError, resolveDecodingOptions } from '../denoiser/options';
 import { ErrorCodes, type DeviceOption, type EngineStatus, type InfillParams, type InfillProgressParams, type InfillResult, type InfillStats, type LoadedModelInfo, type LogParams } from '../../common/protocol';
 import { type DecodingOptions } from '../../common/decodingOptions';
 import { EngineError, invalidParams, type ErrorCode } from './errors';
 import { ModelWorker, type WorkerProgress } from './modelWorker';
 import { CancelledError } from '../denoiser/cancellation';
 import { JobCancelledError, Scheduler, type CancelReason, type JobContext, type ScheduledJob } from './scheduler';
+import { TextWorker } from './textWorker';
 
 export type EngineLog = (level: LogParams['level'], message: string) => void;
 
@@ -59,7 +59,9 @@ interface LoadedModel {
   /** Its entry in `loads`. */
   loadKey: string;
   manifest: ModelManifest;
+  /** On the main thread for progress and results; the text worker loads its own copy from `tokenizerFile`. */
   tokenizer: Tokenizer;
+  tokenizerFile: string;
   worker: ModelWorker;
   /** Committed tokens that end the fill; progress shows nothing from the first one on. */
   endTokens: Set<number>;
@@ -72,6 +74,9 @@ export class Engine {
   /** Loads in flight or done, by folder and device, so a repeated load returns the same model. */
   private readonly loads = new Map<string, Promise<LoadedModelInfo>>();
   private readonly scheduler = new Scheduler();
+  private readonly text = new TextWorker();
+  /** Infills whose text is being tokenized, not yet scheduled; cancelled with the scheduled ones. */
+  private readonly preparing = new Set<{ modelId: string; cancel(reason: CancelReason): void }>();
   private nextModelNumber = 1;
   private lastStats: InfillStats | undefined;
   private shuttingDown = false;
@@ -108,9 +113,11 @@ export class Engine {
     const started = performance.now();
     let manifest: ModelManifest;
     let tokenizer: Tokenizer;
+    let tokenizerFile: string;
     try {
       manifest = readManifest(dir);
-      tokenizer = Tokenizer.load(path.join(dir, manifest.tokenizer));
+      tokenizerFile = path.join(dir, manifest.tokenizer);
+      tokenizer = Tokenizer.load(tokenizerFile);
     } catch (error) {
       throw new EngineError(ErrorCodes.ModelLoadFailed, `Cannot load the model in ${dir}: ${(error as Error).message}`);
     }
@@ -125,7 +132,7 @@ export class Engine {
     try {
       session = await ModelWorker.start(dir, manifest, device);
     } catch (error) {
-      throw new EngineError(ErrorCodes.ModelLoadFailed, `Cannot start ${manifest.name} on ${device}: ${(error as Error).message}`);
+      throw new EngineError(ErrorCodes.ModelLoadFailed, `Cannot start ${manifest.name} (${dir}) on ${device}: ${(error as Error).message}`);
     }
     const modelId = `${manifest.name}#${this.nextModelNumber++}`;
     const info: LoadedModelInfo = {
@@ -148,6 +155,7 @@ export class Engine {
       loadKey,
       manifest,
       tokenizer,
+      tokenizerFile,
       worker: session.worker,
       endTokens: new Set([...tokens.eos, ...(tokens.pad === null ? [] : [tokens.pad])]),
     });
@@ -164,6 +172,7 @@ export class Engine {
   async unloadModel(modelId: string): Promise<void> {
     const model = this.model(modelId);
     this.forget(modelId);
+    for (const preparation of this.preparing) if (preparation.modelId === modelId) preparation.cancel('unloaded');
     await this.scheduler.cancelAll('unloaded', modelId);
     await model.worker.dispose();
     this.options.log('info', `unloaded ${modelId}`);
@@ -184,41 +193,55 @@ export class Engine {
     if (!model) return;
     this.models.delete(modelId);
     this.loads.delete(model.loadKey);
+    if (![...this.models.values()].some((other) => other.tokenizerFile === model.tokenizerFile)) this.text.forget(model.tokenizerFile);
   }
 
   /**
-   * The token ids either side of the masks: the text tokenized, framed as the model expects (e.g. a leading BOS,
-   * from its manifest), and with `fitToModel` cut by whole lines to fit the model's canvas.
+   * The token ids either side of the masks (engine/model/canvasTokens.ts), on this thread: for benchmarks that
+   * time the fill alone. Requests go through `infill`, which tokenizes in the text worker.
    */
-  canvasIds(params: Pick<InfillParams, 'modelId' | 'prefix' | 'suffix' | 'length' | 'fitToModel'>): { prefixIds: number[]; suffixIds: number[] } {
+  canvasIds(params: Pick<InfillParams, 'modelId' | 'prefix' | 'suffix' | 'length' | 'fitToModel'>): CanvasIds {
     const model = this.model(params.modelId);
-    let { prefix, suffix } = params;
-    if (params.fitToModel && Number.isInteger(params.length) && params.length >= 1) {
-      const framing = canvasPrefix(model.manifest.tokens, []).length;
-      ({ prefix, suffix } = fitContext(prefix, suffix, model.info.maxCanvasTokens - params.length - framing, model.tokenizer));
-    }
-    return { prefixIds: canvasPrefix(model.manifest.tokens, model.tokenizer.encode(prefix)), suffixIds: model.tokenizer.encode(suffix) };
+    return canvasTokenIds(model.tokenizer, model.manifest.tokens, model.info.maxCanvasTokens, params);
   }
 
-  /** Tokenizes and schedules an infill; throws EngineError at once for a request that cannot run. */
+  /**
+   * Tokenizes (in the text worker) and schedules an infill. A request that cannot run on the model is refused
+   * at once (EngineError); one whose canvas turns out too long, or that is cancelled while its text is being
+   * tokenized, fails through `result`, a cancel at once.
+   */
   infill(params: Omit<InfillParams, 'progressToken'>, hooks: InfillHooks = {}): ScheduledJob<InfillResult> {
-    const job = this.infillTokens({ ...params, ...this.canvasIds(params) }, hooks);
+    this.ensureRunning();
+    invalidOptionsAsParams(() => checkDecodingOverrides(params.options));
+    const model = this.model(params.modelId);
+    this.decodingOptions(model, params.length, params.options);
+    const id = this.scheduler.reserveId();
+    let cancelPreparation!: (reason: CancelReason) => void;
+    const cancelled = new Promise<never>((_, reject) => (cancelPreparation = (reason) => reject(new JobCancelledError(reason, 0))));
+    const preparation = { modelId: params.modelId, cancel: (reason: CancelReason) => cancelPreparation(reason) };
+    this.preparing.add(preparation);
+    const tokenized = this.text.canvasIds(model.tokenizerFile, model.manifest.tokens, model.info.maxCanvasTokens, params);
+    let scheduled: ScheduledJob<TokenInfillResult> | undefined;
+    const result = Promise.race([tokenized, cancelled])
+      .finally(() => this.preparing.delete(preparation))
+      .then((ids) => {
+        scheduled = this.infillTokens({ ...params, ...ids }, hooks, id);
+        return scheduled.result;
+      });
     return {
-      id: job.id,
-      cancel: (reason) => job.cancel(reason),
-      result: job.result.then(({ fillIds: _ids, ...result }) => result),
+      id,
+      cancel: (reason) => (scheduled ? scheduled.cancel(reason) : preparation.cancel(reason)),
+      result: result.then(({ fillIds: _ids, ...rest }) => rest),
     };
   }
 
-  infillTokens(request: TokenInfillRequest, hooks: InfillHooks = {}): ScheduledJob<TokenInfillResult> {
+  /** Schedules an infill on token ids; throws EngineError at once for a request that cannot run. */
+  infillTokens(request: TokenInfillRequest, hooks: InfillHooks = {}, jobId?: number): ScheduledJob<TokenInfillResult> {
     this.ensureRunning();
     const model = this.model(request.modelId);
     const { length, prefixIds, suffixIds } = request;
+    const options = this.decodingOptions(model, length, request.options);
     const max = model.info.maxCanvasTokens;
-    if (!Number.isInteger(length) || length < 1) throw invalidParams(`length must be a whole number >= 1; got ${length}.`);
-    if (length > max) {
-      throw invalidParams(`length ${length} is more than the model's canvas of ${max} tokens.`);
-    }
     try {
       checkCanvasFits(prefixIds.length, length, suffixIds.length, max);
     } catch (error) {
@@ -230,16 +253,24 @@ export class Engine {
         maxCanvasTokens: max,
       });
     }
-    let options: DecodingOptions;
-    try {
-      options = resolveDecodingOptions(model.manifest.decoding, request.options ?? {}, length, model.manifest.architecture.family);
-    } catch (error) {
-      if (error instanceof InvalidOptionsError) throw invalidParams(error.message);
-      throw error;
-    }
     const reuse = request.documentId !== undefined && request.reusePrefix !== false ? { document: request.documentId } : undefined;
-    return this.scheduler.schedule(request.modelId, request.documentId, (job) =>
-      this.run(job, model, { prefixIds, suffixIds, length, options, runToCompletion: request.runToCompletion }, hooks, reuse),
+    return this.scheduler.schedule(
+      request.modelId,
+      request.documentId,
+      (job) => this.run(job, model, { prefixIds, suffixIds, length, options, runToCompletion: request.runToCompletion }, hooks, reuse),
+      jobId,
+    );
+  }
+
+  /** The decoding options of a fill of `length` tokens on `model`; InvalidParams for a fill that cannot run. */
+  private decodingOptions(model: LoadedModel, length: number, requested: Partial<DecodingOptions> | undefined): DecodingOptions {
+    const max = model.info.maxCanvasTokens;
+    if (!Number.isInteger(length) || length < 1) throw invalidParams(`length must be a whole number >= 1; got ${length}.`);
+    if (length > max) {
+      throw invalidParams(`length ${length} is more than the model's canvas of ${max} tokens.`);
+    }
+    return invalidOptionsAsParams(() =>
+      resolveDecodingOptions(model.manifest.decoding, requested ?? {}, length, model.manifest.architecture.family),
     );
   }
 
@@ -327,7 +358,7 @@ export class Engine {
       version: ENGINE_VERSION,
       pid: process.pid,
       models: [...this.models.values()].map((m) => m.info),
-      busy: this.scheduler.busy,
+      busy: this.scheduler.busy + this.preparing.size,
       ...(this.lastStats ? { lastStats: this.lastStats } : {}),
     };
   }
@@ -336,9 +367,11 @@ export class Engine {
   async shutdown(): Promise<void> {
     if (this.shuttingDown) return;
     this.shuttingDown = true;
+    for (const preparation of this.preparing) preparation.cancel('shutdown');
     await this.scheduler.cancelAll('shutdown');
     await Promise.all([...this.models.values()].map((m) => m.worker.dispose()));
     this.models.clear();
+    await this.text.dispose();
   }
 
   private model(modelId: string): LoadedModel {
@@ -370,4 +403,14 @@ export function cancelledJobError(error: JobCancelledError): EngineError {
   const { code, what } = CANCELLATIONS[error.reason];
   const when = error.stepsPlanned === undefined ? 'before it started' : `after step ${error.stepsDone} of ${error.stepsPlanned}`;
   return new EngineError(code, `${what}: stopped ${when}.`, { stepsDone: error.stepsDone, stepsPlanned: error.stepsPlanned });
+}
+
+/** Runs an option check, answering its InvalidOptionsError as the protocol's InvalidParams. */
+function invalidOptionsAsParams<T>(check: () => T): T {
+  try {
+    return check();
+  } catch (error) {
+    if (error instanceof InvalidOptionsError) throw invalidParams(error.message);
+    throw error;
+  }
 }

@@ -2,14 +2,13 @@
  * The main thread's handle on a model worker: a `worker_threads` Worker that loads one model's step graph
  * and runs whole denoising loops, so that onnxruntime-node's synchronous `run()` never blocks the protocol.
  */
-import { existsSync } from 'node:fs';
-import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { ModelManifest } from '../model/manifest';
 import { CancelledError } from '../denoiser/cancellation';
 import type { DenoiseRequest, DenoiseResult, DenoiseSpec } from '../denoiser/denoiser';
 import type { DeviceOption } from '../../common/protocol';
 import type { FromWorker, ModelWorkerData, ReuseOutcome, ToWorker } from './workerMessages';
+import { workerScript } from './workerScript';
 
 export interface WorkerProgress {
   step: number;
@@ -25,18 +24,6 @@ interface PendingJob {
   resolve(result: WorkerDenoiseResult): void;
   reject(error: Error): void;
   onProgress?: (progress: WorkerProgress) => void;
-}
-
-/**
- * The worker script: beside the engine bundle (`dist/engine/service/workerMain.js`), or the TypeScript source
- * run through tsx when the engine itself runs from source.
- */
-function workerScript(): { file: string; execArgv?: string[] } {
-  const bundled = path.join(__dirname, 'service', 'workerMain.js');
-  if (existsSync(bundled)) return { file: bundled };
-  const source = path.join(__dirname, 'workerMain.ts');
-  if (existsSync(source)) return { file: source, execArgv: ['--require', 'tsx/cjs'] };
-  throw new Error(`The model worker script is missing: neither ${bundled} nor ${source} exists.`);
 }
 
 export class ModelWorker {
@@ -62,7 +49,7 @@ export class ModelWorker {
     manifest: ModelManifest,
     device: DeviceOption,
   ): Promise<{ worker: ModelWorker; device: Exclude<DeviceOption, 'auto'>; fallbackReason?: string; notes: string[] }> {
-    const script = workerScript();
+    const script = workerScript('workerMain');
     const cancelFlag = new SharedArrayBuffer(4);
     const workerData: ModelWorkerData = { cancelFlag };
     const handle = new ModelWorker(

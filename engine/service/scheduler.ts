@@ -90,9 +90,17 @@ export class Scheduler {
   private readonly lanes = new Map<string, { queue: Job<unknown>[]; running: Job<unknown> | undefined }>();
   private readonly byDocument = new Map<string, Job<unknown>>();
 
-  /** Queues `work` on `lane`; a job of the same document still queued or running is superseded. */
-  schedule<T>(lane: string, documentId: string | undefined, work: (job: JobContext) => Promise<T>): ScheduledJob<T> {
-    const job = new Job<T>(this.nextId++, lane, documentId, work, (j) => this.remove(j as Job<unknown>));
+  /** An id for a job scheduled later (e.g. once its text is tokenized), so that it is known from the start. */
+  reserveId(): number {
+    return this.nextId++;
+  }
+
+  /**
+   * Queues `work` on `lane` (as job `id` when one was reserved); a job of the same document still queued or
+   * running is superseded.
+   */
+  schedule<T>(lane: string, documentId: string | undefined, work: (job: JobContext) => Promise<T>, id = this.reserveId()): ScheduledJob<T> {
+    const job = new Job<T>(id, lane, documentId, work, (j) => this.remove(j as Job<unknown>));
     if (documentId !== undefined) {
       this.byDocument.get(documentId)?.cancel('superseded');
       this.byDocument.set(documentId, job as Job<unknown>);

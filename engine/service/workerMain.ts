@@ -1,11 +1,12 @@
 /**
  * Entry of a model worker thread (bundled as dist/engine/service/workerMain.js): loads one model's step
- * graph with onnxruntime-node and runs whole denoising loops on it. `run()` is synchronous in
- * onnxruntime-node 1.30, so the loop lives here, off the protocol thread; a cancel arrives through shared
- * memory and is honoured between steps.
+ * graph with onnxruntime-node, refuses it when one forward pass shows corrupt weights (weightSelfCheck.ts), and
+ * runs whole denoising loops on it. `run()` is synchronous in onnxruntime-node 1.30, so the loop lives here,
+ * off the protocol thread; a cancel arrives through shared memory and is honoured between steps.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { loadStepModel } from '../runtime/onnxStepModel';
+import { weightProblem } from '../runtime/weightSelfCheck';
 import { denoise, type DenoiseHooks } from '../denoiser/denoiser';
 import { CancelledError } from '../denoiser/cancellation';
 import type { StepModel } from '../graph/stepContract';
@@ -27,6 +28,10 @@ async function handle(message: ToWorker): Promise<void> {
   if (message.kind === 'load') {
     try {
       const loaded = await loadStepModel(message.modelDir, message.manifest, { device: message.device });
+      const problem = await weightProblem(loaded.model, message.manifest.architecture.vocabSize);
+      if (problem) {
+        throw new Error(`the weights in ${message.modelDir} are corrupt: ${problem}. Convert or download the model again.`);
+      }
       model = loaded.model;
       const { modelDir, manifest } = message;
       reuseSource = { load: () => PrefixReuser.load(modelDir, manifest.architecture, loaded.variant, loaded.device, loaded.model) };

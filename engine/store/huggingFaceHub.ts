@@ -6,12 +6,15 @@
  * - checks: the size the hub announces (`X-Linked-Size`, else `Content-Length`) and, for LFS files, the
  *   sha256 it announces (`X-Linked-Etag`); a mismatch deletes the file and fails, so no broken checkpoint
  *   is ever left looking complete;
- * - an optional token (`Authorization: Bearer`) for gated and private repositories.
+ * - an optional token (`Authorization: Bearer`) for gated and private repositories, checked before it is
+ *   used and never repeated in a message;
+ * - nothing left behind by a download that fails before any file arrived.
  * The base URL is configurable (tests serve the same routes from 127.0.0.1).
  */
 import { createHash, type Hash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { readJsonFile } from '../model/jsonFile';
 
 export const DEFAULT_HUB_URL = 'https://huggingface.co';
 /** Where the token comes from, named in errors so the user knows what to set. */
@@ -22,11 +25,44 @@ export interface HubModelId {
   revision: string;
 }
 
-/** `owner/name` or `owner/name@revision`; null when `text` is not shaped like a hub id. */
+const HUB_ID = /^([A-Za-z0-9][\w.-]*)\/([A-Za-z0-9][\w.-]*)(?:@([\w.\-/]+))?$/;
+/** The hub's limit on an owner's and a repository's name. */
+export const MAX_HUB_NAME_CHARS = 96;
+/** Branch names and commit hashes fit; the revision is part of a folder name in the cache. */
+export const MAX_HUB_REVISION_CHARS = 100;
+
+/** `owner/name` or `owner/name@revision`; null when `text` is not shaped like a hub id or breaks the hub's limits. */
 export function parseHubModelId(text: string): HubModelId | null {
-  const match = /^([A-Za-z0-9][\w.-]*)\/([A-Za-z0-9][\w.-]*)(?:@([\w.\-/]+))?$/.exec(text.trim());
-  if (!match) return null;
+  const match = HUB_ID.exec(text.trim());
+  if (!match || hubIdProblem(text) !== undefined) return null;
   return { repo: `${match[1]}/${match[2]}`, revision: match[3] ?? 'main' };
+}
+
+/** Why `text`, shaped like a hub id, cannot be one (a name longer than the hub allows); undefined otherwise. */
+export function hubIdProblem(text: string): string | undefined {
+  const match = HUB_ID.exec(text.trim());
+  if (!match) return undefined;
+  const [, owner, name, revision] = match;
+  for (const [what, value] of [['owner', owner], ['repository name', name]] as const) {
+    if (value.length > MAX_HUB_NAME_CHARS) return `its ${what} has ${value.length} characters; the hub allows at most ${MAX_HUB_NAME_CHARS}`;
+  }
+  if (revision !== undefined && revision.length > MAX_HUB_REVISION_CHARS) {
+    return `its revision has ${revision.length} characters; at most ${MAX_HUB_REVISION_CHARS} are accepted`;
+  }
+  return undefined;
+}
+
+/** Hugging Face tokens are short printable ASCII (`hf_` and letters and digits); this bounds what is accepted. */
+const MAX_TOKEN_CHARS = 512;
+
+/** Why `token` cannot be an access token, never quoting it (it is a secret); undefined when it may be one. */
+export function hubTokenProblem(token: string): string | undefined {
+  if (token.length === 0) return 'it is empty';
+  if (token.length > MAX_TOKEN_CHARS) return `it has ${token.length} characters, more than a token has`;
+  if (/[\r\n]/.test(token)) return 'it contains a line break';
+  if (/\s/.test(token)) return 'it contains a space';
+  if (!/^[\x21-\x7e]+$/.test(token)) return 'it contains characters other than letters, digits and punctuation';
+  return undefined;
 }
 
 export interface DownloadProgress {
@@ -66,9 +102,32 @@ const TOKENIZER_EXTRAS = ['tokenizer_config.json', 'special_tokens_map.json', 'a
  */
 export async function downloadCheckpoint(id: HubModelId, dir: string, options: HubOptions = {}): Promise<string> {
   if (fs.existsSync(path.join(dir, COMPLETE_MARKER))) return dir;
-  fs.mkdirSync(dir, { recursive: true });
-  const hub = new HubClient(id, options);
+  const tokenProblem = options.token === undefined ? undefined : hubTokenProblem(options.token);
+  if (tokenProblem) throw new HubError(`the Hugging Face access token is not valid: ${tokenProblem}; set it again in ${TOKEN_SETTING_HINT}`);
+  const created = fs.mkdirSync(dir, { recursive: true });
+  try {
+    return await download(id, dir, new HubClient(id, options));
+  } catch (error) {
+    // A download that failed before any file arrived (a wrong id, a refused token, no network) leaves nothing;
+    // partial files stay, to be resumed.
+    if (created !== undefined) removeEmptyFolders(dir, created);
+    throw error;
+  }
+}
 
+/** Removes `dir` and then its parents up to and including `top`, as long as each is empty. */
+function removeEmptyFolders(dir: string, top: string): void {
+  for (let folder = dir; folder.startsWith(top); folder = path.dirname(folder)) {
+    try {
+      fs.rmdirSync(folder);
+    } catch {
+      return; // not empty (or already gone): keep it and what holds it
+    }
+    if (folder === top) return;
+  }
+}
+
+async function download(id: HubModelId, dir: string, hub: HubClient): Promise<string> {
   // Metadata first: it decides which other files exist, and fails fast on a wrong id or a missing token.
   const config = await hub.require('config.json', `${id.repo} has no config.json at revision ${id.revision}; is the id right?`);
   const files: RemoteFile[] = [config];
@@ -112,7 +171,7 @@ export async function downloadCheckpoint(id: HubModelId, dir: string, options: H
 }
 
 function readWeightMap(file: string): Record<string, string> {
-  const parsed = JSON.parse(fs.readFileSync(file, 'utf8')) as { weight_map?: Record<string, string> };
+  const parsed = readJsonFile(file, 'safetensors index') as { weight_map?: Record<string, string> };
   if (!parsed.weight_map || typeof parsed.weight_map !== 'object') throw new HubError(`${file} has no weight_map`);
   for (const shard of Object.values(parsed.weight_map)) {
     if (typeof shard !== 'string' || shard.includes('/') || shard.includes('\\') || shard.startsWith('.')) {
@@ -220,6 +279,15 @@ class HubClient {
           }
           throw error;
         }
+      }
+    }
+    // Small files carry no hash to check; a JSON file that does not parse is as corrupt as a hash mismatch.
+    if (f.name.endsWith('.json')) {
+      try {
+        JSON.parse(fs.readFileSync(partial, 'utf8'));
+      } catch {
+        fs.rmSync(partial, { force: true });
+        throw new HubError(`${this.id.repo}/${f.name} as served by the hub is not valid JSON; the file was deleted, run again`);
       }
     }
     fs.renameSync(partial, final);

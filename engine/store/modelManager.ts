@@ -17,7 +17,8 @@ import { checkpointFingerprint } from '../convert/fingerprint';
 import type { StepGraphOptions } from '../graph/stepGraphBuilder';
 import type { DeviceOption, LoadProgressParams } from '../../common/protocol';
 import { parameterCount } from '../architecture/architecture';
-import { DEFAULT_HUB_URL, downloadCheckpoint, parseHubModelId, type HubModelId } from './huggingFaceHub';
+import { DEFAULT_HUB_URL, downloadCheckpoint, hubIdProblem, parseHubModelId, type HubModelId } from './huggingFaceHub';
+import { readJsonFile } from '../model/jsonFile';
 import { MANIFEST_FILE, readManifest } from '../model/manifest';
 
 export const BUILTIN_SETTING = 'builtin';
@@ -96,6 +97,8 @@ export async function resolveModel(setting: string, options: ResolveOptions): Pr
         '(a Hugging Face checkpoint folder).',
     );
   }
+  const hubIdTrouble = hubIdProblem(trimmed);
+  if (hubIdTrouble) throw new ModelResolveError(`Cannot use model "${clip(trimmed)}": it is no Hugging Face id, since ${hubIdTrouble}.`);
   const hubId = parseHubModelId(trimmed);
   if (hubId) {
     // Once converted, a hub model needs neither the network nor its download (which may be deleted).
@@ -104,9 +107,14 @@ export async function resolveModel(setting: string, options: ResolveOptions): Pr
     return convertCached(await downloadToCache(hubId, options), options, hubId);
   }
   throw new ModelResolveError(
-    `Cannot use model "${setting}": ${dir} does not exist. Use "builtin", a model folder (with ${MANIFEST_FILE}), ` +
+    `Cannot use model "${clip(setting)}": ${clip(dir)} does not exist. Use "builtin", a model folder (with ${MANIFEST_FILE}), ` +
       'a Hugging Face checkpoint folder, or a Hugging Face id such as Dream-org/Dream-Coder-v0-Instruct-7B.',
   );
+}
+
+/** A setting as errors quote it: a path or id of hundreds of characters is cut. */
+function clip(text: string): string {
+  return text.length > 120 ? `${text.slice(0, 60)}...${text.slice(-40)}` : text;
 }
 
 /** A hub id as a folder name: `owner--name@revision`. */
@@ -160,7 +168,7 @@ export async function downloadToCache(id: HubModelId, options: Omit<ResolveOptio
  * the hub id for downloads, under the source hash for local checkpoint folders (which may change in place).
  */
 async function convertCached(srcDir: string, options: ResolveOptions, hubId?: HubModelId): Promise<string> {
-  const config = JSON.parse(fs.readFileSync(path.join(srcDir, 'config.json'), 'utf8')) as Record<string, unknown>;
+  const config = readJsonFile(path.join(srcDir, 'config.json'), 'checkpoint config') as Record<string, unknown>;
   const graph = graphFor(parameterCount(detectFamily(config).architecture(config)), options);
   const hash = await checkpointFingerprint(srcDir);
   const out = path.join(options.cacheDir, 'models', `${hubId ? hubSlug(hubId) : hash.slice(0, 16)}-${graphKey(graph)}`);

@@ -25,6 +25,7 @@ const REQUIRED = [
   'extension/dist/extension/extension.js',
   'extension/dist/engine/main.js',
   'extension/dist/engine/service/workerMain.js',
+  'extension/dist/engine/service/textWorkerMain.js',
   'extension/dist/models/builtin/dlm-model.json',
   'extension/node_modules/onnxruntime-node/dist/index.js',
   'extension/node_modules/onnxruntime-common/dist/cjs/index.js',

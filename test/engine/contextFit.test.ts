@@ -65,6 +65,25 @@ describe('fitting an infill to the model (contextFit)', () => {
     assert.ok(moves >= 1, 'the prefix outgrew the budget at least once');
   });
 
+  it('tokenizes only the end of a megabyte prefix (and the start of a long suffix), cutting where the whole text would be cut', () => {
+    let encodedChars = 0;
+    const counting = {
+      encode: (text: string) => ((encodedChars += text.length), tokenizer.encode(text)),
+      decode: (ids: number[]) => tokenizer.decode(ids),
+    };
+    const prefix = source.repeat(Math.ceil(1_000_000 / source.length));
+    const suffix = source.repeat(12);
+    const fitted = fitContext(prefix, suffix, 600, counting);
+    assert.ok(count(fitted.prefix) + count(fitted.suffix) <= 600);
+    assert.ok(encodedChars < 100_000, `${encodedChars} characters tokenized for a ${prefix.length}-character prefix`);
+    // The cut does not depend on how much text lies beyond it: the last 60,000 characters (from a line start)
+    // and the first ones of the suffix fit to the same cut.
+    const tail = prefix.slice(prefix.indexOf('\n', prefix.length - 60_000) + 1);
+    const head = suffix.slice(0, suffix.indexOf('\n', 60_000) + 1);
+    const fromParts = fitContext(tail, head, 600, tokenizer);
+    assert.deepEqual([fromParts.prefix, fromParts.suffix], [fitted.prefix, fitted.suffix]);
+  });
+
   it('cuts inside the line at the cursor by tokens when that line alone is too long', () => {
     const long = 'x = [' + Array.from({ length: 400 }, (_, i) => String(i)).join(', ');
     const fitted = fitContext(long, '', 50, tokenizer);

@@ -150,6 +150,50 @@ describe('model manager: checkpoint folders and Hugging Face ids', function () {
       }
     });
 
+    it('a token with a line break is refused before any request and never repeated; the failed load leaves nothing', async () => {
+      const cacheDir = path.join(tmp, 'cache');
+      const token = 'hf_abcdefgh\r\nX-Injected: 1';
+      await assert.rejects(resolveModel('org/gated', { cacheDir, hubUrl: server.baseUrl, token }), (error: Error) => {
+        assert.match(error.message, /the Hugging Face access token is not valid: it contains a line break; set it again in VS Code/);
+        assert.doesNotMatch(error.message, /hf_abcdefgh|X-Injected|cannot reach/);
+        return true;
+      });
+      assert.equal(server.log.length, 0, 'no request was made');
+      assert.ok(!fs.existsSync(path.join(cacheDir, 'hub')), 'no folder is left in the cache');
+    });
+
+    it('a load that fails before any file arrives (wrong id, refused token) leaves no folder behind', async () => {
+      const src = await writeFixtureCheckpoint(path.join(tmp, 'src'), 'dream');
+      const { files, lfs } = repoFiles(src.dir);
+      server.addRepo('org/gated', files, lfs, 'hf_secret');
+      const cacheDir = path.join(tmp, 'cache');
+      await assert.rejects(resolveModel('org/missing', { cacheDir, hubUrl: server.baseUrl }), /org\/missing has no config.json/);
+      await assert.rejects(resolveModel('org/gated', { cacheDir, hubUrl: server.baseUrl, token: 'hf_wrong' }), /the token was refused \(HTTP 403\)/);
+      assert.ok(!fs.existsSync(path.join(cacheDir, 'hub')), `left behind: ${fs.existsSync(path.join(cacheDir, 'hub')) ? fs.readdirSync(path.join(cacheDir, 'hub')) : ''}`);
+    });
+
+    it('an id longer than the hub allows gets a clear error, not a file system one', async () => {
+      const cacheDir = path.join(tmp, 'cache');
+      await assert.rejects(resolveModel(`org/${'x'.repeat(300)}`, { cacheDir, hubUrl: server.baseUrl }), (error: Error) => {
+        assert.match(error.message, /it is no Hugging Face id, since its repository name has 300 characters; the hub allows at most 96/);
+        assert.doesNotMatch(error.message, /ENAMETOOLONG/);
+        assert.ok(error.message.length < 300, 'the setting is quoted cut');
+        return true;
+      });
+      assert.equal(server.log.length, 0);
+    });
+
+    it('a config.json the hub serves broken is named and deleted, and the next load downloads it again', async () => {
+      const src = await writeFixtureCheckpoint(path.join(tmp, 'src'), 'dream');
+      const { files, lfs } = repoFiles(src.dir);
+      server.addRepo('Dream-org/broken', { ...files, 'config.json': files['config.json'].subarray(0, 40) }, lfs);
+      const cacheDir = path.join(tmp, 'cache');
+      await assert.rejects(resolveModel('Dream-org/broken', { cacheDir, hubUrl: server.baseUrl }), /Dream-org\/broken\/config.json as served by the hub is not valid JSON; the file was deleted, run again/);
+      server.addRepo('Dream-org/broken', files, lfs);
+      const dir = await resolveModel('Dream-org/broken', { cacheDir, hubUrl: server.baseUrl });
+      assert.equal(readManifest(dir).source?.id, 'Dream-org/broken');
+    });
+
     it('a missing file on the hub is named', async () => {
       const src = await writeFixtureCheckpoint(path.join(tmp, 'src'), 'coda');
       const { files, lfs } = repoFiles(src.dir);

@@ -179,12 +179,20 @@ describe('engine server (dlm serve as a child process)', function () {
     const send = (params: unknown) => engine.connection.sendRequest(InfillRequest.method, params);
     await expectError(send({ modelId: model.modelId, prefix: 'a', suffix: '', length: 'ten' }), ErrorCodes.InvalidParams, /params\.length must be a whole number; got "ten"/);
     await expectError(send({ modelId: model.modelId, prefix: 'a', length: 4 }), ErrorCodes.InvalidParams, /params\.suffix is missing/);
-    await expectError(send([1, 2]), ErrorCodes.InvalidParams, /params must be an object/);
+    await expectError(send([1, 2]), ErrorCodes.InvalidParams, /params of dlm\/infill must be an object of named fields, not an array/);
+    // A valid infill passed by position is refused before anything is queued, and fields named after
+    // Object.prototype's members are unknown fields like any other.
+    const valid = { modelId: model.modelId, prefix: 'a', suffix: '', length: 600, options: { steps: 600 } };
+    await expectError(send([valid, 1]), ErrorCodes.InvalidParams, /not an array/);
+    assert.equal((await engine.connection.sendRequest(StatusRequest)).busy, 0);
+    await expectError(send({ ...valid, constructor: {} }), ErrorCodes.InvalidParams, /unknown field "constructor"/);
+    await expectError(send(JSON.parse(`{"modelId":"${model.modelId}","prefix":"a","suffix":"","length":4,"__proto__":{}}`)), ErrorCodes.InvalidParams, /unknown field "__proto__"/);
+    await expectError(send({ ...valid, options: { toString: 1 } }), ErrorCodes.InvalidParams, /unknown field "toString"/);
     await expectError(infill({ length: 0 }), ErrorCodes.InvalidParams, /params\.length must be at least 1/);
     await expectError(infill({ length: 5000 }), ErrorCodes.InvalidParams, /length 5000 is more than the model's canvas of 1024 tokens/);
     await expectError(send({ modelId: model.modelId, prefix: 'a', suffix: '', length: 4, colour: 'red' }), ErrorCodes.InvalidParams, /unknown field "colour"/);
     await expectError(infill({ options: { cache: 'everything' as never } }), ErrorCodes.InvalidParams, /option 'cache' must be one of 'none', 'decode', 'greedy', 'prefill'/);
-    await expectError(infill({ options: { stepz: 3 } as never }), ErrorCodes.InvalidParams, /'stepz' is not a decoding option/);
+    await expectError(infill({ options: { stepz: 3 } as never }), ErrorCodes.InvalidParams, /unknown field "stepz"/);
     await expectError(infill({ options: { steps: -1 } }), ErrorCodes.InvalidParams, /steps/);
     await expectError(infill({ modelId: 'nope' }), ErrorCodes.ModelNotLoaded, /No model "nope" is loaded/);
     const long = await expectError(
@@ -218,6 +226,21 @@ describe('engine server (dlm serve as a child process)', function () {
     assert.equal(fitted.stats.genTokens, 16);
     assert.ok(fitted.stats.promptTokens <= 1024 - 16, `${fitted.stats.promptTokens} prompt tokens`);
     assert.ok(fitted.stats.promptTokens > 1024 / 2, 'most of the canvas is used');
+  });
+
+  it('answers status and a cancel while a 1 MB prefix is tokenized off the main thread; the request never runs', async () => {
+    // Without fitToModel the whole prefix is tokenized (with it, only its end: contextFit.ts).
+    const line = 'const value = compute(input, options) + other.call(x, y);\n';
+    const source = new CancellationTokenSource();
+    let settled = false;
+    const huge = infill({ prefix: line.repeat(Math.ceil(1_000_000 / line.length)), progressToken: 'huge' }, source).finally(() => (settled = true));
+    const status = await engine.connection.sendRequest(StatusRequest);
+    assert.equal(status.busy, 1, 'the request is being prepared');
+    assert.equal(settled, false, 'status was answered while the prefix was still being tokenized');
+    source.cancel();
+    await expectError(huge, ErrorCodes.RequestCancelled, /^Cancelled: stopped before it started\.$/);
+    assert.ok(!engine.progress.some((p) => p.progressToken === 'huge'), 'no step of it ran');
+    assert.equal((await infill({ length: 4 })).stats.genTokens, 4);
   });
 
   it('supersedes a running request when a newer one for the same document arrives', async () => {
