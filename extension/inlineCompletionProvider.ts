@@ -2,9 +2,9 @@
  * Inline completions from the diffusion model, shown as they denoise.
  *
  * The first call at a place (after the debounce) starts a request to the backend (completionBackend.ts) and at
- * once returns the fully masked canvas; each progress step (a denoising step, or text a server streamed) re-triggers inline suggestions (throttled, see
- * ghostTextRefresh.ts), and the provider answers with the newest partial canvas, masked tokens drawn as a
- * placeholder, until the final fill replaces it.
+ * once returns the fully masked canvas; each progress step (a denoising step, or text a server streamed)
+ * re-triggers inline suggestions (throttled, see ghostTextRefresh.ts), and the provider answers with the newest
+ * partial canvas, masked tokens drawn as a placeholder, until the final fill replaces it.
  *
  * Accepting never inserts a placeholder: while a partial canvas is shown, Tab (and accept word / line) are
  * bound to `dlm.acceptInlineSuggestion`, which waits for the final fill and inserts that. Should a partial
