@@ -196,6 +196,6 @@ export function excerpt(text: string): string {
   return JSON.stringify(flat.length > 120 ? `${flat.slice(0, 117)}...` : flat);
 }
 
-export function seconds(ms: number): string {
+function seconds(ms: number): string {
   return `${Math.round(ms / 100) / 10} s`;
 }

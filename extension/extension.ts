@@ -117,6 +117,10 @@ export function activate(context: vscode.ExtensionContext): DlmExtensionApi {
     vscode.commands.registerCommand('dlm.togglePause', togglePause),
     vscode.commands.registerCommand('dlm.showLogs', () => log.show()),
     vscode.commands.registerCommand('dlm.restartEngine', async () => {
+      if (backend.kind !== 'local') {
+        void vscode.window.showInformationMessage('DLM: the local engine is not in use (dlm.backend is remote); the server answers.');
+        return;
+      }
       log.info('Restarting the engine (requested).');
       await engine.restart();
     }),

@@ -1,10 +1,10 @@
 /**
  * Inline completions from the diffusion model, shown as they denoise.
  *
- * The first call at a place (after the debounce) starts an engine request and at once returns the fully
- * masked canvas; each `dlm/infillProgress` step then re-triggers inline suggestions (throttled, see
- * ghostTextRefresh.ts), and the provider answers with the newest partial canvas, masked tokens drawn as a
- * placeholder, until the final fill replaces it.
+ * The first call at a place (after the debounce) starts a request to the backend (completionBackend.ts) and at
+ * once returns the fully masked canvas; each progress step (a denoising step, or text a server streamed)
+ * re-triggers inline suggestions (throttled, see ghostTextRefresh.ts), and the provider answers with the newest
+ * partial canvas, masked tokens drawn as a placeholder, until the final fill replaces it.
  *
  * Accepting never inserts a placeholder: while a partial canvas is shown, Tab (and accept word / line) are
  * bound to `dlm.acceptInlineSuggestion`, which waits for the final fill and inserts that. Should a partial
@@ -12,8 +12,8 @@
  * as it exists.
  *
  * Typing, moving the cursor or a request elsewhere cancels the running request (`$/cancelRequest` reaches the
- * engine, and the engine also lets the newest request of a document supersede older ones); finished fills are
- * cached so that typing through a suggestion never recomputes it.
+ * engine, and the engine also lets the newest request of a document supersede older ones; a team server's HTTP
+ * request is closed); finished fills are cached so that typing through a suggestion never recomputes it.
  */
 import * as vscode from 'vscode';
 import { buildTextCanvas } from '../common/textCanvas';

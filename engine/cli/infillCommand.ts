@@ -6,7 +6,7 @@ import { JobCancelledError } from '../service/scheduler';
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError, numberOption, stringOption, type CliCommand, type OptionValues } from './command';
 import { defaultCacheDir } from './cacheDir';
 import { DECODING_FLAGS, DEVICE_FLAG, decodingOverrides, deviceOption } from './decodingFlags';
-import { checkServerFlags, runServerInfill, SERVER_FLAGS } from './serverInfill';
+import { checkServerFlags, runServerInfill, SERVER_FLAGS } from './remoteInfill';
 import { createProgressView, type ProgressView } from './visual';
 
 const DEFAULT_LENGTH = 32;

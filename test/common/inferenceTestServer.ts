@@ -46,7 +46,7 @@ export interface InferenceTestServerOptions {
 }
 
 /** Characters per token in the stand-in's accounting (max_tokens, usage). */
-export const CHARS_PER_TOKEN = 4;
+const CHARS_PER_TOKEN = 4;
 
 export class InferenceTestServer {
   /** The answer to a prompt. */
