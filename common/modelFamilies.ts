@@ -1,5 +1,5 @@
 /**
- * What the engine's converter and the server prompts (common/infillPrompts.ts) both know about the checkpoint
+ * What the engine's converter and the server prompts (common/teamServer/infillPrompts.ts) both know about the checkpoint
  * families the local engine runs: their ids and the tokens that end a model's answer. One list, so a family's end
  * of text means the same whether the fill is denoised locally or asked of a server.
  *

@@ -1,6 +1,6 @@
 /**
  * The remote backend: fills asked of a team's SGLang or vLLM server (`dlm.backend: remote`) through the shared
- * client (common/inferenceServer.ts), behind the backend interface (completionBackend.ts).
+ * client (common/teamServer/inferenceServer.ts), behind the backend interface (completionBackend.ts).
  *
  * It connects when it becomes the backend and again when `dlm.server.*` or the API key change: the connection
  * check asks the server for its model, which also checks the key and measures the latency. A failure is said
@@ -10,8 +10,8 @@
  * connection that failed that way is tried again when completions are asked for, at most every few seconds.
  */
 import * as vscode from 'vscode';
-import { InferenceServer, type ServerFillResult } from '../common/inferenceServer';
-import { ServerError } from '../common/serverErrors';
+import { InferenceServer, type ServerFillResult } from '../common/teamServer/inferenceServer';
+import { ServerError } from '../common/teamServer/serverErrors';
 import {
   FillCancelled,
   FillRefused,

@@ -1,7 +1,7 @@
 /**
  * The team server's API key (vLLM's and SGLang's `--api-key`), kept in VS Code's secret storage (the OS keychain)
  * rather than in settings files, and sent only to dlm.server.url, over HTTPS or to this machine
- * (common/serverUrl.ts), as `Authorization: Bearer <key>`.
+ * (common/teamServer/serverUrl.ts), as `Authorization: Bearer <key>`.
  */
 import type * as vscode from 'vscode';
 import { StoredSecret } from './storedSecret';

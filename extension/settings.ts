@@ -8,8 +8,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { DEVICE_OPTIONS, type DeviceOption } from '../common/protocol';
-import { PROMPT_TEMPLATE_IDS, type PromptTemplateId } from '../common/infillPrompts';
-import { SERVER_APIS, type ServerApi } from '../common/serverApis';
+import { PROMPT_TEMPLATE_IDS, type PromptTemplateId } from '../common/teamServer/infillPrompts';
+import { SERVER_APIS, type ServerApi } from '../common/teamServer/serverApis';
 import {
   DECODING_OPTION_NAMES,
   DECODING_OPTION_SCHEMA,

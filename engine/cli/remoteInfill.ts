@@ -1,15 +1,15 @@
 /**
  * `dlm infill --server <url>`: the hole filled by a team's SGLang or vLLM server instead of the local engine,
- * through the same client as the extension's remote backend (common/inferenceServer.ts). The API key comes from
+ * through the same client as the extension's remote backend (common/teamServer/inferenceServer.ts). The API key comes from
  * the environment (DLM_SERVER_API_KEY), never from the command line, where other users of the machine could
  * read it in the process list.
  */
 import * as path from 'node:path';
 import { holeAllowsMultiline } from '../../common/holeShape';
-import { InferenceServer, type ServerOptions } from '../../common/inferenceServer';
-import { PROMPT_TEMPLATE_IDS, type PromptTemplateId } from '../../common/infillPrompts';
-import { SERVER_APIS, type ServerApi } from '../../common/serverApis';
-import { ServerError } from '../../common/serverErrors';
+import { InferenceServer, type ServerOptions } from '../../common/teamServer/inferenceServer';
+import { PROMPT_TEMPLATE_IDS, type PromptTemplateId } from '../../common/teamServer/infillPrompts';
+import { SERVER_APIS, type ServerApi } from '../../common/teamServer/serverApis';
+import { ServerError } from '../../common/teamServer/serverErrors';
 import { EXIT_FAILURE, EXIT_OK, UsageError, numberOption, stringOption, type OptionSpecs, type OptionValues } from './command';
 import { DECODING_FLAGS } from './decodingFlags';
 

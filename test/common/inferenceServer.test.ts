@@ -1,8 +1,8 @@
 /** The server client against a stand-in SGLang/vLLM server on 127.0.0.1: both APIs, streaming, and every failure. */
 import * as assert from 'node:assert/strict';
-import { InferenceServer, type ServerFillProgress, type ServerOptions } from '../../common/inferenceServer';
-import type { InfillHole } from '../../common/infillPrompts';
-import { ServerError } from '../../common/serverErrors';
+import { InferenceServer, type ServerFillProgress, type ServerOptions } from '../../common/teamServer/inferenceServer';
+import type { InfillHole } from '../../common/teamServer/infillPrompts';
+import { ServerError } from '../../common/teamServer/serverErrors';
 import { InferenceTestServer } from './inferenceTestServer';
 
 const hole: InfillHole = { prefix: 'def add(a, b):\n    ', suffix: '\n', multiline: true, language: 'python' };

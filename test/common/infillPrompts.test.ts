@@ -1,5 +1,5 @@
 import * as assert from 'node:assert/strict';
-import { AnswerCutter, HOLE_MARK, PROMPT_TEMPLATE_IDS, promptTemplate, templateForModel, type InfillHole, type PromptTemplateId } from '../../common/infillPrompts';
+import { AnswerCutter, HOLE_MARK, PROMPT_TEMPLATE_IDS, promptTemplate, templateForModel, type InfillHole, type PromptTemplateId } from '../../common/teamServer/infillPrompts';
 import { endTokenContents } from '../../common/modelFamilies';
 
 const hole: InfillHole = { prefix: 'def add(a, b):\n    ', suffix: '\n\nprint(add(1, 2))\n', multiline: true, language: 'python' };

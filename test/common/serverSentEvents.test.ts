@@ -1,5 +1,5 @@
 import * as assert from 'node:assert/strict';
-import { ServerSentEventParser, type ServerSentEvent } from '../../common/serverSentEvents';
+import { ServerSentEventParser, type ServerSentEvent } from '../../common/teamServer/serverSentEvents';
 
 function parse(chunks: string[]): { events: ServerSentEvent[]; cut: boolean } {
   const events: ServerSentEvent[] = [];

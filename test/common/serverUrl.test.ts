@@ -1,5 +1,5 @@
 import * as assert from 'node:assert/strict';
-import { isLoopbackHost, parseServerUrl } from '../../common/serverUrl';
+import { isLoopbackHost, parseServerUrl } from '../../common/teamServer/serverUrl';
 
 describe('server address policy', () => {
   it('knows the loopback names and addresses', () => {

@@ -1,9 +1,9 @@
 /**
  * A team's inference server (SGLang or vLLM) as a filler of holes, for the extension and the CLI alike.
  *
- * `connect` checks the address (common/serverUrl.ts), asks the server which model it serves (which also checks
+ * `connect` checks the address (common/teamServer/serverUrl.ts), asks the server which model it serves (which also checks
  * the API key) and picks the prompt template; `fill` streams one answer: the prompt from the template, the
- * events read as they come, the answer cut where the hole ends (common/infillPrompts.ts); once it is cut the
+ * events read as they come, the answer cut where the hole ends (common/teamServer/infillPrompts.ts); once it is cut the
  * request is closed, so the server stops generating what nobody reads.
  *
  * Retries: a completion changes nothing on the server, so asking again is safe; it is done only while nothing

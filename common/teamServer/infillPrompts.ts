@@ -15,7 +15,7 @@
  * Qwen2.5-Coder-0.5B derivative whose tokenizer keeps them (whether its diffusion training kept the FIM skill is
  * not published).
  */
-import { endTokenContents } from './modelFamilies';
+import { endTokenContents } from '../modelFamilies';
 
 export const PROMPT_TEMPLATE_IDS = ['dream', 'qwen2', 'coda', 'llada', 'llada2', 'gemma4'] as const;
 export type PromptTemplateId = (typeof PROMPT_TEMPLATE_IDS)[number];
