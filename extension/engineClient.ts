@@ -1,6 +1,8 @@
 /**
  * Typed calls to one running engine process over its JSON-RPC connection. Progress notifications are routed
  * to the call that asked for them by progress token; cancelling a call's token sends `$/cancelRequest`.
+ * Every call is async: on a connection the engine's exit has closed, vscode-jsonrpc throws at once, and a caller
+ * gets that as a rejection like any other failure.
  */
 import type { CancellationToken, MessageConnection } from 'vscode-jsonrpc';
 import {
@@ -64,7 +66,7 @@ export class EngineClient {
     onProgress: ((progress: InfillProgressParams) => void) | undefined,
     token?: CancellationToken,
   ): Promise<InfillResult> {
-    if (!onProgress) return this.connection.sendRequest(InfillRequest, params, token);
+    if (!onProgress) return await this.connection.sendRequest(InfillRequest, params, token);
     const progressToken = newProgressToken('infill');
     this.infillListeners.set(progressToken, onProgress);
     try {
@@ -74,15 +76,15 @@ export class EngineClient {
     }
   }
 
-  unloadModel(modelId: string): Promise<void> {
-    return this.connection.sendRequest(UnloadModelRequest, { modelId });
+  async unloadModel(modelId: string): Promise<void> {
+    return await this.connection.sendRequest(UnloadModelRequest, { modelId });
   }
 
-  status(): Promise<EngineStatus> {
-    return this.connection.sendRequest(StatusRequest);
+  async status(): Promise<EngineStatus> {
+    return await this.connection.sendRequest(StatusRequest);
   }
 
-  shutdown(): Promise<void> {
-    return this.connection.sendRequest(ShutdownRequest);
+  async shutdown(): Promise<void> {
+    return await this.connection.sendRequest(ShutdownRequest);
   }
 }

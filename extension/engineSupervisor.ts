@@ -2,14 +2,14 @@
  * Runs the engine process: spawned with the editor's own Node (`process.execPath` with
  * `ELECTRON_RUN_AS_NODE=1`, so nothing has to be installed), JSON-RPC over its stdin/stdout, stderr kept in
  * a ring buffer for diagnostics. A crash is followed by a restart after a growing delay; too many crashes
- * in a short time stop the restarts and explain why, with the last stderr lines and a Retry action.
+ * in a short time stop the restarts (the `failed` state says why, with the last stderr lines). It uses no VS Code
+ * API, so the reliability tests run it as it is with real engine processes (test/extension/unit/engineSupervisor.test.ts).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as os from 'node:os';
-import * as vscode from 'vscode';
-import { createMessageConnection, StreamMessageReader, StreamMessageWriter } from 'vscode-jsonrpc/node';
+import { createMessageConnection, Emitter, StreamMessageReader, StreamMessageWriter, type CancellationToken, type Disposable } from 'vscode-jsonrpc/node';
+import type { LogParams } from '../common/protocol';
 import { EngineClient } from './engineClient';
-import type { OutputLog } from './outputLog';
 
 export type EngineState =
   | { kind: 'stopped' }
@@ -18,13 +18,25 @@ export type EngineState =
   | { kind: 'restarting'; crashes: number; delayMs: number }
   | { kind: 'failed'; message: string };
 
+/** Where the supervisor logs (the extension's output channel). */
+export interface SupervisorLog {
+  info(message: string): void;
+  warn(message: string): void;
+  error(message: string): void;
+  debug(message: string): void;
+  /** A `dlm/log` notification from the engine. */
+  engine(params: LogParams): void;
+  /** A line the engine wrote to stderr that is not one of its own log lines (a crash trace). */
+  engineStderr(line: string): void;
+}
+
 export interface SupervisorOptions {
   /** The engine bundle, `dist/engine/main.js`. */
   enginePath: string;
   /** Arguments after the bundle (`serve` and its flags). */
   args: string[];
   cwd: string;
-  log: OutputLog;
+  log: SupervisorLog;
   /** Delay before the n-th restart in a row (the last one repeats). */
   restartDelaysMs?: number[];
   /** More than `crashes` crashes within `windowMs` stop the restarts. */
@@ -38,8 +50,8 @@ const SHUTDOWN_GRACE_MS = 2000;
 /** Nice value of the engine process (0 = normal, 19 = lowest). */
 const ENGINE_NICENESS = 10;
 
-export class EngineSupervisor implements vscode.Disposable {
-  private readonly stateEmitter = new vscode.EventEmitter<EngineState>();
+export class EngineSupervisor implements Disposable {
+  private readonly stateEmitter = new Emitter<EngineState>();
   /** Fires on every state change; `running` again after each restart (a new process, a new client). */
   readonly onDidChangeState = this.stateEmitter.event;
 
@@ -80,14 +92,14 @@ export class EngineSupervisor implements vscode.Disposable {
   }
 
   /** Resolves with the client of the running engine; waits while it starts or restarts. */
-  whenRunning(token?: vscode.CancellationToken): Promise<EngineClient> {
+  whenRunning(token?: CancellationToken): Promise<EngineClient> {
     const state = this.current;
     if (state.kind === 'running') return Promise.resolve(state.client);
     if (state.kind === 'failed' || state.kind === 'stopped') {
       return Promise.reject(new Error(state.kind === 'failed' ? state.message : 'The DLM engine is not running.'));
     }
     return new Promise((resolve, reject) => {
-      const subscriptions: vscode.Disposable[] = [];
+      const subscriptions: Disposable[] = [];
       const done = () => subscriptions.forEach((s) => s.dispose());
       subscriptions.push(
         this.onDidChangeState((next) => {
@@ -104,7 +116,7 @@ export class EngineSupervisor implements vscode.Disposable {
         subscriptions.push(
           token.onCancellationRequested(() => {
             done();
-            reject(new vscode.CancellationError());
+            reject(new Error('Cancelled while waiting for the engine.'));
           }),
         );
       }
@@ -173,10 +185,11 @@ export class EngineSupervisor implements vscode.Disposable {
       this.onCrash(child, signal ? `was killed by ${signal}` : `exited with code ${code}`);
     });
 
-    const connection = createMessageConnection(
-      new StreamMessageReader(child.stdout),
-      new StreamMessageWriter(child.stdin),
-    );
+    const reader = new StreamMessageReader(child.stdout);
+    // Its partial-message timer only reports a slow message, and it outlives the connection when the engine dies
+    // mid-message (disposing the reader does not clear it): one timer left firing every 10 s per crash.
+    reader.partialMessageTimeout = 0;
+    const connection = createMessageConnection(reader, new StreamMessageWriter(child.stdin));
     // A write to a dead process fails; the 'exit' handler does the rest.
     connection.onError(([error]) => log.debug(`engine connection: ${error.message}`));
     const client = new EngineClient(connection, child.pid ?? -1, (params) => log.engine(params));
@@ -208,10 +221,6 @@ export class EngineSupervisor implements vscode.Disposable {
         `completions are off.` +
         (tail.length ? ` Last engine output: ${tail.join(' | ')}` : '');
       this.setState({ kind: 'failed', message });
-      void vscode.window.showErrorMessage(message, 'Retry', 'Show Logs').then((choice) => {
-        if (choice === 'Retry') this.start();
-        if (choice === 'Show Logs') this.options.log.show();
-      });
       return;
     }
     const delayMs = this.restartDelaysMs[Math.min(crashes - 1, this.restartDelaysMs.length - 1)];
@@ -225,7 +234,7 @@ export class EngineSupervisor implements vscode.Disposable {
  * The engine is background work: below the editor's priority, so denoising on the CPU never makes typing or
  * the ghost-text refreshes lag (on a GPU the engine's host threads are mostly idle anyway).
  */
-function lowerPriority(child: ChildProcess, log: OutputLog): void {
+function lowerPriority(child: ChildProcess, log: SupervisorLog): void {
   if (child.pid === undefined) return;
   try {
     os.setPriority(child.pid, ENGINE_NICENESS);

@@ -108,6 +108,13 @@ export function activate(context: vscode.ExtensionContext): DlmExtensionApi {
     provider,
     vscode.languages.registerInlineCompletionItemProvider({ pattern: '**' }, provider),
     backend.onDidChangeStatus(refreshStatus),
+    engine.onDidChangeState((state) => {
+      if (state.kind !== 'failed') return;
+      void vscode.window.showErrorMessage(state.message, 'Retry', 'Show Logs').then((choice) => {
+        if (choice === 'Retry') engine.start();
+        if (choice === 'Show Logs') log.show();
+      });
+    }),
     vscode.commands.registerCommand(ACCEPT_COMMAND, (kind: AcceptKind = 'all') => provider.accept(kind)),
     vscode.commands.registerCommand('dlm.fillSelection', (options?: { length?: number }) => blockInfill.fillSelection(options)),
     vscode.commands.registerCommand('dlm.redenoiseSelection', () => blockInfill.redenoiseSelection()),

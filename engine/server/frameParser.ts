@@ -13,7 +13,7 @@
  * given a Content-Length larger than its message and has swallowed the next frame's header.
  */
 
-/** Frames above this size are refused (twice the longest prefix and suffix the engine accepts, JSON-escaped). */
+/** Frames above this size are refused: room for the longest prefix and suffix the engine accepts (validation.ts), JSON-escaped. */
 export const MAX_BODY_BYTES = 64 * 1024 * 1024;
 /** A header block longer than this is not a header block. */
 export const MAX_HEADER_BYTES = 4096;

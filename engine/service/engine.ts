@@ -216,15 +216,23 @@ export class Engine {
     const model = this.model(params.modelId);
     this.decodingOptions(model, params.length, params.options);
     const id = this.scheduler.reserveId();
+    let cancelReason: CancelReason | undefined;
     let cancelPreparation!: (reason: CancelReason) => void;
     const cancelled = new Promise<never>((_, reject) => (cancelPreparation = (reason) => reject(new JobCancelledError(reason, 0))));
-    const preparation = { modelId: params.modelId, cancel: (reason: CancelReason) => cancelPreparation(reason) };
+    const preparation = {
+      modelId: params.modelId,
+      cancel: (reason: CancelReason) => {
+        cancelReason ??= reason;
+        cancelPreparation(reason);
+      },
+    };
     this.preparing.add(preparation);
     const tokenized = this.text.canvasIds(model.tokenizerFile, model.manifest.tokens, model.info.maxCanvasTokens, params);
     let scheduled: ScheduledJob<TokenInfillResult> | undefined;
     const result = Promise.race([tokenized, cancelled])
       .finally(() => this.preparing.delete(preparation))
       .then((ids) => {
+        if (cancelReason) throw new JobCancelledError(cancelReason, 0);
         scheduled = this.infillTokens({ ...params, ...ids }, hooks, id);
         return scheduled.result;
       });
