@@ -148,6 +148,7 @@ export class DlmInlineCompletionProvider implements vscode.InlineCompletionItemP
             length: canvas.length,
             options: settings.decoding,
             fitToModel: true,
+            coldBudgetMs: settings.coldRequestBudgetMs,
           },
           onProgress,
           engineToken,

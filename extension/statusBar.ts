@@ -109,6 +109,13 @@ function tooltip(inputs: StatusInputs, cache: CacheMode | undefined): vscode.Mar
         `(${Math.round(lastStats.tokensPerSecond)} tokens/s), cache ${lastStats.cache} on ${lastStats.device}, ` +
         `${lastStats.graphCalls} graph calls over ${lastStats.rowsComputed} rows`,
     );
+    if (lastStats.canvasTokenLimit !== undefined && lastStats.msPerRow !== undefined) {
+      lines.push(
+        `Context sized to this device: at most ${lastStats.canvasTokenLimit} tokens with the fill, so a completion ` +
+          `computed from scratch takes about ${(inputs.settings.coldRequestBudgetMs / 1000).toFixed(1)} s at most ` +
+          `(${lastStats.msPerRow} ms per computed row measured; \`dlm.coldRequestBudgetMs\`)`,
+      );
+    }
   }
   if (paused) lines.push('Completions are paused.');
   lines.push('', 'Click for actions.');

@@ -6,10 +6,11 @@
  */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { convertCheckpoint } from '../convert/convert';
+import { convertCheckpoint, defaultGraphOptions } from '../convert/convert';
 import type { StepGraphOptions } from '../graph/stepGraphBuilder';
 import { parameterCount } from '../model/architecture';
 import { MANIFEST_FILE } from '../model/manifest';
+import { variantFileName } from '../model/modelFolder';
 import { syntheticArchitecture, writeSyntheticModel, type SyntheticPreset } from '../model/synthetic';
 import { CHECKPOINT_GEOMETRIES, writeRandomCheckpoint, type CheckpointGeometryName } from './randomCheckpoint';
 
@@ -70,7 +71,7 @@ export async function ensureGeometryModel(
   graph: Partial<StepGraphOptions> = GEOMETRY_GRAPH,
 ): Promise<string> {
   const checkpoint = path.join(modelsDir, `${geometry}-seed${BENCH_SEED}-checkpoint`);
-  const variant = [graph.precision, graph.cacheDtype, graph.head, graph.attention, graph.topK && `top${graph.topK}`].filter(Boolean).join('-');
+  const variant = variantFileName(defaultGraphOptions(graph)).replace(/^step\./, '').replace(/\.onnx$/, '');
   const dir = path.join(modelsDir, `${geometry}-seed${BENCH_SEED}-${variant}`);
   if (existsSync(path.join(dir, MANIFEST_FILE))) return dir;
   if (!existsSync(path.join(checkpoint, 'config.json'))) {

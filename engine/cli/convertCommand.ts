@@ -7,7 +7,7 @@ import path from 'node:path';
 import { convertCheckpoint, defaultGraphOptions, type ConvertProgress } from '../convert/convert';
 import { parseHubModelId } from '../model/huggingFaceHub';
 import { downloadToCache } from '../model/modelManager';
-import type { AttentionLowering, CacheDtype, HeadKind, WeightPrecision } from '../graph/stepContract';
+import type { AttentionLowering, CacheDtype, HeadKind, Int4AccuracyLevel, WeightPrecision } from '../graph/stepContract';
 import { EXIT_OK, numberOption, stringOption, type CliCommand } from './command';
 import { defaultCacheDir } from './cacheDir';
 import { progressLine } from './progressLine';
@@ -41,6 +41,7 @@ export const convertCommand: CliCommand = {
     attention: { type: { choices: ['gqa', 'decomposed'] }, description: 'Attention lowering.', defaultText: 'gqa with float32, else decomposed' },
     head: { type: { choices: ['logits', 'stats'] }, description: 'Full logits, or top-k + entropy.', defaultText: 'logits with float32, else stats' },
     'top-k': { type: 'integer', description: 'K of the stats head.', defaultText: '32' },
+    'int4-accuracy-level': { type: { choices: ['0', '4'] }, description: 'int4: MatMulNBits accuracy_level (4 = int8 activations on the CPU).', defaultText: '0' },
     'max-positions': { type: 'integer', description: 'Largest canvas in tokens (sizes the RoPE tables).', defaultText: 'the config\'s, at most 16384' },
     name: { type: 'string', description: 'Model name in the manifest.', defaultText: 'the folder name or id' },
     'cache-dir': { type: 'string', description: 'Where a downloaded checkpoint is kept.' },
@@ -62,6 +63,7 @@ export const convertCommand: CliCommand = {
       attention: stringOption(options, 'attention') as AttentionLowering | undefined,
       head: stringOption(options, 'head') as HeadKind | undefined,
       topK: numberOption(options, 'top-k'),
+      int4AccuracyLevel: Number(stringOption(options, 'int4-accuracy-level') ?? 0) as Int4AccuracyLevel,
     });
     const show = progressLine('convert');
     const result = await convertCheckpoint(srcDir, outDir, {

@@ -67,7 +67,11 @@ export function defaultGraphOptions(options: Partial<StepGraphOptions> = {}): St
   const cacheDtype: CacheDtype = options.cacheDtype ?? (precision === 'fp32' ? 'float32' : 'float16');
   const head: HeadKind = options.head ?? (cacheDtype === 'float32' ? 'logits' : 'stats');
   const attention: AttentionLowering = options.attention ?? (cacheDtype === 'float32' ? PREFERRED_CPU_ATTENTION : 'decomposed');
-  return { precision, cacheDtype, attention, head, topK: options.topK ?? (head === 'stats' ? DEFAULT_TOP_K : 0) };
+  const int4AccuracyLevel = options.int4AccuracyLevel;
+  return {
+    precision, cacheDtype, attention, head, topK: options.topK ?? (head === 'stats' ? DEFAULT_TOP_K : 0),
+    ...(int4AccuracyLevel ? { int4AccuracyLevel } : {}),
+  };
 }
 
 /** Headroom over the weight estimate: protobuf, alignment padding, RoPE tables, tokenizer. */

@@ -9,6 +9,7 @@ import { version as ENGINE_VERSION } from '../../package.json';
 import { readManifest, type ModelManifest } from '../model/manifest';
 import { resolveModel, type ModelProgress } from '../model/modelManager';
 import { fitContext } from '../model/contextFit';
+import { CALIBRATION_ROWS, RowCost, canvasTokensForBudget } from './coldBudget';
 import { canvasPrefix } from '../model/prompting';
 import { Tokenizer } from '../model/tokenizer';
 import type { DenoiseRequest } from '../denoiser/denoiser';
@@ -74,6 +75,8 @@ interface LoadedModel {
   endTokens: Set<number>;
   /** Why the model cannot reuse prefixes, once logged. */
   reuseUnavailable?: string;
+  /** Graph time per computed row on its device: the calibration pass at load, then every request. */
+  rowCost: RowCost;
 }
 
 export class Engine {
@@ -146,6 +149,7 @@ export class Engine {
       maxCanvasTokens: manifest.architecture.maxPositions,
       defaults,
     };
+    const rowCost = await this.calibrate(session.worker, manifest, modelId);
     const tokens = manifest.tokens;
     session.worker.onDeath = (error) => {
       // Forget the model, so the client's next request says it is not loaded and a reload starts afresh.
@@ -159,6 +163,7 @@ export class Engine {
       tokenizer,
       worker: session.worker,
       endTokens: new Set([...tokens.eos, ...(tokens.pad === null ? [] : [tokens.pad])]),
+      rowCost,
     });
     const ms = Math.round(performance.now() - started);
     this.options.log('info', `loaded ${manifest.name} from ${dir} on ${info.device} as ${modelId} in ${ms} ms`);
@@ -167,6 +172,27 @@ export class Engine {
     }
     for (const note of session.notes) this.options.log('info', `${modelId}: ${note}`);
     return info;
+  }
+
+  /**
+   * One full pass of CALIBRATION_ROWS rows, timed, so the first request can already be sized to a cold budget;
+   * a failure only leaves the cost unmeasured until the first request.
+   */
+  private async calibrate(worker: ModelWorker, manifest: ModelManifest, modelId: string): Promise<RowCost> {
+    const cost = new RowCost();
+    const rows = Math.min(CALIBRATION_ROWS, manifest.architecture.maxPositions);
+    try {
+      const options = resolveDecodingOptions(manifest.decoding, { cache: 'none', steps: 1, schedule: 'blocks', blockLength: 1 }, 1, manifest.architecture.family);
+      const pass = await worker.denoise(
+        CALIBRATION_JOB,
+        { tokens: manifest.tokens, logitShift: manifest.architecture.logitShift, vocabSize: manifest.architecture.vocabSize },
+        { prefixIds: new Array<number>(rows - 1).fill(0), suffixIds: [], length: 1, options, runToCompletion: true },
+      );
+      cost.record(pass.graphMs, pass.stats.rowsComputed);
+    } catch (error) {
+      this.options.log('warn', `${modelId}: the calibration pass failed (${(error as Error).message}); its speed is measured from requests`);
+    }
+    return cost;
   }
 
   /** Stops a model's worker; its queued and running requests are cancelled first. */
@@ -199,23 +225,52 @@ export class Engine {
    * The token ids either side of the masks: the text tokenized, framed as the model expects (e.g. a leading BOS,
    * from its manifest), and with `fitToModel` cut by whole lines to fit the model's canvas.
    */
-  canvasIds(params: Pick<InfillParams, 'modelId' | 'prefix' | 'suffix' | 'length' | 'fitToModel'>): { prefixIds: number[]; suffixIds: number[] } {
+  canvasIds(params: Pick<InfillParams, 'modelId' | 'prefix' | 'suffix' | 'length' | 'fitToModel' | 'coldBudgetMs' | 'options'>): {
+    prefixIds: number[];
+    suffixIds: number[];
+    budget?: Pick<InfillStats, 'canvasTokenLimit' | 'msPerRow'>;
+  } {
     const model = this.model(params.modelId);
     let { prefix, suffix } = params;
+    let budget: Pick<InfillStats, 'canvasTokenLimit' | 'msPerRow'> | undefined;
     if (params.fitToModel && Number.isInteger(params.length) && params.length >= 1) {
       const framing = canvasPrefix(model.manifest.tokens, []).length;
-      ({ prefix, suffix } = fitContext(prefix, suffix, model.info.maxCanvasTokens - params.length - framing, model.tokenizer));
+      budget = this.coldBudget(model, params);
+      const limit = Math.min(model.info.maxCanvasTokens, budget?.canvasTokenLimit ?? Infinity);
+      ({ prefix, suffix } = fitContext(prefix, suffix, limit - params.length - framing, model.tokenizer));
     }
-    return { prefixIds: canvasPrefix(model.manifest.tokens, model.tokenizer.encode(prefix)), suffixIds: model.tokenizer.encode(suffix) };
+    return {
+      prefixIds: canvasPrefix(model.manifest.tokens, model.tokenizer.encode(prefix)),
+      suffixIds: model.tokenizer.encode(suffix),
+      ...(budget ? { budget } : {}),
+    };
+  }
+
+  /** The canvas limit `coldBudgetMs` sets at the model's measured speed, when asked and measured. */
+  private coldBudget(model: LoadedModel, params: Pick<InfillParams, 'length' | 'coldBudgetMs' | 'options'>) {
+    const msPerRow = model.rowCost.msPerRow;
+    if (!(params.coldBudgetMs && params.coldBudgetMs > 0) || msPerRow === undefined) return undefined;
+    let options: DecodingOptions;
+    try {
+      options = resolveDecodingOptions(model.manifest.decoding, params.options ?? {}, params.length, model.manifest.architecture.family);
+    } catch {
+      return undefined; // infillTokens reports the bad options
+    }
+    const canvasTokenLimit = Math.min(
+      model.info.maxCanvasTokens,
+      canvasTokensForBudget(params.coldBudgetMs, msPerRow, params.length, options.steps, options.cache),
+    );
+    return { canvasTokenLimit, msPerRow: Math.round(msPerRow * 1000) / 1000 };
   }
 
   /** Tokenizes and schedules an infill; throws EngineError at once for a request that cannot run. */
   infill(params: Omit<InfillParams, 'progressToken'>, hooks: InfillHooks = {}): ScheduledJob<InfillResult> {
-    const job = this.infillTokens({ ...params, ...this.canvasIds(params) }, hooks);
+    const { budget, ...ids } = this.canvasIds(params);
+    const job = this.infillTokens({ ...params, ...ids }, hooks);
     return {
       id: job.id,
       cancel: (reason) => job.cancel(reason),
-      result: job.result.then(({ fillIds: _ids, ...result }) => result),
+      result: job.result.then(({ fillIds: _ids, ...result }) => (budget ? { ...result, stats: { ...result.stats, ...budget } } : result)),
     };
   }
 
@@ -282,6 +337,7 @@ export class Engine {
       throw error;
     }
     const { stats } = denoised;
+    model.rowCost.record(denoised.graphMs, stats.rowsComputed);
     // A job cancelled while its last step ran still counts as cancelled: its caller has moved on.
     if (job.cancelReason) throw new JobCancelledError(job.cancelReason, stats.steps, stats.steps);
     const ms = performance.now() - started;
@@ -369,6 +425,9 @@ export class Engine {
     if (this.shuttingDown) throw new EngineError(ErrorCodes.EngineShuttingDown, 'The engine is shutting down.');
   }
 }
+
+/** The worker job id of the calibration pass at load (scheduled jobs count up from 1). */
+const CALIBRATION_JOB = 0;
 
 const CANCELLATIONS: Record<CancelReason, { code: ErrorCode; what: string }> = {
   cancelled: { code: ErrorCodes.RequestCancelled, what: 'Cancelled' },

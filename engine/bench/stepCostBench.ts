@@ -1,0 +1,276 @@
+/**
+ * `dlm bench --step-cost`: what one denoising step costs at real scale, and what each way of cutting it buys,
+ * side by side in one run (issue 13, item 3). A real geometry with random weights (randomCheckpoint.ts) is
+ * converted into graph variants that differ in one thing each, from today's CPU graph (int4 weights, float32
+ * activations, full logits) on:
+ *
+ * - `stats`: the stats head (top-k and entropy in the graph) instead of full-vocabulary logits, which the host
+ *   would copy out and scan (confidence.ts) for every masked row;
+ * - `stats+acc4`: int4 MatMulNBits with `accuracy_level` 4 (int8 activations on the CPU's integer kernels);
+ * - `...+threads`: the CPU provider's intra-op threads set to the cores the OS reports, instead of its default
+ *   (onnxruntime's default is the number of physical cores); measured on the graph alone.
+ *
+ * Per variant: the graph alone (a full pass over the canvas, as the first step of a prefill fill computes it,
+ * and a cached step of the fill's rows over the prompt's K/V) and, for the graph variants, whole fills through
+ * the engine (graph time and the host's time around it), interleaved round by round. Each is checked against the reference on the
+ * same canvas: the share of rows whose top-1 token agrees and the mean difference of the top-1 probability
+ * (the confidence score), over the fill's predictor rows and a sample of the prompt's rows. Random weights make
+ * those checks about arithmetic, not quality.
+ */
+import os from 'node:os';
+import type { InferenceSession } from 'onnxruntime-node';
+import type { StepGraphOptions } from '../graph/stepGraphBuilder';
+import type { RowPredictions, StepFeeds } from '../graph/stepContract';
+import { readManifest } from '../model/manifest';
+import { leadingRows } from '../reuse/kvRows';
+import { loadStepModel, type OnnxStepModel } from '../runtime/onnxStepModel';
+import { agreement } from '../denoiser/compare';
+import { Engine } from '../server/engine';
+import type { DecodingOptions } from '../protocol';
+import { ensureGeometryModel, GEOMETRY_GRAPH } from './benchModels';
+import { benchPrompt, INLINE_CANVAS } from './canvases';
+import type { CheckpointGeometryName } from './randomCheckpoint';
+import { mean, median, round } from './statistics';
+
+export interface StepCostVariant {
+  name: string;
+  graph: Partial<StepGraphOptions>;
+  session?: InferenceSession.SessionOptions;
+}
+
+const STATS: Partial<StepGraphOptions> = { ...GEOMETRY_GRAPH, head: 'stats', topK: 32 };
+
+/** The variants, each one change on the one before; the first is the reference. */
+export function stepCostVariants(cores = os.availableParallelism()): StepCostVariant[] {
+  return [
+    { name: 'logits', graph: GEOMETRY_GRAPH },
+    { name: 'stats', graph: STATS },
+    { name: 'stats+acc4', graph: { ...STATS, int4AccuracyLevel: 4 } },
+    { name: `stats+acc4+threads${cores}`, graph: { ...STATS, int4AccuracyLevel: 4 }, session: { intraOpNumThreads: cores } },
+  ];
+}
+
+export interface StepCostOptions {
+  geometry: CheckpointGeometryName;
+  modelsDir: string;
+  rounds: number;
+  /** Decoding options of the fills (the model's own defaults otherwise), with prefill cache. */
+  overrides: Partial<DecodingOptions>;
+  log(message: string): void;
+}
+
+export interface StepCostRow {
+  variant: string;
+  /** Graph alone: the first step's full pass (prompt + fill rows), and one cached step of the fill's rows. */
+  fullPassMs: number;
+  cachedStepMs: number;
+  /** Whole fills through the engine: total, in graph calls, and the host's share per step (null: not run). */
+  fillMs: number | null;
+  fillGraphMs: number | null;
+  hostMsPerStep: number | null;
+  steps: number | null;
+  speedupVsReference: number | null;
+  /** Against the reference variant on the same canvas. */
+  top1Agreement: number;
+  meanTop1ProbabilityDifference: number;
+  fillAgreement: number | null;
+}
+
+export interface StepCostReport {
+  model: string;
+  device: string;
+  promptTokens: number;
+  genTokens: number;
+  checkedRows: number;
+  rows: StepCostRow[];
+}
+
+interface Top1 {
+  ids: Int32Array;
+  probabilities: Float32Array;
+}
+
+function top1Of(p: RowPredictions): Top1 {
+  const ids = new Int32Array(p.rows);
+  const probabilities = new Float32Array(p.rows);
+  for (let r = 0; r < p.rows; r++) {
+    if (p.kind === 'stats') {
+      ids[r] = p.topIds[r * p.k];
+      probabilities[r] = p.topProbs[r * p.k];
+      continue;
+    }
+    const row = p.logits.subarray(r * p.vocabSize, (r + 1) * p.vocabSize);
+    let best = 0;
+    for (let v = 1; v < row.length; v++) if (row[v] > row[best]) best = v;
+    let sum = 0;
+    for (let v = 0; v < row.length; v++) sum += Math.exp(row[v] - row[best]);
+    ids[r] = best;
+    probabilities[r] = 1 / sum;
+  }
+  return { ids, probabilities };
+}
+
+function zeros(n: number): Float32Array {
+  return new Float32Array(n);
+}
+
+/** The feeds of a full pass over `ids` reading `read`, and of a cached step of the last `q` rows over the rest. */
+function canvasFeeds(model: OnnxStepModel, ids: number[], read: number[]) {
+  const n = ids.length;
+  const noPast = Array.from({ length: model.numLayers }, () => zeros(0));
+  const full: StepFeeds = {
+    inputIds: BigInt64Array.from(ids, BigInt),
+    positionIds: BigInt64Array.from(ids, (_, i) => BigInt(i)),
+    attentionBias: zeros(n * n),
+    logitsIndex: BigInt64Array.from(read, BigInt),
+    pastKeys: noPast,
+    pastValues: noPast,
+    contextLength: 0,
+  };
+  return full;
+}
+
+function cachedFeeds(full: StepFeeds, keys: Float32Array[], values: Float32Array[], model: OnnxStepModel, q: number, reads: number): StepFeeds {
+  const n = full.inputIds.length;
+  const c = n - q;
+  return {
+    inputIds: full.inputIds.subarray(c),
+    positionIds: full.positionIds.subarray(c),
+    attentionBias: zeros(q * n),
+    logitsIndex: BigInt64Array.from({ length: reads }, (_, i) => BigInt(i)),
+    pastKeys: keys.map((k) => leadingRows(k, n, c, model.numKvHeads, model.headDim) as Float32Array),
+    pastValues: values.map((v) => leadingRows(v, n, c, model.numKvHeads, model.headDim) as Float32Array),
+    contextLength: c,
+  };
+}
+
+async function timed<T>(work: () => Promise<T>): Promise<{ ms: number; value: T }> {
+  const started = performance.now();
+  const value = await work();
+  return { ms: performance.now() - started, value };
+}
+
+export async function runStepCostBench(options: StepCostOptions): Promise<StepCostReport> {
+  const variants = stepCostVariants();
+  const canvas = INLINE_CANVAS;
+  const dirs: string[] = [];
+  for (const v of variants) dirs.push(await ensureGeometryModel(options.geometry, options.modelsDir, options.log, v.graph));
+  const manifest = readManifest(dirs[0]);
+  const arch = manifest.architecture;
+  const prompt = benchPrompt(canvas, arch.vocabSize, manifest.tokens);
+  const prefix = prompt.prefixIds.length;
+  const ids = [...prompt.prefixIds, ...new Array<number>(canvas.genTokens).fill(manifest.tokens.mask), ...prompt.suffixIds];
+  // The fill's predictor rows (a shifted model reads row p-1 for position p), then every 8th prompt row.
+  const fillRows = Array.from({ length: canvas.genTokens }, (_, i) => prefix + i - (arch.logitShift ? 1 : 0));
+  const sampled = ids.map((_, i) => i).filter((i) => i % 8 === 0 && !fillRows.includes(i));
+  const checked = [...fillRows, ...sampled];
+
+  // The graph alone, variant by variant (two sessions of a 0.5B model at once would double the memory).
+  const graphRows: { fullPassMs: number; cachedStepMs: number; top1: Top1 }[] = [];
+  for (let i = 0; i < variants.length; i++) {
+    const { model } = await loadStepModel(dirs[i], readManifest(dirs[i]), { device: 'cpu', ...(variants[i].session ? { sessionOptions: variants[i].session } : {}) });
+    try {
+      const check = await model.run(canvasFeeds(model, ids, checked), { newKv: 'none' });
+      const full = canvasFeeds(model, ids, fillRows);
+      const first = await model.run(full);
+      const cached = cachedFeeds(full, first.newKeys as Float32Array[], first.newValues as Float32Array[], model, canvas.genTokens + 1, canvas.genTokens);
+      const fullMs: number[] = [];
+      const cachedMs: number[] = [];
+      for (let r = 0; r < options.rounds; r++) {
+        fullMs.push((await timed(() => model.run(full, { newKv: 'none' }))).ms);
+        for (let s = 0; s < 3; s++) cachedMs.push((await timed(() => model.run(cached, { newKv: 'none' }))).ms);
+      }
+      graphRows.push({ fullPassMs: median(fullMs), cachedStepMs: median(cachedMs), top1: top1Of(check.predictions) });
+      options.log(`${variants[i].name}: full pass ${round(median(fullMs), 0)} ms, cached step ${round(median(cachedMs), 0)} ms`);
+    } finally {
+      await model.release();
+    }
+  }
+
+  // Whole fills through the engine, the variants interleaved round by round.
+  const fills = variants.map(() => [] as { ms: number; graphMs: number; steps: number; fillIds: number[] }[]);
+  let device = 'cpu';
+  for (let r = 0; r < options.rounds; r++) {
+    for (let i = 0; i < variants.length; i++) {
+      if (variants[i].session) continue;
+      // One engine per variant and round, so only one model is in memory at a time.
+      const engine = new Engine({ cacheDir: options.modelsDir, log: () => {} });
+      try {
+        const info = await engine.loadModel({ model: dirs[i], device: 'cpu' });
+        device = info.device;
+        const result = await engine.infillTokens({
+          modelId: info.modelId,
+          ...prompt,
+          length: canvas.genTokens,
+          runToCompletion: true,
+          options: { blockLength: canvas.genTokens, steps: canvas.steps, ...options.overrides, cache: 'prefill' },
+        }).result;
+        const s = result.stats;
+        fills[i].push({ ms: s.ms, graphMs: s.graphMs ?? 0, steps: s.steps, fillIds: result.fillIds });
+        options.log(`round ${r + 1}/${options.rounds} ${variants[i].name}: fill ${round(s.ms, 0)} ms (graph ${round(s.graphMs ?? 0, 0)} ms, ${s.steps} steps)`);
+      } finally {
+        await engine.shutdown();
+      }
+    }
+  }
+
+  const reference = graphRows[0].top1;
+  const referenceMs = median(fills[0].map((f) => f.ms));
+  const rows = variants.map((v, i): StepCostRow => {
+    const { top1 } = graphRows[i];
+    let same = 0;
+    const differences: number[] = [];
+    for (let r = 0; r < checked.length; r++) {
+      if (top1.ids[r] === reference.ids[r]) same++;
+      differences.push(Math.abs(top1.probabilities[r] - reference.probabilities[r]));
+    }
+    const graph = {
+      variant: v.name,
+      fullPassMs: round(graphRows[i].fullPassMs, 1),
+      cachedStepMs: round(graphRows[i].cachedStepMs, 1),
+      top1Agreement: round(same / checked.length, 4),
+      meanTop1ProbabilityDifference: Number(mean(differences).toPrecision(3)),
+    };
+    if (fills[i].length === 0) {
+      return { ...graph, fillMs: null, fillGraphMs: null, hostMsPerStep: null, steps: null, speedupVsReference: null, fillAgreement: null };
+    }
+    const fillMs = median(fills[i].map((f) => f.ms));
+    const fillGraphMs = median(fills[i].map((f) => f.graphMs));
+    const last = fills[i][fills[i].length - 1];
+    return {
+      ...graph,
+      fillMs: round(fillMs, 1),
+      fillGraphMs: round(fillGraphMs, 1),
+      hostMsPerStep: round((fillMs - fillGraphMs) / last.steps, 2),
+      steps: last.steps,
+      speedupVsReference: round(referenceMs / fillMs, 2),
+      fillAgreement: round(agreement(last.fillIds, fills[0][fills[0].length - 1].fillIds, canvas.genTokens), 4),
+    };
+  });
+  return { model: options.geometry, device, promptTokens: canvas.promptTokens, genTokens: canvas.genTokens, checkedRows: checked.length, rows };
+}
+
+export function formatStepCostTable(report: StepCostReport): string {
+  const header = ['variant', 'full pass ms', 'cached step ms', 'fill ms', 'fill graph ms', 'host ms/step', 'speedup', 'top-1 agree', 'Δ top-1 p', 'fill agree'];
+  const or = (value: number | null, text: (v: number) => string) => (value === null ? '-' : text(value));
+  const rows = report.rows.map((r) => [
+    r.variant,
+    r.fullPassMs.toFixed(0),
+    r.cachedStepMs.toFixed(1),
+    or(r.fillMs, (v) => v.toFixed(0)),
+    or(r.fillGraphMs, (v) => v.toFixed(0)),
+    or(r.hostMsPerStep, (v) => v.toFixed(1)),
+    or(r.speedupVsReference, (v) => `${v.toFixed(2)}x`),
+    `${(r.top1Agreement * 100).toFixed(1)}%`,
+    r.meanTop1ProbabilityDifference.toExponential(1),
+    or(r.fillAgreement, (v) => `${(v * 100).toFixed(1)}%`),
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i].length)));
+  const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i])).join(' | ')} |`;
+  return [
+    `${report.model} (${report.device}), ${report.promptTokens} prompt + ${report.genTokens} fill tokens, prefill cache; checks over ${report.checkedRows} rows`,
+    line(header),
+    `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`,
+    ...rows.map(line),
+  ].join('\n') + '\n';
+}
