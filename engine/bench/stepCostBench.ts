@@ -38,6 +38,9 @@ export interface StepCostVariant {
   session?: InferenceSession.SessionOptions;
 }
 
+/** Cached steps timed per round and variant (a fill has 15 of them to one full pass). */
+const CACHED_STEPS_PER_ROUND = 4;
+
 const STATS: Partial<StepGraphOptions> = { ...GEOMETRY_GRAPH, head: 'stats', topK: 32 };
 
 /** The variants, each one change on the one before; the first is the reference. */
@@ -165,41 +168,50 @@ export async function runStepCostBench(options: StepCostOptions): Promise<StepCo
   const sampled = ids.map((_, i) => i).filter((i) => i % 8 === 0 && !fillRows.includes(i));
   const checked = [...fillRows, ...sampled];
 
-  // The graph alone, variant by variant (two sessions of a 0.5B model at once would double the memory).
-  const graphRows: { fullPassMs: number; cachedStepMs: number; top1: Top1 }[] = [];
-  for (let i = 0; i < variants.length; i++) {
-    const { model } = await loadStepModel(dirs[i], readManifest(dirs[i]), { device: 'cpu', ...(variants[i].session ? { sessionOptions: variants[i].session } : {}) });
-    try {
+  // The graph alone: every variant loaded at once (int4 sessions of a 0.5B model take well under 1 GB each), and
+  // timed in turn, round after round, so drift in the machine's load hits them alike.
+  const models: OnnxStepModel[] = [];
+  const graphRows: { fullMs: number[]; cachedMs: number[]; top1: Top1 }[] = [];
+  try {
+    const cached: StepFeeds[] = [];
+    const full: StepFeeds[] = [];
+    for (let i = 0; i < variants.length; i++) {
+      const { model } = await loadStepModel(dirs[i], readManifest(dirs[i]), { device: 'cpu', ...(variants[i].session ? { sessionOptions: variants[i].session } : {}) });
+      models.push(model);
       const check = await model.run(canvasFeeds(model, ids, checked), { newKv: 'none' });
-      const full = canvasFeeds(model, ids, fillRows);
-      const first = await model.run(full);
-      const cached = cachedFeeds(full, first.newKeys as Float32Array[], first.newValues as Float32Array[], model, canvas.genTokens + 1, canvas.genTokens);
-      const fullMs: number[] = [];
-      const cachedMs: number[] = [];
-      for (let r = 0; r < options.rounds; r++) {
-        fullMs.push((await timed(() => model.run(full, { newKv: 'none' }))).ms);
-        for (let s = 0; s < 3; s++) cachedMs.push((await timed(() => model.run(cached, { newKv: 'none' }))).ms);
-      }
-      graphRows.push({ fullPassMs: median(fullMs), cachedStepMs: median(cachedMs), top1: top1Of(check.predictions) });
-      options.log(`${variants[i].name}: full pass ${round(median(fullMs), 0)} ms, cached step ${round(median(cachedMs), 0)} ms`);
-    } finally {
-      await model.release();
+      full.push(canvasFeeds(model, ids, fillRows));
+      const first = await model.run(full[i]);
+      cached.push(cachedFeeds(full[i], first.newKeys as Float32Array[], first.newValues as Float32Array[], model, canvas.genTokens + 1, canvas.genTokens));
+      graphRows.push({ fullMs: [], cachedMs: [], top1: top1Of(check.predictions) });
     }
+    for (let r = 0; r < options.rounds; r++) {
+      for (let i = 0; i < variants.length; i++) graphRows[i].fullMs.push((await timed(() => models[i].run(full[i], { newKv: 'none' }))).ms);
+      for (let s = 0; s < CACHED_STEPS_PER_ROUND; s++) {
+        for (let i = 0; i < variants.length; i++) graphRows[i].cachedMs.push((await timed(() => models[i].run(cached[i], { newKv: 'none' }))).ms);
+      }
+      options.log(`graph round ${r + 1}/${options.rounds}: ` + variants.map((v, i) => `${v.name} ${round(graphRows[i].fullMs[r], 0)} ms`).join(', '));
+    }
+  } finally {
+    await Promise.all(models.map((m) => m.release()));
   }
 
-  // Whole fills through the engine, the variants interleaved round by round.
+  // Whole fills through the engine, each graph variant loaded in an engine of its own, interleaved round by round.
   const fills = variants.map(() => [] as { ms: number; graphMs: number; steps: number; fillIds: number[] }[]);
+  const engines = variants.map((v) => (v.session ? null : new Engine({ cacheDir: options.modelsDir, log: () => {} })));
   let device = 'cpu';
-  for (let r = 0; r < options.rounds; r++) {
+  try {
+    const modelIds: string[] = [];
     for (let i = 0; i < variants.length; i++) {
-      if (variants[i].session) continue;
-      // One engine per variant and round, so only one model is in memory at a time.
-      const engine = new Engine({ cacheDir: options.modelsDir, log: () => {} });
-      try {
-        const info = await engine.loadModel({ model: dirs[i], device: 'cpu' });
-        device = info.device;
+      const info = await engines[i]?.loadModel({ model: dirs[i], device: 'cpu' });
+      modelIds.push(info?.modelId ?? '');
+      if (info) device = info.device;
+    }
+    for (let r = 0; r < options.rounds; r++) {
+      for (let i = 0; i < variants.length; i++) {
+        const engine = engines[i];
+        if (!engine) continue;
         const result = await engine.infillTokens({
-          modelId: info.modelId,
+          modelId: modelIds[i],
           ...prompt,
           length: canvas.genTokens,
           runToCompletion: true,
@@ -207,17 +219,17 @@ export async function runStepCostBench(options: StepCostOptions): Promise<StepCo
         }).result;
         const s = result.stats;
         fills[i].push({ ms: s.ms, graphMs: s.graphMs ?? 0, steps: s.steps, fillIds: result.fillIds });
-        options.log(`round ${r + 1}/${options.rounds} ${variants[i].name}: fill ${round(s.ms, 0)} ms (graph ${round(s.graphMs ?? 0, 0)} ms, ${s.steps} steps)`);
-      } finally {
-        await engine.shutdown();
+        options.log(`fill round ${r + 1}/${options.rounds} ${variants[i].name}: ${round(s.ms, 0)} ms (graph ${round(s.graphMs ?? 0, 0)} ms, ${s.steps} steps)`);
       }
     }
+  } finally {
+    await Promise.all(engines.map((e) => e?.shutdown()));
   }
 
   const reference = graphRows[0].top1;
   const referenceMs = median(fills[0].map((f) => f.ms));
   const rows = variants.map((v, i): StepCostRow => {
-    const { top1 } = graphRows[i];
+    const { top1, fullMs, cachedMs } = graphRows[i];
     let same = 0;
     const differences: number[] = [];
     for (let r = 0; r < checked.length; r++) {
@@ -226,8 +238,8 @@ export async function runStepCostBench(options: StepCostOptions): Promise<StepCo
     }
     const graph = {
       variant: v.name,
-      fullPassMs: round(graphRows[i].fullPassMs, 1),
-      cachedStepMs: round(graphRows[i].cachedStepMs, 1),
+      fullPassMs: round(median(fullMs), 1),
+      cachedStepMs: round(median(cachedMs), 1),
       top1Agreement: round(same / checked.length, 4),
       meanTop1ProbabilityDifference: Number(mean(differences).toPrecision(3)),
     };
