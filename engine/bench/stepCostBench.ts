@@ -19,6 +19,7 @@
  */
 import os from 'node:os';
 import type { InferenceSession } from 'onnxruntime-node';
+import { DEFAULT_TOP_K } from '../convert/convert';
 import type { StepGraphOptions } from '../graph/stepGraphBuilder';
 import type { RowPredictions, StepFeeds } from '../graph/stepContract';
 import { readManifest } from '../model/manifest';
@@ -41,12 +42,13 @@ export interface StepCostVariant {
 /** Cached steps timed per round and variant (a fill has 15 of them to one full pass). */
 const CACHED_STEPS_PER_ROUND = 4;
 
-const STATS: Partial<StepGraphOptions> = { ...GEOMETRY_GRAPH, head: 'stats', topK: 32 };
+const LOGITS: Partial<StepGraphOptions> = { ...GEOMETRY_GRAPH, head: 'logits' };
+const STATS: Partial<StepGraphOptions> = { ...GEOMETRY_GRAPH, head: 'stats', topK: DEFAULT_TOP_K };
 
 /** The variants, each one change on the one before; the first is the reference. */
 export function stepCostVariants(cores = os.availableParallelism()): StepCostVariant[] {
   return [
-    { name: 'logits', graph: GEOMETRY_GRAPH },
+    { name: 'logits', graph: LOGITS },
     { name: 'stats', graph: STATS },
     { name: 'stats+acc4', graph: { ...STATS, int4AccuracyLevel: 4 } },
     { name: `stats+acc4+threads${cores}`, graph: { ...STATS, int4AccuracyLevel: 4 }, session: { intraOpNumThreads: cores } },

@@ -96,7 +96,7 @@ describe('conversion of Hugging Face checkpoints, per family', function () {
       const fixture = await writeFixtureCheckpoint(path.join(tmp, `${kind}-src`), kind);
       const out = path.join(tmp, `${kind}-model`);
       const progress: ConvertProgress[] = [];
-      const result = await convertCheckpoint(fixture.dir, out, { precision: 'fp32', onProgress: (p) => progress.push(p) });
+      const result = await convertCheckpoint(fixture.dir, out, { precision: 'fp32', head: 'logits', onProgress: (p) => progress.push(p) });
       assert.equal(result.outDir, out);
       const manifest = readManifest(out);
       assert.deepEqual(manifest.architecture, fixture.architecture);
