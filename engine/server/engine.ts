@@ -426,8 +426,8 @@ export class Engine {
   }
 }
 
-/** The worker job id of the calibration pass at load (scheduled jobs count up from 1). */
-const CALIBRATION_JOB = 0;
+/** The worker job id of the calibration pass at load: scheduled jobs count up from 1, and 0 is the worker's "no job cancelled". */
+const CALIBRATION_JOB = -1;
 
 const CANCELLATIONS: Record<CancelReason, { code: ErrorCode; what: string }> = {
   cancelled: { code: ErrorCodes.RequestCancelled, what: 'Cancelled' },
