@@ -42,8 +42,8 @@ export interface StepCostVariant {
 /** Cached steps timed per round and variant (a fill has 15 of them to one full pass). */
 const CACHED_STEPS_PER_ROUND = 4;
 
-const LOGITS: Partial<StepGraphOptions> = { ...GEOMETRY_GRAPH, head: 'logits' };
-const STATS: Partial<StepGraphOptions> = { ...GEOMETRY_GRAPH, head: 'stats', topK: DEFAULT_TOP_K };
+const LOGITS: Partial<StepGraphOptions> = { ...GEOMETRY_GRAPH, head: 'logits', int4AccuracyLevel: 0 };
+const STATS: Partial<StepGraphOptions> = { ...GEOMETRY_GRAPH, head: 'stats', topK: DEFAULT_TOP_K, int4AccuracyLevel: 0 };
 
 /** The variants, each one change on the one before; the first is the reference. */
 export function stepCostVariants(cores = os.availableParallelism()): StepCostVariant[] {
