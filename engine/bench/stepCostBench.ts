@@ -1,8 +1,7 @@
 /**
  * `dlm bench --step-cost`: what one denoising step costs at real scale, and what each way of cutting it buys,
- * side by side in one run (issue 13, item 3). A real geometry with random weights (randomCheckpoint.ts) is
- * converted into graph variants that differ in one thing each, from today's CPU graph (int4 weights, float32
- * activations, full logits) on:
+ * side by side in one run. A real geometry with random weights (randomCheckpoint.ts) is converted into graph
+ * variants that differ in one thing each, starting from int4 weights with float32 activations and full logits:
  *
  * - `stats`: the stats head (top-k and entropy in the graph) instead of full-vocabulary logits, which the host
  *   would copy out and scan (confidence.ts) for every masked row;
@@ -12,8 +11,8 @@
  *
  * Per variant: the graph alone (a full pass over the canvas, as the first step of a prefill fill computes it,
  * and a cached step of the fill's rows over the prompt's K/V) and, for the graph variants, whole fills through
- * the engine (graph time and the host's time around it), interleaved round by round. Each is checked against the reference on the
- * same canvas: the share of rows whose top-1 token agrees and the mean difference of the top-1 probability
+ * the engine (graph time and the host's time around it), interleaved round by round. Each is checked against the
+ * reference on the same canvas: the share of rows whose top-1 token agrees and the mean difference of the top-1 probability
  * (the confidence score), over the fill's predictor rows and a sample of the prompt's rows. Random weights make
  * those checks about arithmetic, not quality.
  */
@@ -46,7 +45,8 @@ const LOGITS: Partial<StepGraphOptions> = { ...GEOMETRY_GRAPH, head: 'logits', i
 const STATS: Partial<StepGraphOptions> = { ...GEOMETRY_GRAPH, head: 'stats', topK: DEFAULT_TOP_K, int4AccuracyLevel: 0 };
 
 /** The variants, each one change on the one before; the first is the reference. */
-export function stepCostVariants(cores = os.availableParallelism()): StepCostVariant[] {
+export function stepCostVariants(): StepCostVariant[] {
+  const cores = os.availableParallelism();
   return [
     { name: 'logits', graph: LOGITS },
     { name: 'stats', graph: STATS },
@@ -119,11 +119,11 @@ function zeros(n: number): Float32Array {
   return new Float32Array(n);
 }
 
-/** The feeds of a full pass over `ids` reading `read`, and of a cached step of the last `q` rows over the rest. */
-function canvasFeeds(model: OnnxStepModel, ids: number[], read: number[]) {
+/** A full pass over `ids` (no context), reading the rows `read`. */
+function canvasFeeds(model: OnnxStepModel, ids: number[], read: number[]): StepFeeds {
   const n = ids.length;
   const noPast = Array.from({ length: model.numLayers }, () => zeros(0));
-  const full: StepFeeds = {
+  return {
     inputIds: BigInt64Array.from(ids, BigInt),
     positionIds: BigInt64Array.from(ids, (_, i) => BigInt(i)),
     attentionBias: zeros(n * n),
@@ -132,9 +132,12 @@ function canvasFeeds(model: OnnxStepModel, ids: number[], read: number[]) {
     pastValues: noPast,
     contextLength: 0,
   };
-  return full;
 }
 
+/**
+ * A cached step: the last `q` rows of the full pass `full` over the K/V the pass computed for the others, reading
+ * `reads` rows. Which rows are cached does not change the cost, only how many.
+ */
 function cachedFeeds(full: StepFeeds, keys: Float32Array[], values: Float32Array[], model: OnnxStepModel, q: number, reads: number): StepFeeds {
   const n = full.inputIds.length;
   const c = n - q;

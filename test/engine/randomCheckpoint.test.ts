@@ -73,7 +73,7 @@ describe('random checkpoints of real geometries', function () {
     assert.deepEqual([...next(new Float32Array(4)), ...next(new Float32Array(4)), ...next(new Float32Array(2))], [...whole]);
   });
 
-  it('writes a checkpoint the converter takes (int4, as issue 13 measured), and the converted model fills code', async () => {
+  it('writes a checkpoint the converter takes (int4, float32 activations), and the converted model fills code', async () => {
     const geometry = CHECKPOINT_GEOMETRIES['tiny-qwen2'];
     const src = await writeRandomCheckpoint('tiny-qwen2', path.join(tmp, 'tiny-src'), { seed: 3 });
     assert.deepEqual(fs.readdirSync(src).sort(), ['config.json', 'generation_config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json']);
