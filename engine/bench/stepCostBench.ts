@@ -1,11 +1,13 @@
 /**
  * `dlm bench --step-cost`: what one denoising step costs at real scale, and what each way of cutting it buys,
  * side by side in one run. A real geometry with random weights (randomCheckpoint.ts) is converted into graph
- * variants that differ in one thing each, starting from int4 weights with float32 activations and full logits:
+ * variants that differ in one thing each, starting from the reference, fp32 weights with full logits (the CPU's
+ * graph for models under 2B parameters until the stats head became the default):
  *
- * - `stats`: the stats head (top-k and entropy in the graph) instead of full-vocabulary logits, which the host
+ * - `int4`: int4 weights (MatMulNBits, float32 activations), the CPU's graph for larger models;
+ * - `int4+stats`: the stats head (top-k and entropy in the graph) instead of full-vocabulary logits, which the host
  *   would copy out and scan (confidence.ts) for every masked row;
- * - `stats+acc4`: int4 MatMulNBits with `accuracy_level` 4 (int8 activations on the CPU's integer kernels);
+ * - `int4+stats+acc4`: MatMulNBits with `accuracy_level` 4 (int8 activations on the CPU's integer kernels);
  * - `...+threads`: the CPU provider's intra-op threads set to the cores the OS reports, instead of its default
  *   (onnxruntime's default is the number of physical cores); measured on the graph alone.
  *
@@ -13,8 +15,8 @@
  * and a cached step of the fill's rows over the prompt's K/V) and, for the graph variants, whole fills through
  * the engine (graph time and the host's time around it), interleaved round by round. Each is checked against the
  * reference on the same canvas: the share of rows whose top-1 token agrees and the mean difference of the top-1 probability
- * (the confidence score), over the fill's predictor rows and a sample of the prompt's rows. Random weights make
- * those checks about arithmetic, not quality.
+ * (the confidence score), over the fill's predictor rows and a sample of the prompt's rows. On random weights
+ * these measure arithmetic, not quality: `dlm eval` on the trained built-in model does that.
  */
 import os from 'node:os';
 import type { InferenceSession } from 'onnxruntime-node';
@@ -41,17 +43,19 @@ export interface StepCostVariant {
 /** Cached steps timed per round and variant (a fill has 15 of them to one full pass). */
 const CACHED_STEPS_PER_ROUND = 4;
 
-const LOGITS: Partial<StepGraphOptions> = { ...GEOMETRY_GRAPH, head: 'logits', int4AccuracyLevel: 0 };
-const STATS: Partial<StepGraphOptions> = { ...GEOMETRY_GRAPH, head: 'stats', topK: DEFAULT_TOP_K, int4AccuracyLevel: 0 };
+const FP32: Partial<StepGraphOptions> = { precision: 'fp32', cacheDtype: 'float32', head: 'logits' };
+const INT4: Partial<StepGraphOptions> = { ...GEOMETRY_GRAPH, head: 'logits', int4AccuracyLevel: 0 };
+const INT4_STATS: Partial<StepGraphOptions> = { ...INT4, head: 'stats', topK: DEFAULT_TOP_K };
 
 /** The variants, each one change on the one before; the first is the reference. */
 export function stepCostVariants(): StepCostVariant[] {
   const cores = os.availableParallelism();
   return [
-    { name: 'logits', graph: LOGITS },
-    { name: 'stats', graph: STATS },
-    { name: 'stats+acc4', graph: { ...STATS, int4AccuracyLevel: 4 } },
-    { name: `stats+acc4+threads${cores}`, graph: { ...STATS, int4AccuracyLevel: 4 }, session: { intraOpNumThreads: cores } },
+    { name: 'fp32', graph: FP32 },
+    { name: 'int4', graph: INT4 },
+    { name: 'int4+stats', graph: INT4_STATS },
+    { name: 'int4+stats+acc4', graph: { ...INT4_STATS, int4AccuracyLevel: 4 } },
+    { name: `int4+stats+acc4+threads${cores}`, graph: { ...INT4_STATS, int4AccuracyLevel: 4 }, session: { intraOpNumThreads: cores } },
   ];
 }
 
