@@ -69,9 +69,9 @@ export function defaultGraphOptions(options: Partial<StepGraphOptions> = {}): St
   const cacheDtype: CacheDtype = options.cacheDtype ?? (precision === 'fp32' ? 'float32' : 'float16');
   const head: HeadKind = options.head ?? 'stats';
   const attention: AttentionLowering = options.attention ?? (cacheDtype === 'float32' ? PREFERRED_CPU_ATTENTION : 'decomposed');
-  // int4 with float32 activations is the CPU's graph: int8 activations there keep the built-in model's score and
-  // make a 0.5B model's step faster (README, "The cost of one step"). fp16 graphs are the GPUs'.
-  const int4AccuracyLevel = options.int4AccuracyLevel ?? (precision === 'int4' && cacheDtype === 'float32' ? 4 : 0);
+  // accuracy_level 4 stays opt-in: on a 0.5B model it makes small cached steps faster but the first full pass
+  // slower, a cold fill slower overall (README, "The cost of one step").
+  const int4AccuracyLevel = options.int4AccuracyLevel ?? 0;
   return {
     precision, cacheDtype, attention, head, topK: options.topK ?? (head === 'stats' ? DEFAULT_TOP_K : 0),
     ...(int4AccuracyLevel ? { int4AccuracyLevel } : {}),
