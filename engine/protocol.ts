@@ -191,8 +191,9 @@ export interface InfillStats {
   reusedPrefixTokens?: number;
   /** Layers in which they were reused for the whole request (the deeper ones were refreshed in it). */
   reuseDepth?: number;
-  /** With `coldBudgetMs`: the canvas limit in tokens (fill included) it set, and the measured cost it used. */
+  /** With `coldBudgetMs`: the canvas limit in tokens (fill included) it set, and the measured graph cost it used. */
   canvasTokenLimit?: number;
+  msPerCall?: number;
   msPerRow?: number;
 }
 

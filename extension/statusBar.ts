@@ -109,11 +109,12 @@ function tooltip(inputs: StatusInputs, cache: CacheMode | undefined): vscode.Mar
         `(${Math.round(lastStats.tokensPerSecond)} tokens/s), cache ${lastStats.cache} on ${lastStats.device}, ` +
         `${lastStats.graphCalls} graph calls over ${lastStats.rowsComputed} rows`,
     );
-    if (lastStats.canvasTokenLimit !== undefined && lastStats.msPerRow !== undefined) {
+    if (lastStats.canvasTokenLimit !== undefined && lastStats.msPerCall !== undefined && lastStats.msPerRow !== undefined) {
       lines.push(
         `Context sized to this device: at most ${lastStats.canvasTokenLimit} tokens with the fill, so a completion ` +
           `computed from scratch takes about ${(inputs.settings.coldRequestBudgetMs / 1000).toFixed(1)} s at most ` +
-          `(${lastStats.msPerRow} ms per computed row measured; \`dlm.coldRequestBudgetMs\`)`,
+          `(measured: ${Math.round(lastStats.msPerCall)} ms a step plus ${lastStats.msPerRow} ms a row; ` +
+          `\`dlm.coldRequestBudgetMs\`)`,
       );
     }
   }

@@ -9,7 +9,7 @@ import { version as ENGINE_VERSION } from '../../package.json';
 import { readManifest, type ModelManifest } from '../model/manifest';
 import { resolveModel, type ModelProgress } from '../model/modelManager';
 import { fitContext } from '../model/contextFit';
-import { CALIBRATION_ROWS, RowCost, canvasTokensForBudget } from './coldBudget';
+import { CALIBRATION_ROWS, GraphCost, canvasTokensForBudget } from './coldBudget';
 import { canvasPrefix } from '../model/prompting';
 import { Tokenizer } from '../model/tokenizer';
 import type { DenoiseRequest } from '../denoiser/denoiser';
@@ -75,8 +75,8 @@ interface LoadedModel {
   endTokens: Set<number>;
   /** Why the model cannot reuse prefixes, once logged. */
   reuseUnavailable?: string;
-  /** Graph time per computed row on its device: the calibration pass at load, then every request. */
-  rowCost: RowCost;
+  /** Graph time per call and per computed row on its device: calibrated at load, rescaled by every request. */
+  graphCost: GraphCost;
 }
 
 export class Engine {
@@ -149,7 +149,7 @@ export class Engine {
       maxCanvasTokens: manifest.architecture.maxPositions,
       defaults,
     };
-    const rowCost = await this.calibrate(session.worker, manifest, modelId);
+    const graphCost = await this.calibrate(session.worker, manifest, modelId);
     const tokens = manifest.tokens;
     session.worker.onDeath = (error) => {
       // Forget the model, so the client's next request says it is not loaded and a reload starts afresh.
@@ -163,7 +163,7 @@ export class Engine {
       tokenizer,
       worker: session.worker,
       endTokens: new Set([...tokens.eos, ...(tokens.pad === null ? [] : [tokens.pad])]),
-      rowCost,
+      graphCost,
     });
     const ms = Math.round(performance.now() - started);
     this.options.log('info', `loaded ${manifest.name} from ${dir} on ${info.device} as ${modelId} in ${ms} ms`);
@@ -175,22 +175,28 @@ export class Engine {
   }
 
   /**
-   * One full pass of CALIBRATION_ROWS rows, timed, so the first request can already be sized to a cold budget;
-   * a failure only leaves the cost unmeasured until the first request.
+   * Timed passes of 1 row, CALIBRATION_ROWS rows and 1 row again (the lesser of the two), so the first request
+   * can already be sized to a cold budget (coldBudget.ts); a failure leaves requests unsized by it.
    */
-  private async calibrate(worker: ModelWorker, manifest: ModelManifest, modelId: string): Promise<RowCost> {
-    const cost = new RowCost();
-    const rows = Math.min(CALIBRATION_ROWS, manifest.architecture.maxPositions);
+  private async calibrate(worker: ModelWorker, manifest: ModelManifest, modelId: string): Promise<GraphCost> {
+    const cost = new GraphCost();
+    const arch = manifest.architecture;
+    const rows = Math.min(CALIBRATION_ROWS, arch.maxPositions);
     try {
-      const options = resolveDecodingOptions(manifest.decoding, { cache: 'none', steps: 1, schedule: 'blocks', blockLength: 1 }, 1, manifest.architecture.family);
-      const pass = await worker.denoise(
-        CALIBRATION_JOB,
-        { tokens: manifest.tokens, logitShift: manifest.architecture.logitShift, vocabSize: manifest.architecture.vocabSize },
-        { prefixIds: new Array<number>(rows - 1).fill(0), suffixIds: [], length: 1, options, runToCompletion: true },
-      );
-      cost.record(pass.graphMs, pass.stats.rowsComputed);
+      const options = resolveDecodingOptions(manifest.decoding, { cache: 'none', steps: 1, schedule: 'blocks', blockLength: 1 }, 1, arch.family);
+      const pass = async (n: number) =>
+        (
+          await worker.denoise(
+            CALIBRATION_JOB,
+            { tokens: manifest.tokens, logitShift: arch.logitShift, vocabSize: arch.vocabSize },
+            { prefixIds: new Array<number>(n - 1).fill(0), suffixIds: [], length: 1, options, runToCompletion: true },
+          )
+        ).graphMs;
+      const oneRow = await pass(1);
+      const full = await pass(rows);
+      cost.calibrate(Math.min(oneRow, await pass(1)), full, rows);
     } catch (error) {
-      this.options.log('warn', `${modelId}: the calibration pass failed (${(error as Error).message}); its speed is measured from requests`);
+      this.options.log('warn', `${modelId}: the calibration passes failed (${(error as Error).message}); requests are not sized to a cold budget`);
     }
     return cost;
   }
@@ -228,11 +234,11 @@ export class Engine {
   canvasIds(params: Pick<InfillParams, 'modelId' | 'prefix' | 'suffix' | 'length' | 'fitToModel' | 'coldBudgetMs' | 'options'>): {
     prefixIds: number[];
     suffixIds: number[];
-    budget?: Pick<InfillStats, 'canvasTokenLimit' | 'msPerRow'>;
+    budget?: Pick<InfillStats, 'canvasTokenLimit' | 'msPerCall' | 'msPerRow'>;
   } {
     const model = this.model(params.modelId);
     let { prefix, suffix } = params;
-    let budget: Pick<InfillStats, 'canvasTokenLimit' | 'msPerRow'> | undefined;
+    let budget: Pick<InfillStats, 'canvasTokenLimit' | 'msPerCall' | 'msPerRow'> | undefined;
     if (params.fitToModel && Number.isInteger(params.length) && params.length >= 1) {
       const framing = canvasPrefix(model.manifest.tokens, []).length;
       budget = this.coldBudget(model, params);
@@ -248,8 +254,8 @@ export class Engine {
 
   /** The canvas limit `coldBudgetMs` sets at the model's measured speed, when asked and measured. */
   private coldBudget(model: LoadedModel, params: Pick<InfillParams, 'length' | 'coldBudgetMs' | 'options'>) {
-    const msPerRow = model.rowCost.msPerRow;
-    if (!(params.coldBudgetMs && params.coldBudgetMs > 0) || msPerRow === undefined) return undefined;
+    const cost = model.graphCost.cost;
+    if (!(params.coldBudgetMs && params.coldBudgetMs > 0) || cost === undefined) return undefined;
     let options: DecodingOptions;
     try {
       options = resolveDecodingOptions(model.manifest.decoding, params.options ?? {}, params.length, model.manifest.architecture.family);
@@ -258,9 +264,10 @@ export class Engine {
     }
     const canvasTokenLimit = Math.min(
       model.info.maxCanvasTokens,
-      canvasTokensForBudget(params.coldBudgetMs, msPerRow, params.length, options.steps, options.cache),
+      canvasTokensForBudget(params.coldBudgetMs, cost, params.length, options.steps, options.cache),
     );
-    return { canvasTokenLimit, msPerRow: Math.round(msPerRow * 1000) / 1000 };
+    const ms = (value: number) => Math.round(value * 1000) / 1000;
+    return { canvasTokenLimit, msPerCall: ms(cost.msPerCall), msPerRow: ms(cost.msPerRow) };
   }
 
   /** Tokenizes and schedules an infill; throws EngineError at once for a request that cannot run. */
@@ -337,7 +344,7 @@ export class Engine {
       throw error;
     }
     const { stats } = denoised;
-    model.rowCost.record(denoised.graphMs, stats.rowsComputed);
+    model.graphCost.record(denoised.graphMs, stats.graphCalls, stats.rowsComputed);
     // A job cancelled while its last step ran still counts as cancelled: its caller has moved on.
     if (job.cancelReason) throw new JobCancelledError(job.cancelReason, stats.steps, stats.steps);
     const ms = performance.now() - started;
