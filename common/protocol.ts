@@ -110,6 +110,12 @@ export interface InfillParams {
    * Default: false.
    */
   fitToModel?: boolean;
+  /**
+   * With `fitToModel`: fit the canvas also to this many milliseconds, so that the request computed cold (nothing
+   * reused from an earlier one) is expected to take about that long at most on the model's device, from the
+   * model's measured speed there (at least 64 tokens of context are kept). 0 or absent: the model's canvas only.
+   */
+  coldBudgetMs?: number;
 }
 
 export interface InfillStats {
@@ -129,6 +135,10 @@ export interface InfillStats {
   reusedPrefixTokens?: number;
   /** Layers in which they were reused for the whole request (the deeper ones were refreshed in it). */
   reuseDepth?: number;
+  /** With `coldBudgetMs`: the canvas limit in tokens (fill included) it set, and the measured graph cost it used. */
+  canvasTokenLimit?: number;
+  msPerCall?: number;
+  msPerRow?: number;
 }
 
 export interface InfillResult {

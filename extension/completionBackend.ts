@@ -20,6 +20,8 @@ export interface FillRequest {
   languageId?: string;
   /** The decoding settings the user set; a server takes only temperature and seed. */
   options: Partial<DecodingOptions>;
+  /** Local engine: size the context so a request computed from scratch takes about this long at most. */
+  coldBudgetMs?: number;
 }
 
 /** One step of a fill in progress: per token its text, or null while still masked. */

@@ -146,6 +146,7 @@ export class DlmInlineCompletionProvider implements vscode.InlineCompletionItemP
             multiline: canvas.multiline,
             languageId: document.languageId,
             options: settings.decoding,
+            coldBudgetMs: settings.coldRequestBudgetMs,
           },
           onProgress,
           backendToken,

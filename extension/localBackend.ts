@@ -104,6 +104,7 @@ class ReadyEngine implements ReadyBackend {
           length: request.length,
           options: request.options,
           fitToModel: true,
+          ...(request.coldBudgetMs ? { coldBudgetMs: request.coldBudgetMs } : {}),
         },
         onProgress && ((progress) => onProgress({ pieces: progress.pieces, step: progress.step, totalSteps: progress.totalSteps })),
         token,

@@ -49,6 +49,8 @@ export interface DlmSettings {
   lineFillLength: number;
   /** Budget of the code around the cursor sent as context, in UTF-8 bytes (prefix and suffix together). */
   contextBytes: number;
+  /** Inline completion: the expected time of a cold request the context is cut to, in ms (0 = no cut). */
+  coldRequestBudgetMs: number;
   debounceMs: number;
   /** Show the partially denoised canvas as ghost text while the engine works. */
   streaming: boolean;
@@ -113,6 +115,7 @@ const GENERAL_SETTINGS: { [K in keyof Omit<DlmSettings, 'decoding' | 'server'>]:
   fillLength: [integer(1, 1024), 32],
   lineFillLength: [integer(1, 256), 16],
   contextBytes: [integer(0, 1 << 20), 4096],
+  coldRequestBudgetMs: [integer(0, 60_000), 2000],
   debounceMs: [integer(0, 10_000), 200],
   streaming: [boolean, true],
   enable: [languageSwitches, { '*': true, plaintext: false, markdown: false, scminput: false }],

@@ -93,6 +93,14 @@ function tooltip(inputs: StatusInputs, cache: CacheMode | undefined): vscode.Mar
   if (lastFill) {
     const engine = lastFill.engine;
     lines.push(`Last fill: ${lastFill.summary}${engine ? `, ${engine.graphCalls} graph calls over ${engine.rowsComputed} rows` : ''}`);
+    if (engine?.canvasTokenLimit !== undefined && engine.msPerCall !== undefined && engine.msPerRow !== undefined) {
+      lines.push(
+        `Context sized to this device: at most ${engine.canvasTokenLimit} tokens with the fill, so a completion ` +
+          `computed from scratch takes about ${(inputs.settings.coldRequestBudgetMs / 1000).toFixed(1)} s at most ` +
+          `(measured: ${Math.round(engine.msPerCall)} ms a step plus ${engine.msPerRow} ms a row; ` +
+          `\`dlm.coldRequestBudgetMs\`)`,
+      );
+    }
   }
   if (paused) lines.push('Completions are paused.');
   lines.push('', 'Click for actions.');

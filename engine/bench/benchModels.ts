@@ -6,10 +6,11 @@
  */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { convertCheckpoint } from '../convert/convert';
+import { convertCheckpoint, defaultGraphOptions } from '../convert/convert';
 import type { StepGraphOptions } from '../graph/stepGraphBuilder';
 import { parameterCount } from '../architecture/architecture';
 import { MANIFEST_FILE } from '../model/manifest';
+import { variantFileName } from '../model/modelFolder';
 import { syntheticArchitecture, writeSyntheticModel, type SyntheticPreset } from '../model/synthetic';
 import { CHECKPOINT_GEOMETRIES, writeRandomCheckpoint, type CheckpointGeometryName } from './randomCheckpoint';
 
@@ -54,10 +55,10 @@ export async function ensureBenchModel(
 }
 
 /**
- * The graph a real geometry is converted to for the benchmark: int4 weights with float32 activations and full
- * logits, the CPU's graph for a model too big for fp32 (issue 13 measured the 0.5B this way).
+ * The graph a real geometry is converted to for the benchmark: int4 weights with float32 activations, the CPU's
+ * graph for a model too big for fp32, with the converter's default head.
  */
-export const GEOMETRY_GRAPH: Partial<StepGraphOptions> = { precision: 'int4', cacheDtype: 'float32', head: 'logits' };
+export const GEOMETRY_GRAPH: Partial<StepGraphOptions> = { precision: 'int4', cacheDtype: 'float32' };
 
 /**
  * The converted model folder of a real geometry with random weights: its checkpoint is written (once) into
@@ -70,7 +71,7 @@ export async function ensureGeometryModel(
   graph: Partial<StepGraphOptions> = GEOMETRY_GRAPH,
 ): Promise<string> {
   const checkpoint = path.join(modelsDir, `${geometry}-seed${BENCH_SEED}-checkpoint`);
-  const variant = [graph.precision, graph.cacheDtype, graph.head, graph.attention, graph.topK && `top${graph.topK}`].filter(Boolean).join('-');
+  const variant = variantFileName(defaultGraphOptions(graph)).replace(/^step\./, '').replace(/\.onnx$/, '');
   const dir = path.join(modelsDir, `${geometry}-seed${BENCH_SEED}-${variant}`);
   if (existsSync(path.join(dir, MANIFEST_FILE))) return dir;
   if (!existsSync(path.join(checkpoint, 'config.json'))) {

@@ -5,6 +5,7 @@ import { BENCH_MODEL_NAMES, benchModelDescription, ensureGeometryModel, type Ben
 import { BENCH_CANVASES, INLINE_CANVAS } from '../bench/benchCanvases';
 import { CHECKPOINT_GEOMETRY_NAMES, type CheckpointGeometryName } from '../bench/randomCheckpoint';
 import { formatBenchTable, runBench } from '../bench/runBench';
+import { formatStepCostTable, runStepCostBench } from '../bench/stepCostBench';
 import { EDITOR_CANVAS, formatTypingReport, runTypingBench, TYPING_SYNTHETIC_MODEL } from '../bench/typingBench';
 import { defaultSourcePath } from '../prepare/sourceTexts';
 import { EXIT_OK, UsageError, numberOption, stringOption, type CliCommand, type OptionValues } from './command';
@@ -43,6 +44,10 @@ export const benchCommand: CliCommand = {
     `is then ${TYPING_SYNTHETIC_MODEL} (the built-in geometry, random weights), builtin or a model folder (or --geometry one), readied for reuse`,
     'first if needed; --cache picks one cache mode for the requests. The JSON file holds {"typing":{requests,',
     'agreement, reuse:{firstPartialMs, finalMs, requestsPerSecond}, noReuse:{...}, ...}} (medians).',
+    '',
+    '--step-cost profiles one step of one --geometry instead: graph variants (full logits; the stats head; int4',
+    'accuracy_level 4; explicit threads) side by side, the graph alone and whole prefill fills, each checked',
+    'against the full-logits graph (top-1 agreement and probability). The JSON file holds {"stepCost":{rows:[...]}}.',
   ].join('\n'),
   options: {
     model: { type: 'string', description: `Models to run: ${BENCH_MODEL_NAMES.join(', ')} or all.`, defaultText: 'all, unless --geometry' },
@@ -53,6 +58,7 @@ export const benchCommand: CliCommand = {
     json: { type: 'string', valueName: 'file', description: 'Also write the runs to this JSON file.' },
     'models-dir': { type: 'string', description: 'Where the synthetic models are kept.', defaultText: '.cache/bench-models' },
     typing: { type: 'boolean', description: 'Replay typing: prefix reuse on vs off.' },
+    'step-cost': { type: 'boolean', description: 'Profile one step of a --geometry: graph variants side by side.' },
     sessions: { type: 'integer', description: 'Typing: sessions (regions typed out).', defaultText: '4' },
     chars: { type: 'integer', description: 'Typing: characters typed per session.', defaultText: '80' },
     debounce: { type: 'integer', description: 'Typing: debounce in ms.', defaultText: String(EDITOR_CANVAS.debounceMs) },
@@ -62,6 +68,7 @@ export const benchCommand: CliCommand = {
   },
   async run({ options }) {
     if (options.typing) return runTyping(options);
+    if (options['step-cost']) return runStepCost(options);
     const geometries = options.geometry === undefined ? [] : selection<CheckpointGeometryName>(options, 'geometry', CHECKPOINT_GEOMETRY_NAMES);
     const models = geometries.length && options.model === undefined ? [] : selection<BenchModelName>(options, 'model', BENCH_MODEL_NAMES);
     const canvases = [...BENCH_CANVASES, INLINE_CANVAS];
@@ -121,6 +128,27 @@ async function runTyping(options: OptionValues): Promise<number> {
   if (jsonFile) {
     writeFileSync(jsonFile, `${JSON.stringify({ typing: report }, null, 2)}\n`);
     process.stderr.write(`[bench --typing] wrote ${jsonFile}\n`);
+  }
+  return EXIT_OK;
+}
+
+async function runStepCost(options: OptionValues): Promise<number> {
+  const geometries = options.geometry === undefined ? [] : selection<CheckpointGeometryName>(options, 'geometry', CHECKPOINT_GEOMETRY_NAMES);
+  if (geometries.length !== 1) throw new UsageError('--step-cost needs one --geometry.');
+  const rounds = numberOption(options, 'rounds') ?? 3;
+  if (rounds < 1) throw new UsageError(`--rounds must be at least 1; got ${rounds}.`);
+  const report = await runStepCostBench({
+    geometry: geometries[0],
+    modelsDir: path.resolve(stringOption(options, 'models-dir') ?? path.join('.cache', 'bench-models')),
+    rounds,
+    overrides: decodingOverrides(options),
+    log: (message) => process.stderr.write(`[bench --step-cost] ${message}\n`),
+  });
+  process.stdout.write(formatStepCostTable(report));
+  const jsonFile = stringOption(options, 'json');
+  if (jsonFile) {
+    writeFileSync(jsonFile, `${JSON.stringify({ stepCost: report }, null, 2)}\n`);
+    process.stderr.write(`[bench --step-cost] wrote ${jsonFile}\n`);
   }
   return EXIT_OK;
 }

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { convertCheckpoint, defaultGraphOptions, type ConvertProgress } from '../convert/convert';
 import { parseHubModelId } from '../store/huggingFaceHub';
 import { downloadToCache } from '../store/modelManager';
-import type { AttentionLowering, CacheDtype, HeadKind, WeightPrecision } from '../graph/stepContract';
+import type { AttentionLowering, CacheDtype, HeadKind, Int4AccuracyLevel, WeightPrecision } from '../graph/stepContract';
 import { EXIT_OK, numberOption, stringOption, type CliCommand } from './command';
 import { defaultCacheDir } from './cacheDir';
 import { progressLine } from './progressLine';
@@ -24,9 +24,9 @@ export const convertCommand: CliCommand = {
     'CoDA and LLaDA checkpoints. A Hugging Face id (owner/name[@revision]) is downloaded first into the cache',
     '(HF_TOKEN for gated repositories).',
     '',
-    'Defaults: fp16 weights with fp16 activations and the stats head (GPUs); --precision fp32 gives fp32',
-    'activations and full logits (CPU); int4 (MatMulNBits, block 32) keeps fp16 activations unless',
-    '--cache-dtype float32.',
+    'Defaults: fp16 weights with fp16 activations (GPUs); --precision fp32 gives fp32 activations (CPU); int4',
+    '(MatMulNBits, block 32) keeps fp16 activations unless --cache-dtype float32. Every graph gets the stats',
+    'head (top-k and entropy computed in the graph) unless --head logits.',
     '',
     'Example:',
     '  dlm convert Dream-org/Dream-Coder-v0-Instruct-7B ./dream-coder-int4 --precision int4',
@@ -39,8 +39,9 @@ export const convertCommand: CliCommand = {
     precision: { type: { choices: ['fp32', 'fp16', 'int4'] }, description: 'Weight format.', defaultText: 'fp16' },
     'cache-dtype': { type: { choices: ['float32', 'float16'] }, description: 'Activation and K/V cache type.', defaultText: 'float32 for fp32, else float16' },
     attention: { type: { choices: ['gqa', 'decomposed'] }, description: 'Attention lowering.', defaultText: 'gqa with float32, else decomposed' },
-    head: { type: { choices: ['logits', 'stats'] }, description: 'Full logits, or top-k + entropy.', defaultText: 'logits with float32, else stats' },
+    head: { type: { choices: ['logits', 'stats'] }, description: 'Full logits, or top-k + entropy.', defaultText: 'stats' },
     'top-k': { type: 'integer', description: 'K of the stats head.', defaultText: '32' },
+    'int4-accuracy-level': { type: { choices: ['0', '4'] }, description: 'int4: MatMulNBits accuracy_level (4 = int8 activations on the CPU).', defaultText: '0' },
     'max-positions': { type: 'integer', description: 'Largest canvas in tokens (sizes the RoPE tables).', defaultText: 'the config\'s, at most 16384' },
     name: { type: 'string', description: 'Model name in the manifest.', defaultText: 'the folder name or id' },
     'cache-dir': { type: 'string', description: 'Where a downloaded checkpoint is kept.' },
@@ -62,6 +63,7 @@ export const convertCommand: CliCommand = {
       attention: stringOption(options, 'attention') as AttentionLowering | undefined,
       head: stringOption(options, 'head') as HeadKind | undefined,
       topK: numberOption(options, 'top-k'),
+      ...(options['int4-accuracy-level'] === undefined ? {} : { int4AccuracyLevel: Number(options['int4-accuracy-level']) as Int4AccuracyLevel }),
     });
     const show = progressLine('convert');
     const result = await convertCheckpoint(srcDir, outDir, {

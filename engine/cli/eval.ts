@@ -55,6 +55,8 @@ interface EvalRow {
   all: Scores;
   /** Mean wall time per fill, for model rows. */
   msPerFill?: number;
+  /** Denoising steps per 16 fill tokens (16 = one token per step), for model rows. */
+  stepsPer16Tokens?: number;
   outcomes: CaseOutcome[];
 }
 
@@ -67,7 +69,8 @@ export const evalCommand: CliCommand = {
     'true length in tokens, and reports exact match and character similarity (1 - normalized Levenshtein)',
     'for each cache mode, for the same architecture untrained, and for two baselines: an empty fill, and',
     "the lines above the hole repeated. Decoding uses the model's defaults (or the decoding flags given)",
-    'with one token per step and temperature 0.',
+    'with one token per step (under --schedule threshold, every token whose probability reaches --threshold)',
+    'and temperature 0; each model row reports its denoising steps per 16 fill tokens.',
     '',
     'Example:',
     '  dlm eval --cases 40 --json',
@@ -118,9 +121,11 @@ async function fillAll(
   modelId: string,
   cases: PreparedCase[],
   options: Partial<DecodingOptions>,
-): Promise<{ outcomes: CaseOutcome[]; msPerFill: number }> {
+): Promise<{ outcomes: CaseOutcome[]; msPerFill: number; stepsPer16Tokens: number }> {
   const outcomes: CaseOutcome[] = [];
   const started = performance.now();
+  let steps = 0;
+  let tokens = 0;
   for (const p of cases) {
     const result = await engine.infill({
       modelId,
@@ -131,8 +136,14 @@ async function fillAll(
       options: { ...options, steps: p.length, temperature: 0 },
     }).result;
     outcomes.push({ file: p.c.file, line: p.c.line, kind: p.c.kind, truth: p.c.middle, fill: result.text });
+    steps += result.stats.steps;
+    tokens += p.length;
   }
-  return { outcomes, msPerFill: Math.round((performance.now() - started) / Math.max(1, cases.length)) };
+  return {
+    outcomes,
+    msPerFill: Math.round((performance.now() - started) / Math.max(1, cases.length)),
+    stepsPer16Tokens: Math.round((160 * steps) / Math.max(1, tokens)) / 10,
+  };
 }
 
 /** A model folder with the loaded model's architecture, tokenizer and graph variants, at the untrained init. */
@@ -154,11 +165,12 @@ async function writeUntrainedModel(modelDir: string, seed: number): Promise<stri
 }
 
 function table(rows: EvalRow[]): string {
-  const header = ['', '1-line EM', '1-line sim', 'multi EM', 'multi sim', 'all EM', 'all sim', 'ms/fill'];
+  const header = ['', '1-line EM', '1-line sim', 'multi EM', 'multi sim', 'all EM', 'all sim', 'ms/fill', 'steps/16 tokens'];
   const lines = rows.map((r) => [
     r.name,
     ...[r.oneLine, r.multiLine, r.all].flatMap((s) => [s.exactMatch.toFixed(1), s.similarity.toFixed(1)]),
     r.msPerFill === undefined ? '' : String(r.msPerFill),
+    r.stepsPer16Tokens === undefined ? '' : r.stepsPer16Tokens.toFixed(1),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i].length)));
   const format = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
@@ -201,15 +213,15 @@ async function runEval({ options }: { options: OptionValues }): Promise<number> 
 
     const rows: EvalRow[] = [];
     for (const cache of caches) {
-      const { outcomes, msPerFill } = await fillAll(engine, info.modelId, prepared, { ...decoding, cache });
-      rows.push(scoreRow(`${info.name} (${cache})`, outcomes, { cache, msPerFill }));
+      const { outcomes, msPerFill, stepsPer16Tokens } = await fillAll(engine, info.modelId, prepared, { ...decoding, cache });
+      rows.push(scoreRow(`${info.name} (${cache})`, outcomes, { cache, msPerFill, stepsPer16Tokens }));
       process.stderr.write(`  ${cache}: done\n`);
     }
     if (options['skip-untrained'] !== true) {
       untrainedDir = await writeUntrainedModel(await resolveModel(modelSetting, { cacheDir }), seed);
       const untrained = await engine.loadModel({ model: untrainedDir, device });
-      const { outcomes, msPerFill } = await fillAll(engine, untrained.modelId, prepared, { ...decoding, cache: 'none' });
-      rows.push(scoreRow('untrained init (none)', outcomes, { cache: 'none', msPerFill }));
+      const { outcomes, msPerFill, stepsPer16Tokens } = await fillAll(engine, untrained.modelId, prepared, { ...decoding, cache: 'none' });
+      rows.push(scoreRow('untrained init (none)', outcomes, { cache: 'none', msPerFill, stepsPer16Tokens }));
     }
     const baseline = (fill: (c: InfillCase) => string): CaseOutcome[] =>
       prepared.map((p) => ({ file: p.c.file, line: p.c.line, kind: p.c.kind, truth: p.c.middle, fill: fill(p.c) }));

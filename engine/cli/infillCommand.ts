@@ -39,6 +39,7 @@ export const infillCommand: CliCommand = {
     column: { type: 'integer', description: 'Column of the hole in --line (1-based).', defaultText: '1' },
     'select-lines': { type: 'integer', description: 'Cut this many lines from --line on and fill them.' },
     length: { type: 'integer', description: 'Tokens to fill.', defaultText: `${DEFAULT_LENGTH}, or the cut lines' tokens` },
+    'cold-budget-ms': { type: 'number', description: 'Also cut the context so a cold request is expected within this many ms here (as dlm.coldRequestBudgetMs).' },
     ...DECODING_FLAGS,
     ...DEVICE_FLAG,
     visual: { type: 'boolean', description: 'Redraw the canvas as it denoises (plain progress lines when not a terminal).' },
@@ -126,7 +127,10 @@ async function runInfill({ options }: { options: OptionValues }): Promise<number
     const progressView = options.visual ? createProgressView(process.stdout, hole, process.stderr) : undefined;
     view = progressView;
     job = engine.infill(
-      { modelId: info.modelId, prefix: hole.prefix, suffix: hole.suffix, length, options: overrides, fitToModel: true },
+      {
+        modelId: info.modelId, prefix: hole.prefix, suffix: hole.suffix, length, options: overrides, fitToModel: true,
+        coldBudgetMs: numberOption(options, 'cold-budget-ms'),
+      },
       { onProgress: progressView && ((progress) => progressView.update(progress)) },
     );
     const result = await job.result;

@@ -58,16 +58,24 @@ export interface ConvertResult {
 export const DEFAULT_TOP_K = 32;
 
 /**
- * The graph a conversion writes unless told otherwise: fp32 weights go with fp32 activations and full logits
- * (the CPU's best variant, with the CPU's preferred attention), 16-bit and int4 weights with fp16 activations,
- * the stats head and the decomposed attention (the GPUs' best: WebGPU's GroupQueryAttention has no causal=0).
+ * The graph a conversion writes unless told otherwise: fp32 weights go with fp32 activations (the CPU's best
+ * variant, with the CPU's preferred attention), 16-bit and int4 weights with fp16 activations and the decomposed
+ * attention (the GPUs' best: WebGPU's GroupQueryAttention has no causal=0). Every one gets the stats head: full
+ * logits of a real vocabulary cost more to copy out and scan on the host than a step's graph work on a GPU, and
+ * on a CPU about 0.2 s a step at 152k tokens (README, "The cost of one step").
  */
 export function defaultGraphOptions(options: Partial<StepGraphOptions> = {}): StepGraphOptions {
   const precision: WeightPrecision = options.precision ?? 'fp16';
   const cacheDtype: CacheDtype = options.cacheDtype ?? (precision === 'fp32' ? 'float32' : 'float16');
-  const head: HeadKind = options.head ?? (cacheDtype === 'float32' ? 'logits' : 'stats');
+  const head: HeadKind = options.head ?? 'stats';
   const attention: AttentionLowering = options.attention ?? (cacheDtype === 'float32' ? PREFERRED_CPU_ATTENTION : 'decomposed');
-  return { precision, cacheDtype, attention, head, topK: options.topK ?? (head === 'stats' ? DEFAULT_TOP_K : 0) };
+  // accuracy_level 4 stays opt-in: on a 0.5B model it makes small cached steps faster but the first full pass
+  // slower, a cold fill slower overall (README, "The cost of one step").
+  const int4AccuracyLevel = options.int4AccuracyLevel ?? 0;
+  return {
+    precision, cacheDtype, attention, head, topK: options.topK ?? (head === 'stats' ? DEFAULT_TOP_K : 0),
+    ...(int4AccuracyLevel ? { int4AccuracyLevel } : {}),
+  };
 }
 
 /** Headroom over the weight estimate: protobuf, alignment padding, RoPE tables, tokenizer. */

@@ -5,7 +5,7 @@
 import type { ModelArchitecture } from '../architecture/architecture';
 import { toFloat16Array } from './float16';
 import type { OnnxGraphBuilder } from './onnxWriter';
-import type { CacheDtype, WeightPrecision } from './stepContract';
+import type { CacheDtype, Int4AccuracyLevel, WeightPrecision } from './stepContract';
 
 export interface GraphContext {
   g: OnnxGraphBuilder;
@@ -13,6 +13,8 @@ export interface GraphContext {
   /** Activations, K/V and attention_bias element type. */
   compute: CacheDtype;
   precision: WeightPrecision;
+  /** MatMulNBits `accuracy_level` of int4 linear layers. */
+  int4AccuracyLevel?: Int4AccuracyLevel;
 }
 
 /** Stores `values` as an initializer in the activation dtype under `name` (or a generated name). */

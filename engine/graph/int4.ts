@@ -8,6 +8,10 @@
  *   byte j of a block holds element 2j in the low nibble and element 2j+1 in the high nibble.
  *
  * A K that is not a multiple of 32 is padded with zeros (q = 8) in the last block.
+ *
+ * `accuracy_level` 4 lets the CPU provider quantise each block of activations to int8 on the fly and multiply
+ * in integers (its AVX2 / AVX-512 VNNI kernels); without it the weights are dequantised to the activation
+ * dtype and multiplied in floating point.
  */
 import { fromFloat16Bits, toFloat16Bits } from './float16';
 import type { GraphContext } from './graphContext';
@@ -89,6 +93,12 @@ export function addMatMulNBits(ctx: GraphContext, input: string, w: LinearWeight
   return ctx.g.op('MatMulNBits', [input, packed, scales], {
     domain: 'com.microsoft',
     name: `${w.name}.matmul`,
-    attrs: { K: { int: p.k }, N: { int: p.n }, bits: { int: 4 }, block_size: { int: INT4_BLOCK_SIZE } },
+    attrs: {
+      K: { int: p.k },
+      N: { int: p.n },
+      bits: { int: 4 },
+      block_size: { int: INT4_BLOCK_SIZE },
+      ...(ctx.int4AccuracyLevel ? { accuracy_level: { int: ctx.int4AccuracyLevel } } : {}),
+    },
   });
 }

@@ -21,6 +21,7 @@ import {
   type AttentionLowering,
   type CacheDtype,
   type HeadKind,
+  type Int4AccuracyLevel,
   type WeightPrecision,
 } from './stepContract';
 
@@ -31,6 +32,11 @@ export interface StepGraphOptions {
   head: HeadKind;
   /** K of the stats head (ignored by the logits head). */
   topK: number;
+  /**
+   * int4 only: MatMulNBits `accuracy_level` (int4.ts). 4 lets the CPU provider quantise activations to int8 and
+   * use its integer kernels (AVX2 / AVX-512 VNNI); absent or 0 computes in the activation dtype.
+   */
+  int4AccuracyLevel?: Int4AccuracyLevel;
 }
 
 export interface StepGraphIo {
@@ -68,6 +74,7 @@ export function validateStepGraphOptions(arch: ModelArchitecture, options: StepG
   const problems: string[] = [];
   if (arch.numHeads % arch.numKvHeads !== 0) problems.push(`numHeads ${arch.numHeads} is not a multiple of numKvHeads ${arch.numKvHeads}`);
   if (arch.headDim % 2 !== 0) problems.push(`headDim ${arch.headDim} must be even for RoPE`);
+  if (options.int4AccuracyLevel && options.precision !== 'int4') problems.push('int4AccuracyLevel applies to int4 weights only');
   if (options.head === 'stats' && !(Number.isInteger(options.topK) && options.topK >= 1 && options.topK <= arch.vocabSize)) {
     problems.push(`topK ${options.topK} must be an integer in 1..${arch.vocabSize}`);
   }
@@ -110,6 +117,7 @@ export function stepGraphMetadata(arch: ModelArchitecture, options: StepGraphOpt
     'dlm.attention': options.attention,
     'dlm.head': options.head,
     ...(options.head === 'stats' ? { 'dlm.top_k': String(options.topK) } : {}),
+    ...(options.int4AccuracyLevel ? { 'dlm.int4_accuracy_level': String(options.int4AccuracyLevel) } : {}),
   };
 }
 
@@ -127,7 +135,7 @@ export async function writeStepGraph(
       ? 'external'
       : 'inline';
   const g = new OnnxGraphBuilder(onnxPath, placement, 'dlm_denoise_step');
-  const ctx: GraphContext = { g, arch, compute: options.cacheDtype, precision: options.precision };
+  const ctx: GraphContext = { g, arch, compute: options.cacheDtype, precision: options.precision, int4AccuracyLevel: options.int4AccuracyLevel };
   const F = options.cacheDtype;
   const { numLayers, numKvHeads, headDim, hiddenSize, numHeads } = arch;
   const D = StepDims;

@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { DeviceOption } from '../../common/protocol';
 import type { DecodingOptions } from '../../common/decodingOptions';
-import type { AttentionLowering, CacheDtype, HeadKind, WeightPrecision } from '../graph/stepContract';
+import { INT4_ACCURACY_LEVELS, type AttentionLowering, type CacheDtype, type HeadKind, type Int4AccuracyLevel, type WeightPrecision } from '../graph/stepContract';
 import type { ModelArchitecture, SpecialTokens } from '../architecture/architecture';
 
 export const MANIFEST_FILE = 'dlm-model.json';
@@ -26,6 +26,8 @@ export interface GraphVariant {
   head: HeadKind;
   /** K of the stats head. */
   topK?: number;
+  /** int4 MatMulNBits `accuracy_level` (absent = 0). */
+  int4AccuracyLevel?: Int4AccuracyLevel;
   /** Devices this variant was verified for; absent = any device. */
   devices?: ExecutionDevice[];
 }
@@ -139,6 +141,9 @@ export function manifestProblems(value: unknown, dir?: string): string[] {
       if (!LOWERINGS.includes(v.attention as AttentionLowering)) problems.push(`${at}.attention must be one of ${LOWERINGS.join(', ')}`);
       if (!HEADS.includes(v.head as HeadKind)) problems.push(`${at}.head must be one of ${HEADS.join(', ')}`);
       if (v.head === 'stats' && !(Number.isInteger(v.topK) && (v.topK as number) >= 1)) problems.push(`${at}.topK must be a positive integer for the stats head`);
+      if (v.int4AccuracyLevel !== undefined && !(INT4_ACCURACY_LEVELS.includes(v.int4AccuracyLevel as Int4AccuracyLevel) && v.precision === 'int4')) {
+        problems.push(`${at}.int4AccuracyLevel must be one of ${INT4_ACCURACY_LEVELS.join(', ')}, on int4 weights only`);
+      }
       if (v.devices !== undefined && !(Array.isArray(v.devices) && v.devices.every((d) => DEVICES.includes(d)))) {
         problems.push(`${at}.devices must list devices among ${DEVICES.join(', ')}`);
       }

@@ -39,10 +39,11 @@ export interface ModelFolderSpec {
   onProgress?: (done: number, total: number) => void;
 }
 
-/** e.g. `step.fp16.float16.gqa.stats16.onnx`. */
+/** e.g. `step.fp16.float16.gqa.stats16.onnx`, `step.int4acc4.float32.gqa.stats32.onnx`. */
 export function variantFileName(v: StepGraphOptions): string {
   const head = v.head === 'stats' ? `stats${v.topK}` : 'logits';
-  return `step.${v.precision}.${v.cacheDtype}.${v.attention}.${head}.onnx`;
+  const precision = v.int4AccuracyLevel ? `${v.precision}acc${v.int4AccuracyLevel}` : v.precision;
+  return `step.${precision}.${v.cacheDtype}.${v.attention}.${head}.onnx`;
 }
 
 export function graphMetadata(tokens: SpecialTokens): Record<string, string> {
@@ -77,6 +78,7 @@ export async function writeModelFolder(dir: string, spec: ModelFolderSpec): Prom
       attention: v.attention,
       head: v.head,
       ...(v.head === 'stats' ? { topK: v.topK } : {}),
+      ...(v.int4AccuracyLevel ? { int4AccuracyLevel: v.int4AccuracyLevel } : {}),
       ...(v.devices ? { devices: v.devices } : {}),
     });
   }

@@ -35,6 +35,8 @@ export interface LoadStepModelOptions {
   device: DeviceOption;
   /** A variant's file name, to use that variant instead of the device's best. */
   variant?: string;
+  /** Session options over the device's own (e.g. threads, for the step-cost benchmark). */
+  sessionOptions?: InferenceSession.SessionOptions;
 }
 
 export interface LoadedStepModel {
@@ -227,12 +229,12 @@ export async function loadStepModel(modelDir: string, manifest: ModelManifest, o
         let model: OnnxStepModel | undefined;
         if (keepsKvOnDevice(device)) {
           try {
-            model = await openVariant(modelDir, manifest, variant, device, true);
+            model = await openVariant(modelDir, manifest, variant, device, true, options.sessionOptions);
           } catch (error) {
             deviceKvUnavailable = firstLine((error as Error).message);
           }
         }
-        model ??= await openVariant(modelDir, manifest, variant, device, false);
+        model ??= await openVariant(modelDir, manifest, variant, device, false, options.sessionOptions);
         return {
           model,
           device,
@@ -257,9 +259,10 @@ async function openVariant(
   variant: GraphVariant,
   device: ExecutionDevice,
   deviceKv: boolean,
+  overrides: InferenceSession.SessionOptions = {},
 ): Promise<OnnxStepModel> {
   const arch = manifest.architecture;
-  const options = sessionOptionsFor(device);
+  const options = { ...sessionOptionsFor(device), ...overrides };
   let session: InferenceSession | undefined;
   let helper: DeviceKvHelper | null = null;
   try {

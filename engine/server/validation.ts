@@ -83,9 +83,10 @@ export function validateInfillParams(value: unknown): InfillParams {
     'params',
     rest,
     { modelId: 'string', prefix: 'string', suffix: 'string', length: 'integer' },
-    { documentId: 'string', progressToken: 'string', reusePrefix: 'boolean', fitToModel: 'boolean' },
+    { documentId: 'string', progressToken: 'string', reusePrefix: 'boolean', fitToModel: 'boolean', coldBudgetMs: 'number' },
   );
   if ((params.length as number) < 1) throw invalidParams(`params.length must be at least 1; got ${params.length}.`);
+  if ((params.coldBudgetMs as number) < 0) throw invalidParams(`params.coldBudgetMs must be 0 or more; got ${params.coldBudgetMs}.`);
   for (const key of ['prefix', 'suffix'] as const) {
     const text = params[key] as string;
     if (text.length > MAX_TEXT_CHARS) {

@@ -9,6 +9,7 @@ import { version as ENGINE_VERSION } from '../../package.json';
 import { readManifest, type ModelManifest } from '../model/manifest';
 import { resolveModel, type ModelProgress } from '../store/modelManager';
 import { canvasTokenIds, type CanvasIds } from '../model/canvasTokens';
+import { CALIBRATION_ROWS, GraphCost, canvasTokensForBudget } from './coldBudget';
 import { Tokenizer } from '../model/tokenizer';
 import type { DenoiseRequest } from '../denoiser/denoiser';
 import { CanvasTooLongError, checkCanvasFits } from '../denoiser/tokenCanvas';
@@ -67,6 +68,8 @@ interface LoadedModel {
   endTokens: Set<number>;
   /** Why the model cannot reuse prefixes, once logged. */
   reuseUnavailable?: string;
+  /** Graph time per call and per computed row on its device: calibrated at load, rescaled by every request. */
+  graphCost: GraphCost;
 }
 
 export class Engine {
@@ -144,6 +147,7 @@ export class Engine {
       maxCanvasTokens: manifest.architecture.maxPositions,
       defaults,
     };
+    const graphCost = await this.calibrate(session.worker, manifest, modelId);
     const tokens = manifest.tokens;
     session.worker.onDeath = (error) => {
       // Forget the model, so the client's next request says it is not loaded and a reload starts afresh.
@@ -158,6 +162,7 @@ export class Engine {
       tokenizerFile,
       worker: session.worker,
       endTokens: new Set([...tokens.eos, ...(tokens.pad === null ? [] : [tokens.pad])]),
+      graphCost,
     });
     const ms = Math.round(performance.now() - started);
     this.options.log('info', `loaded ${manifest.name} from ${dir} on ${info.device} as ${modelId} in ${ms} ms`);
@@ -166,6 +171,33 @@ export class Engine {
     }
     for (const note of session.notes) this.options.log('info', `${modelId}: ${note}`);
     return info;
+  }
+
+  /**
+   * Timed passes of 1 row, CALIBRATION_ROWS rows and 1 row again (the lesser of the two), so the first request
+   * can already be sized to a cold budget (coldBudget.ts); a failure leaves requests unsized by it.
+   */
+  private async calibrate(worker: ModelWorker, manifest: ModelManifest, modelId: string): Promise<GraphCost> {
+    const cost = new GraphCost();
+    const arch = manifest.architecture;
+    const rows = Math.min(CALIBRATION_ROWS, arch.maxPositions);
+    try {
+      const options = resolveDecodingOptions(manifest.decoding, { cache: 'none', steps: 1, schedule: 'blocks', blockLength: 1 }, 1, arch.family);
+      const pass = async (n: number) =>
+        (
+          await worker.denoise(
+            CALIBRATION_JOB,
+            { tokens: manifest.tokens, logitShift: arch.logitShift, vocabSize: arch.vocabSize },
+            { prefixIds: new Array<number>(n - 1).fill(0), suffixIds: [], length: 1, options, runToCompletion: true },
+          )
+        ).stats.graphMs;
+      const oneRow = await pass(1);
+      const full = await pass(rows);
+      cost.calibrate(Math.min(oneRow, await pass(1)), full, rows);
+    } catch (error) {
+      this.options.log('warn', `${modelId}: the calibration passes failed (${(error as Error).message}); requests are not sized to a cold budget`);
+    }
+    return cost;
   }
 
   /** Stops a model's worker; its queued and running requests are cancelled first. */
@@ -200,9 +232,31 @@ export class Engine {
    * The token ids either side of the masks (engine/model/canvasTokens.ts), on this thread: for benchmarks that
    * time the fill alone. Requests go through `infill`, which tokenizes in the text worker.
    */
-  canvasIds(params: Pick<InfillParams, 'modelId' | 'prefix' | 'suffix' | 'length' | 'fitToModel'>): CanvasIds {
+  canvasIds(params: Pick<InfillParams, 'modelId' | 'prefix' | 'suffix' | 'length' | 'fitToModel' | 'coldBudgetMs' | 'options'>): CanvasIds & {
+    budget?: ColdBudget;
+  } {
     const model = this.model(params.modelId);
-    return canvasTokenIds(model.tokenizer, model.manifest.tokens, model.info.maxCanvasTokens, params);
+    const budget = this.coldBudget(model, params);
+    const ids = canvasTokenIds(model.tokenizer, model.manifest.tokens, canvasLimit(model, budget), params);
+    return { ...ids, ...(budget ? { budget } : {}) };
+  }
+
+  /** The canvas limit `coldBudgetMs` sets at the model's measured speed, when asked and measured. */
+  private coldBudget(model: LoadedModel, params: Pick<InfillParams, 'length' | 'coldBudgetMs' | 'options'>): ColdBudget | undefined {
+    const cost = model.graphCost.cost;
+    if (!(params.coldBudgetMs && params.coldBudgetMs > 0) || cost === undefined) return undefined;
+    let options: DecodingOptions;
+    try {
+      options = resolveDecodingOptions(model.manifest.decoding, params.options ?? {}, params.length, model.manifest.architecture.family);
+    } catch {
+      return undefined; // infillTokens reports the bad options
+    }
+    const canvasTokenLimit = Math.min(
+      model.info.maxCanvasTokens,
+      canvasTokensForBudget(params.coldBudgetMs, cost, params.length, options.steps, options.cache),
+    );
+    const ms = (value: number) => Math.round(value * 1000) / 1000;
+    return { canvasTokenLimit, msPerCall: ms(cost.msPerCall), msPerRow: ms(cost.msPerRow) };
   }
 
   /**
@@ -215,6 +269,7 @@ export class Engine {
     invalidOptionsAsParams(() => checkDecodingOverrides(params.options));
     const model = this.model(params.modelId);
     this.decodingOptions(model, params.length, params.options);
+    const budget = this.coldBudget(model, params);
     const id = this.scheduler.reserveId();
     let cancelReason: CancelReason | undefined;
     let cancelPreparation!: (reason: CancelReason) => void;
@@ -227,7 +282,7 @@ export class Engine {
       },
     };
     this.preparing.add(preparation);
-    const tokenized = this.text.canvasIds(model.tokenizerFile, model.manifest.tokens, model.info.maxCanvasTokens, params);
+    const tokenized = this.text.canvasIds(model.tokenizerFile, model.manifest.tokens, canvasLimit(model, budget), params);
     let scheduled: ScheduledJob<TokenInfillResult> | undefined;
     const result = Promise.race([tokenized, cancelled])
       .finally(() => this.preparing.delete(preparation))
@@ -239,7 +294,7 @@ export class Engine {
     return {
       id,
       cancel: (reason) => (scheduled ? scheduled.cancel(reason) : preparation.cancel(reason)),
-      result: result.then(({ fillIds: _ids, ...rest }) => rest),
+      result: result.then(({ fillIds: _ids, ...rest }) => (budget ? { ...rest, stats: { ...rest.stats, ...budget } } : rest)),
     };
   }
 
@@ -313,6 +368,7 @@ export class Engine {
       throw error;
     }
     const { stats } = denoised;
+    model.graphCost.record(stats.graphMs, stats.graphCalls, stats.rowsComputed);
     // A job cancelled while its last step ran still counts as cancelled: its caller has moved on.
     if (job.cancelReason) throw new JobCancelledError(job.cancelReason, stats.steps, stats.steps);
     const ms = performance.now() - started;
@@ -399,6 +455,9 @@ export class Engine {
   }
 }
 
+/** The worker job id of the calibration pass at load: scheduled jobs count up from 1, and 0 is the worker's "no job cancelled". */
+const CALIBRATION_JOB = -1;
+
 const CANCELLATIONS: Record<CancelReason, { code: ErrorCode; what: string }> = {
   cancelled: { code: ErrorCodes.RequestCancelled, what: 'Cancelled' },
   superseded: { code: ErrorCodes.Superseded, what: 'Superseded by a newer request for the same document' },
@@ -421,4 +480,12 @@ function invalidOptionsAsParams<T>(check: () => T): T {
     if (error instanceof InvalidOptionsError) throw invalidParams(error.message);
     throw error;
   }
+}
+
+/** What the cold-request budget set for one request, reported in its stats. */
+type ColdBudget = Pick<InfillStats, 'canvasTokenLimit' | 'msPerCall' | 'msPerRow'>;
+
+/** The most tokens the request's canvas may have: the model's, or less under a cold-request budget. */
+function canvasLimit(model: LoadedModel, budget: ColdBudget | undefined): number {
+  return Math.min(model.info.maxCanvasTokens, budget?.canvasTokenLimit ?? Infinity);
 }

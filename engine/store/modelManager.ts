@@ -66,14 +66,14 @@ export function isCheckpointFolder(dir: string): boolean {
 const INT4_ABOVE_PARAMETERS = 2e9;
 
 /**
- * The graph a checkpoint is converted to when nothing is asked for: on the CPU fp32 activations with full
- * logits (its best variant), on GPUs (and `auto`) fp16 activations with the stats head; weights in int4 for
- * models above 2B parameters, else fp32 on the CPU and fp16 on GPUs.
+ * The graph a checkpoint is converted to when nothing is asked for: on the CPU fp32 activations (its best
+ * variant), on GPUs (and `auto`) fp16 activations; the stats head everywhere (defaultGraphOptions); weights in
+ * int4 for models above 2B parameters, else fp32 on the CPU and fp16 on GPUs.
  */
 export function conversionFor(parameters: number, device: DeviceOption | undefined): StepGraphOptions {
   const large = parameters > INT4_ABOVE_PARAMETERS;
-  if (device === 'cpu') return defaultGraphOptions({ precision: large ? 'int4' : 'fp32', cacheDtype: 'float32', head: 'logits' });
-  return defaultGraphOptions({ precision: large ? 'int4' : 'fp16', cacheDtype: 'float16', head: 'stats' });
+  if (device === 'cpu') return defaultGraphOptions({ precision: large ? 'int4' : 'fp32', cacheDtype: 'float32' });
+  return defaultGraphOptions({ precision: large ? 'int4' : 'fp16', cacheDtype: 'float16' });
 }
 
 export async function resolveModel(setting: string, options: ResolveOptions): Promise<string> {

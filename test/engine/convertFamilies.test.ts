@@ -96,7 +96,7 @@ describe('conversion of Hugging Face checkpoints, per family', function () {
       const fixture = await writeFixtureCheckpoint(path.join(tmp, `${kind}-src`), kind);
       const out = path.join(tmp, `${kind}-model`);
       const progress: ConvertProgress[] = [];
-      const result = await convertCheckpoint(fixture.dir, out, { precision: 'fp32', onProgress: (p) => progress.push(p) });
+      const result = await convertCheckpoint(fixture.dir, out, { precision: 'fp32', head: 'logits', onProgress: (p) => progress.push(p) });
       assert.equal(result.outDir, out);
       const manifest = readManifest(out);
       assert.deepEqual(manifest.architecture, fixture.architecture);
@@ -147,7 +147,7 @@ describe('conversion of Hugging Face checkpoints, per family', function () {
     it(`int4 (${kind}): the graph computes exactly with the dequantised weights, and stays close to the original`, async () => {
       const fixture: Fixture = await writeFixtureCheckpoint(path.join(tmp, 'src'), kind);
       const out = path.join(tmp, 'model');
-      await convertCheckpoint(fixture.dir, out, { precision: 'int4', cacheDtype: 'float32', head: 'logits' });
+      await convertCheckpoint(fixture.dir, out, { precision: 'int4', cacheDtype: 'float32', head: 'logits', int4AccuracyLevel: 0 });
       // A tied head is its own int4 matrix in the graph, so the reference gets it as a separate LM head.
       const asComputed = { ...fixture.architecture, tieWordEmbeddings: false };
       const exact = await compareWithReference(out, asComputed, int4Weights(fixture.architecture, fixture.weights));
@@ -160,4 +160,22 @@ describe('conversion of Hugging Face checkpoints, per family', function () {
       assert.ok(original.correlation > 0.9, `int4 logits correlate with the original at r = ${original.correlation}`);
     });
   }
+
+  it('int4 with accuracy_level 4: recorded in the graph and the manifest, and close to the dequantised reference', async () => {
+    const fixture = await writeFixtureCheckpoint(path.join(tmp, 'src'), 'dream');
+    const out = path.join(tmp, 'model');
+    await convertCheckpoint(fixture.dir, out, { precision: 'int4', cacheDtype: 'float32', head: 'logits', int4AccuracyLevel: 4 });
+    const [variant] = readManifest(out).variants;
+    assert.deepEqual([variant.file, variant.int4AccuracyLevel], ['step.int4acc4.float32.gqa.logits.onnx', 4]);
+    assert.ok(fs.readFileSync(path.join(out, variant.file)).includes('accuracy_level'), 'the MatMulNBits nodes carry the attribute');
+    const asComputed = { ...fixture.architecture, tieWordEmbeddings: false };
+    const { correlation } = await compareWithReference(out, asComputed, int4Weights(fixture.architecture, fixture.weights));
+    // int8 activations (per block of 32, where the CPU has the kernels) round each input by at most half a step of
+    // its block's range / 127: logits stay nearly the dequantised graph's.
+    assert.ok(correlation > 0.99, `accuracy_level 4 logits correlate with the dequantised reference at r = ${correlation}`);
+    await assert.rejects(
+      convertCheckpoint(fixture.dir, path.join(tmp, 'fp16'), { precision: 'fp16', int4AccuracyLevel: 4 }),
+      /int4AccuracyLevel applies to int4 weights only/,
+    );
+  });
 });

@@ -42,7 +42,7 @@ describe('model manager: checkpoint folders and Hugging Face ids', function () {
 
     const cpu = await resolveModel(src.dir, { cacheDir, device: 'cpu' });
     assert.notEqual(cpu, first);
-    assert.deepEqual(readManifest(cpu).variants.map((v) => [v.precision, v.cacheDtype, v.head]), [['fp32', 'float32', 'logits']]);
+    assert.deepEqual(readManifest(cpu).variants.map((v) => [v.precision, v.cacheDtype, v.head]), [['fp32', 'float32', 'stats']]);
 
     await writeFixtureCheckpoint(src.dir, 'dream', { seed: 99 });
     const retrained = await resolveModel(src.dir, { cacheDir });
@@ -50,7 +50,7 @@ describe('model manager: checkpoint folders and Hugging Face ids', function () {
   });
 
   it('picks int4 above 2B parameters, fp32 activations on the CPU and fp16 elsewhere', () => {
-    assert.deepEqual(conversionFor(7.6e9, 'cpu'), { precision: 'int4', cacheDtype: 'float32', attention: 'gqa', head: 'logits', topK: 0 });
+    assert.deepEqual(conversionFor(7.6e9, 'cpu'), { precision: 'int4', cacheDtype: 'float32', attention: 'gqa', head: 'stats', topK: 32 });
     assert.deepEqual(conversionFor(7.6e9, 'cuda'), { precision: 'int4', cacheDtype: 'float16', attention: 'decomposed', head: 'stats', topK: 32 });
     assert.equal(conversionFor(0.5e9, 'auto').precision, 'fp16');
     assert.equal(conversionFor(0.5e9, 'cpu').precision, 'fp32');

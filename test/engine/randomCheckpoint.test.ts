@@ -73,7 +73,7 @@ describe('random checkpoints of real geometries', function () {
     assert.deepEqual([...next(new Float32Array(4)), ...next(new Float32Array(4)), ...next(new Float32Array(2))], [...whole]);
   });
 
-  it('writes a checkpoint the converter takes (int4, as issue 13 measured), and the converted model fills code', async () => {
+  it('writes a checkpoint the converter takes (int4, float32 activations), and the converted model fills code', async () => {
     const geometry = CHECKPOINT_GEOMETRIES['tiny-qwen2'];
     const src = await writeRandomCheckpoint('tiny-qwen2', path.join(tmp, 'tiny-src'), { seed: 3 });
     assert.deepEqual(fs.readdirSync(src).sort(), ['config.json', 'generation_config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json']);
@@ -131,15 +131,15 @@ describe('random checkpoints of real geometries', function () {
     const first = spawnSync(process.execPath, [ENGINE, ...args], { cwd: ROOT, encoding: 'utf8' });
     assert.equal(first.status, 0, first.stderr);
     assert.match(first.stderr, /writing a tiny-qwen2 checkpoint with random weights/);
-    assert.match(first.stderr, /converting it \(int4-float32-logits\)/);
+    assert.match(first.stderr, /converting it \(int4\.float32\.gqa\.stats32\)/);
     const runs = (JSON.parse(fs.readFileSync(json, 'utf8')) as { runs: Record<string, unknown>[] }).runs;
     assert.deepEqual(runs.map((r) => [r.model, r.canvas, r.cache, r.promptTokens, r.genTokens]), [
       ['tiny-qwen2', '1024+16', 'none', 1024, 16],
       ['tiny-qwen2', '1024+16', 'prefill', 1024, 16],
     ]);
     for (const key of ['steps', 'tokensPerSecond', 'speedupVsNone', 'agreementVsNone', 'graphCalls', 'rowsPerCall', 'ms', 'graphMs']) assert.equal(typeof runs[0][key], 'number', key);
-    const manifest = readManifest(path.join(modelsDir, fs.readdirSync(modelsDir).find((f) => f.endsWith('int4-float32-logits'))!));
-    assert.deepEqual(manifest.variants.map((v) => [v.precision, v.cacheDtype, v.head]), [['int4', 'float32', 'logits']]);
+    const manifest = readManifest(path.join(modelsDir, fs.readdirSync(modelsDir).find((f) => f.endsWith('int4.float32.gqa.stats32'))!));
+    assert.deepEqual(manifest.variants.map((v) => [v.precision, v.cacheDtype, v.head]), [['int4', 'float32', 'stats']]);
     const again = spawnSync(process.execPath, [ENGINE, ...args], { cwd: ROOT, encoding: 'utf8' });
     assert.equal(again.status, 0, again.stderr);
     assert.doesNotMatch(again.stderr, /writing|converting/);

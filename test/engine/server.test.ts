@@ -243,6 +243,21 @@ describe('engine server (dlm serve as a child process)', function () {
     assert.equal((await infill({ length: 4 })).stats.genTokens, 4);
   });
 
+  it('sizes the canvas to a cold-request budget from the speed measured on this device (coldBudgetMs)', async () => {
+    const prefix = Array.from({ length: 400 }, (_, i) => `value_${i} = compute(${i})\n`).join('');
+    // A budget no device meets keeps the fill and the minimum context; a generous one leaves the model's canvas.
+    const tight = await infill({ prefix, suffix: '', length: 16, fitToModel: true, coldBudgetMs: 1e-6 });
+    assert.equal(tight.stats.canvasTokenLimit, 16 + 64);
+    assert.ok(tight.stats.msPerRow! > 0);
+    assert.ok(tight.stats.promptTokens <= 64 && tight.stats.promptTokens > 32, `${tight.stats.promptTokens} prompt tokens`);
+    const loose = await infill({ prefix, suffix: '', length: 16, fitToModel: true, coldBudgetMs: 1e9 });
+    assert.equal(loose.stats.canvasTokenLimit, 1024);
+    assert.ok(loose.stats.promptTokens > 1024 / 2);
+    const off = await infill({ prefix, suffix: '', length: 16, fitToModel: true });
+    assert.equal(off.stats.canvasTokenLimit, undefined);
+    await expectError(infill({ length: 8, coldBudgetMs: -1 }), ErrorCodes.InvalidParams, /coldBudgetMs must be 0 or more/);
+  });
+
   it('supersedes a running request when a newer one for the same document arrives', async () => {
     const older = infill({ documentId: 'file:///a.py', length: 600, prefix: 'x', suffix: '', progressToken: 'older', options: { steps: 600, cache: 'none' } });
     await waitFor(() => engine.progress.some((p) => p.progressToken === 'older'));
