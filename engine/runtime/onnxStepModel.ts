@@ -35,6 +35,8 @@ export interface LoadStepModelOptions {
   device: DeviceOption;
   /** A variant's file name, to use that variant instead of the device's best. */
   variant?: string;
+  /** Devices not to try, with why (e.g. the model does not fit their memory). */
+  exclude?: Partial<Record<ExecutionDevice, string>>;
 }
 
 export interface LoadedStepModel {
@@ -208,7 +210,7 @@ export function readPredictions(
 export async function loadStepModel(modelDir: string, manifest: ModelManifest, options: LoadStepModelOptions): Promise<LoadedStepModel> {
   const deviceFailures: string[] = [];
   for (const device of candidateDevices(options.device)) {
-    const unavailable = backendUnavailableReason(device) ?? (options.device === 'auto' ? autoSkipReason(device) : null);
+    const unavailable = backendUnavailableReason(device) ?? options.exclude?.[device] ?? (options.device === 'auto' ? autoSkipReason(device) : null);
     if (unavailable) {
       deviceFailures.push(`${device}: ${unavailable}`);
       continue;

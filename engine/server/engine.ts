@@ -6,8 +6,10 @@
  */
 import path from 'node:path';
 import { version as ENGINE_VERSION } from '../../package.json';
+import { measureMachine } from '../machine/machineFacts';
 import { readManifest, type ModelManifest } from '../model/manifest';
-import { resolveModel, type ModelProgress } from '../model/modelManager';
+import { parseHubModelId } from '../model/huggingFaceHub';
+import { hubDownloadDir, resolveModel, type ModelProgress } from '../model/modelManager';
 import { fitContext } from '../model/contextFit';
 import { canvasPrefix } from '../model/prompting';
 import { Tokenizer } from '../model/tokenizer';
@@ -25,10 +27,15 @@ import {
   type InfillStats,
   type LoadedModelInfo,
   type LogParams,
+  type PrepareModelParams,
+  type PreparedModel,
 } from '../protocol';
 import { EngineError, invalidParams, type ErrorCode } from './errors';
+import { checkMemory, type MemoryFacts } from './memoryGuard';
 import { DenoiseStopped, InvalidDecodingOptions, ModelWorker, type WorkerProgress } from './modelWorker';
 import { JobCancelledError, Scheduler, type CancelReason, type JobContext, type ScheduledJob } from './scheduler';
+import { setupError } from './setupErrors';
+import { SharedWork } from './sharedWork';
 
 export type EngineLog = (level: LogParams['level'], message: string) => void;
 
@@ -36,6 +43,8 @@ export interface EngineOptions {
   /** Where downloaded and converted models are kept. */
   cacheDir: string;
   log: EngineLog;
+  /** Memory free now, for the memory guard; measured on this machine unless given (tests). */
+  memoryFacts?: () => Promise<MemoryFacts>;
 }
 
 export type InfillProgress = Omit<InfillProgressParams, 'progressToken'>;
@@ -80,6 +89,8 @@ export class Engine {
   private readonly models = new Map<string, LoadedModel>();
   /** Loads in flight or done, by folder and device, so a repeated load returns the same model. */
   private readonly loads = new Map<string, Promise<LoadedModelInfo>>();
+  /** Downloads and conversions running, by model setting and device, shared by every caller. */
+  private readonly preparations = new SharedWork<string, ModelProgress>();
   private readonly scheduler = new Scheduler();
   private nextModelNumber = 1;
   private lastStats: InfillStats | undefined;
@@ -88,16 +99,12 @@ export class Engine {
   constructor(private readonly options: EngineOptions) {}
 
   async loadModel(
-    params: { model: string; device: DeviceOption; huggingFaceToken?: string },
+    params: PrepareModelParams,
     onProgress?: (progress: ModelProgress) => void,
+    signal?: AbortSignal,
   ): Promise<LoadedModelInfo> {
     this.ensureRunning();
-    let dir: string;
-    try {
-      dir = await resolveModel(params.model, { cacheDir: this.options.cacheDir, device: params.device, token: params.huggingFaceToken, onProgress });
-    } catch (error) {
-      throw new EngineError(ErrorCodes.ModelLoadFailed, (error as Error).message);
-    }
+    const dir = await this.resolve(params, onProgress, signal);
     const key = `${dir}\u0000${params.device}`;
     let load = this.loads.get(key);
     if (!load) {
@@ -106,6 +113,49 @@ export class Engine {
       load.catch(() => this.loads.delete(key));
     }
     return load;
+  }
+
+  /**
+   * Downloads and converts what `params.model` names (nothing for a model folder) without loading it; a
+   * withdrawn call keeps what was downloaded, and the next call resumes it.
+   */
+  async prepareModel(params: PrepareModelParams, onProgress?: (progress: ModelProgress) => void, signal?: AbortSignal): Promise<PreparedModel> {
+    this.ensureRunning();
+    const modelDir = await this.resolve(params, onProgress, signal);
+    return { modelDir, name: readManifest(modelDir).name };
+  }
+
+  /** The model folder for a setting, preparing it once however many callers ask at the same time. */
+  private async resolve(params: PrepareModelParams, onProgress?: (progress: ModelProgress) => void, signal?: AbortSignal): Promise<string> {
+    const key = `${params.model}\u0000${params.device}\u0000${params.hubUrl ?? ''}`;
+    try {
+      return await this.preparations.run(
+        key,
+        (workSignal, progress) =>
+          resolveModel(params.model, {
+            cacheDir: this.options.cacheDir,
+            device: params.device,
+            token: params.huggingFaceToken,
+            hubUrl: params.hubUrl,
+            onProgress: progress,
+            signal: workSignal,
+          }),
+        { signal, onProgress },
+      );
+    } catch (error) {
+      throw setupError(error, `Preparing ${params.model}`);
+    }
+  }
+
+  /** Folders the engine reads or writes now: loaded models and the downloads running. */
+  busyFolders(): Set<string> {
+    const busy = new Set<string>();
+    for (const model of this.models.values()) busy.add(path.resolve(model.loadKey.split('\u0000')[0]));
+    for (const key of this.preparations.keys()) {
+      const hubId = parseHubModelId(key.split('\u0000')[0]);
+      if (hubId) busy.add(path.resolve(hubDownloadDir(this.options.cacheDir, hubId)));
+    }
+    return busy;
   }
 
   private async load(
@@ -129,10 +179,13 @@ export class Engine {
     } catch (error) {
       throw new EngineError(ErrorCodes.ModelLoadFailed, `The model's decoding defaults are invalid: ${(error as Error).message}`);
     }
+    const facts = await (this.options.memoryFacts ?? (() => measureMachine(this.options.cacheDir)))();
+    const memory = checkMemory(dir, manifest, device, facts);
+    if (memory.refuse) throw new EngineError(ErrorCodes.ModelLoadFailed, memory.refuse.message, memory.refuse.data);
     onProgress?.({ stage: 'session', message: `Creating the ${device} session for ${manifest.name}` });
     let session: Awaited<ReturnType<typeof ModelWorker.start>>;
     try {
-      session = await ModelWorker.start(dir, manifest, device);
+      session = await ModelWorker.start(dir, manifest, device, memory.skip);
     } catch (error) {
       throw new EngineError(ErrorCodes.ModelLoadFailed, `Cannot start ${manifest.name} on ${device}: ${(error as Error).message}`);
     }

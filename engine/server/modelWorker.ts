@@ -5,7 +5,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import type { ModelManifest } from '../model/manifest';
+import type { ExecutionDevice, ModelManifest } from '../model/manifest';
 import type { DenoiseRequest, DenoiseResult, DenoiseSpec } from '../denoiser/denoiser';
 import type { DeviceOption } from '../protocol';
 import type { FromWorker, ModelWorkerData, ReuseOutcome, ToWorker } from './workerMessages';
@@ -76,6 +76,8 @@ export class ModelWorker {
     modelDir: string,
     manifest: ModelManifest,
     device: DeviceOption,
+    /** Devices not to try, with why (the memory guard's findings). */
+    exclude: Partial<Record<ExecutionDevice, string>> = {},
   ): Promise<{ worker: ModelWorker; device: Exclude<DeviceOption, 'auto'>; fallbackReason?: string; notes: string[] }> {
     const script = workerScript();
     const cancelFlag = new SharedArrayBuffer(4);
@@ -86,7 +88,7 @@ export class ModelWorker {
     );
     const loaded = await new Promise<FromWorker>((resolve, reject) => {
       handle.loadWaiter = { resolve, reject };
-      handle.post({ kind: 'load', modelDir, manifest, device });
+      handle.post({ kind: 'load', modelDir, manifest, device, exclude });
     });
     handle.loadWaiter = undefined;
     if (loaded.kind !== 'loaded') {

@@ -13,7 +13,6 @@ import {
   InfillProgressNotification,
   InfillRequest,
   LoadModelRequest,
-  LoadProgressNotification,
   LogNotification,
   ShutdownRequest,
   StatusRequest,
@@ -23,6 +22,7 @@ import {
 import { Engine, cancelledJobError } from './engine';
 import { EngineError } from './errors';
 import { JobCancelledError } from './scheduler';
+import { abortSignalOf, progressSender, registerSetupHandlers } from './setupHandlers';
 import { validateInfillParams, validateLoadModelParams, validateUnloadModelParams } from './validation';
 
 export interface ServeOptions {
@@ -50,6 +50,7 @@ export function serve(options: ServeOptions): Promise<void> {
   };
   const engine = new Engine({ cacheDir: options.cacheDir, log });
   registerHandlers(connection, engine, log);
+  registerSetupHandlers(connection, engine, options.cacheDir, answer);
 
   return new Promise<void>((resolve) => {
     let stopping = false;
@@ -78,13 +79,15 @@ function registerHandlers(
   engine: Engine,
   log: (level: LogParams['level'], message: string) => void,
 ): void {
-  connection.onRequest(LoadModelRequest, (raw: unknown) =>
+  connection.onRequest(LoadModelRequest, (raw: unknown, cancellation) =>
     answer(async () => {
       const params = validateLoadModelParams(raw);
-      const token = params.progressToken;
-      return engine.loadModel(params, (progress) => {
-        if (token !== undefined) void connection.sendNotification(LoadProgressNotification, { progressToken: token, ...progress });
-      });
+      const abort = abortSignalOf(cancellation);
+      try {
+        return await engine.loadModel(params, progressSender(connection, params.progressToken), abort.signal);
+      } finally {
+        abort.dispose();
+      }
     }),
   );
 

@@ -11,6 +11,7 @@ import {
   GREEDY_ORDERS,
   SCHEDULES,
   type DecodingOptions,
+  type DeviceOption,
   type InfillParams,
   type LoadModelParams,
 } from '../protocol';
@@ -92,8 +93,31 @@ function checkObject(
 }
 
 export function validateLoadModelParams(value: unknown): LoadModelParams {
-  const params = checkObject('params', value, { model: 'string', device: DEVICE_OPTIONS }, { progressToken: 'string', huggingFaceToken: 'string' });
+  const params = checkObject(
+    'params',
+    value,
+    { model: 'string', device: DEVICE_OPTIONS },
+    { progressToken: 'string', huggingFaceToken: 'string', hubUrl: 'string' },
+  );
+  if (params.hubUrl !== undefined && !/^https?:\/\/\S+$/.test(params.hubUrl as string)) {
+    throw invalidParams(`params.hubUrl must be an http(s) URL; got ${describe(params.hubUrl)}.`);
+  }
   return params as unknown as LoadModelParams;
+}
+
+/** dlm/prepareModel takes what dlm/loadModel takes. */
+export const validatePrepareModelParams = validateLoadModelParams;
+
+export function validateModelCatalogueParams(value: unknown): { device: DeviceOption } {
+  return checkObject('params', value, { device: DEVICE_OPTIONS }, {}) as { device: DeviceOption };
+}
+
+export function validatePathParams(value: unknown): { path: string } {
+  return checkObject('params', value, { path: 'string' }, {}) as { path: string };
+}
+
+export function validateGpuProviderParams(value: unknown): { dir: string; progressToken?: string } {
+  return checkObject('params', value, { dir: 'string' }, { progressToken: 'string' }) as { dir: string; progressToken?: string };
 }
 
 export function validateInfillParams(value: unknown): InfillParams {

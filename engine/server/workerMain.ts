@@ -46,7 +46,7 @@ function send(message: FromWorker, transfer: ArrayBuffer[] = []): void {
 async function handle(message: ToWorker): Promise<void> {
   if (message.kind === 'load') {
     try {
-      const loaded = await loadStepModel(message.modelDir, message.manifest, { device: message.device });
+      const loaded = await loadStepModel(message.modelDir, message.manifest, { device: message.device, exclude: message.exclude });
       model = timed(loaded.model);
       const { modelDir, manifest } = message;
       reuseSource = { load: () => PrefixReuser.load(modelDir, manifest.architecture, loaded.variant, loaded.device, loaded.model) };

@@ -2,7 +2,8 @@
  * A stand-in for the Hugging Face hub on 127.0.0.1, serving `/<owner>/<name>/resolve/<revision>/<file>` the
  * way the hub does: small files directly with Content-Length, LFS files (weights) with `X-Linked-Size` and
  * `X-Linked-Etag` (their sha256) and a 302 to a CDN route that honours Range requests. Faults on demand:
- * cut a connection mid-file, serve bytes that do not match the announced hash, ignore Range, require a token.
+ * cut a connection mid-file, serve bytes that do not match the announced hash, ignore Range, require a token,
+ * announce a size other than the real one, send slowly.
  */
 import { createHash } from 'node:crypto';
 import * as http from 'node:http';
@@ -23,6 +24,10 @@ export interface Fault {
   corruptWith?: Buffer;
   /** Answer Range requests with the whole file (200). */
   ignoreRange?: boolean;
+  /** Announce this size (X-Linked-Size) for an LFS file instead of the real one. */
+  announceSize?: number;
+  /** Send the body at about this many bytes per second, in small chunks (a slow network). */
+  bytesPerSecond?: number;
 }
 
 export interface LoggedRequest {
@@ -78,7 +83,7 @@ export class HubTestServer {
       const sha = createHash('sha256').update(content).digest('hex');
       res.writeHead(302, {
         location: `/cdn/${resolve[1]}/${encodeURIComponent(name)}`,
-        'x-linked-size': String(content.length),
+        'x-linked-size': String(this.faults.get(name)?.announceSize ?? content.length),
         'x-linked-etag': `"${sha}"`,
         etag: `"${sha}"`,
         'content-length': '0',
@@ -115,7 +120,23 @@ export class HubTestServer {
       res.write(body.subarray(0, cut.bytes), () => setTimeout(() => res.socket?.destroy(), 20));
       return;
     }
+    if (fault.bytesPerSecond) return this.sendSlowly(res, body, fault.bytesPerSecond);
     res.end(body);
+  }
+
+  /** Chunks of 16 KiB spaced to the rate; stops when the client goes away. */
+  private sendSlowly(res: http.ServerResponse, body: Buffer, bytesPerSecond: number): void {
+    const chunk = 16 * 1024;
+    let offset = 0;
+    const next = () => {
+      if (res.destroyed) return;
+      if (offset >= body.length) return void res.end();
+      const piece = body.subarray(offset, offset + chunk);
+      offset += piece.length;
+      res.write(piece);
+      setTimeout(next, (piece.length / bytesPerSecond) * 1000);
+    };
+    next();
   }
 
   private error(res: http.ServerResponse, status: number, message: string): void {

@@ -1,0 +1,74 @@
+/**
+ * The protocol's set-up requests (engine/protocol.ts): preparing a model without loading it, the machine's
+ * facts, the model catalogue, and the stored models. Long requests honour `$/cancelRequest` and report
+ * `dlm/loadProgress` under the caller's progress token.
+ */
+import type { CancellationToken, MessageConnection } from 'vscode-jsonrpc/node';
+import { measureMachine } from '../machine/machineFacts';
+import { modelCatalogue } from '../model/modelCatalogue';
+import { deleteStoredModel, listStoredModels, StoreError } from '../model/modelStore';
+import {
+  DeleteStoredModelRequest,
+  ListStoredModelsRequest,
+  LoadProgressNotification,
+  MachineFactsRequest,
+  ModelCatalogueRequest,
+  PrepareModelRequest,
+  type LoadProgressParams,
+} from '../protocol';
+import type { Engine } from './engine';
+import { invalidParams } from './errors';
+import { validateModelCatalogueParams, validatePathParams, validatePrepareModelParams } from './validation';
+
+/** An AbortSignal that follows a JSON-RPC cancellation token. */
+export function abortSignalOf(token: CancellationToken): { signal: AbortSignal; dispose(): void } {
+  const controller = new AbortController();
+  if (token.isCancellationRequested) controller.abort();
+  const subscription = token.onCancellationRequested(() => controller.abort());
+  return { signal: controller.signal, dispose: () => subscription.dispose() };
+}
+
+/** Sends progress under the caller's token, when it gave one. */
+export function progressSender(connection: MessageConnection, token: string | undefined) {
+  return (progress: Omit<LoadProgressParams, 'progressToken'>) => {
+    if (token !== undefined) void connection.sendNotification(LoadProgressNotification, { progressToken: token, ...progress });
+  };
+}
+
+export function registerSetupHandlers(
+  connection: MessageConnection,
+  engine: Engine,
+  cacheDir: string,
+  answer: <T>(handler: () => Promise<T>) => Promise<T>,
+): void {
+  connection.onRequest(PrepareModelRequest, (raw: unknown, cancellation) =>
+    answer(async () => {
+      const params = validatePrepareModelParams(raw);
+      const abort = abortSignalOf(cancellation);
+      try {
+        return await engine.prepareModel(params, progressSender(connection, params.progressToken), abort.signal);
+      } finally {
+        abort.dispose();
+      }
+    }),
+  );
+
+  connection.onRequest(MachineFactsRequest, () => answer(() => measureMachine(cacheDir)));
+
+  connection.onRequest(ModelCatalogueRequest, (raw: unknown) =>
+    answer(async () => modelCatalogue(cacheDir, validateModelCatalogueParams(raw).device)),
+  );
+
+  connection.onRequest(ListStoredModelsRequest, () => answer(async () => listStoredModels(cacheDir, engine.busyFolders())));
+
+  connection.onRequest(DeleteStoredModelRequest, (raw: unknown) =>
+    answer(async () => {
+      try {
+        deleteStoredModel(cacheDir, validatePathParams(raw).path, engine.busyFolders());
+      } catch (error) {
+        if (error instanceof StoreError) throw invalidParams(error.message);
+        throw error;
+      }
+    }),
+  );
+}
