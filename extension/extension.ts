@@ -11,7 +11,11 @@ import { FillHistory } from './fillHistory';
 import { HuggingFaceToken } from './huggingFaceToken';
 import { InfillDecorations } from './infillDecorations';
 import { ACCEPT_COMMAND, DlmInlineCompletionProvider, type AcceptKind } from './inlineCompletionProvider';
+import { ManageModels } from './manageModels';
+import { ModelDownloads } from './modelDownloads';
+import { CHOOSE_MODEL_COMMAND, ModelPicker, type ChooseModelOptions } from './modelPicker';
 import { ModelSession } from './modelSession';
+import { visibleQuickPick } from './quickPicks';
 import { OutputLog } from './outputLog';
 import { affectsModel, readSettings, SECTION, type DlmSettings, type SettingProblem } from './settings';
 import { MENU_COMMAND, selectCacheMode, StatusBar } from './statusBar';
@@ -26,6 +30,9 @@ export interface DlmExtensionApi {
   readonly provider: DlmInlineCompletionProvider;
   readonly blockInfill: BlockInfill;
   readonly fillHistory: FillHistory;
+  readonly downloads: ModelDownloads;
+  /** The extension's quick pick on screen (model picker, model manager), for tests to read and accept. */
+  visibleQuickPick: typeof visibleQuickPick;
   settings(): DlmSettings;
   lastStats(): InfillStats | undefined;
 }
@@ -49,6 +56,9 @@ export function activate(context: vscode.ExtensionContext): DlmExtensionApi {
   const engine = supervisor;
   const huggingFaceToken = new HuggingFaceToken(context.secrets);
   const session = new ModelSession(engine, log, () => settings, () => huggingFaceToken.get());
+  const downloads = new ModelDownloads(engine, log, context.globalState, () => settings, () => huggingFaceToken.get());
+  const picker = new ModelPicker(engine, downloads, () => settings, log);
+  const manager = new ManageModels(engine, downloads, () => settings, log);
   const statusBar = new StatusBar();
   const refreshStatus = () => statusBar.update({ engine: engine.state, model: session.state, settings, paused, lastStats });
   const onResult = (result: { stats: InfillStats }) => {
@@ -83,6 +93,7 @@ export function activate(context: vscode.ExtensionContext): DlmExtensionApi {
     log,
     engine,
     session,
+    downloads,
     statusBar,
     decorations,
     history,
@@ -109,6 +120,8 @@ export function activate(context: vscode.ExtensionContext): DlmExtensionApi {
       await huggingFaceToken.clear();
       log.info('Hugging Face token removed.');
     }),
+    vscode.commands.registerCommand(CHOOSE_MODEL_COMMAND, (options?: ChooseModelOptions) => picker.choose(options)),
+    vscode.commands.registerCommand('dlm.manageModels', () => manager.manage()),
     vscode.commands.registerCommand(MENU_COMMAND, () =>
       statusBar.showMenu({
         inputs: { engine: engine.state, model: session.state, settings, paused, lastStats },
@@ -135,6 +148,8 @@ export function activate(context: vscode.ExtensionContext): DlmExtensionApi {
     provider,
     blockInfill,
     fillHistory: history,
+    downloads,
+    visibleQuickPick,
     settings: () => settings,
     lastStats: () => lastStats,
   };

@@ -4,9 +4,11 @@
  * conversion, session creation) in a notification, and explaining a failure instead of failing silently.
  */
 import * as vscode from 'vscode';
-import type { LoadedModelInfo } from '../engine/protocol';
+import type { ResponseError } from 'vscode-jsonrpc';
+import { ErrorCodes, type LoadedModelInfo, type SetupErrorData } from '../engine/protocol';
 import type { EngineClient } from './engineClient';
 import type { EngineState, EngineSupervisor } from './engineSupervisor';
+import { LoadProgressReporter } from './loadProgress';
 import type { OutputLog } from './outputLog';
 import type { DlmSettings } from './settings';
 
@@ -127,16 +129,20 @@ export class ModelSession implements vscode.Disposable {
     const started = Date.now();
     try {
       const huggingFaceToken = await this.huggingFaceToken();
+      const hubUrl = this.settings().huggingFaceEndpoint;
       const info = await vscode.window.withProgress(
-        { location: vscode.ProgressLocation.Notification, title: `DLM: loading model ${model}` },
-        (progress) => {
-          let reported = 0;
-          return client.loadModel({ model, device, ...(huggingFaceToken ? { huggingFaceToken } : {}) }, (update) => {
-            this.log.info(`Model load (${update.stage}): ${update.message}`);
-            const fraction = update.fraction ?? reported;
-            progress.report({ message: update.message, increment: Math.max(0, fraction - reported) * 100 });
-            reported = Math.max(reported, fraction);
-          });
+        { location: vscode.ProgressLocation.Notification, title: `DLM: loading model ${model}`, cancellable: true },
+        (progress, cancellation) => {
+          const reporter = new LoadProgressReporter(progress, model);
+          const params = { model, device, ...(huggingFaceToken ? { huggingFaceToken } : {}), ...(hubUrl ? { hubUrl } : {}) };
+          return client.loadModel(
+            params,
+            (update) => {
+              this.log.info(`Model load (${update.stage}): ${update.message}`);
+              reporter.report(update);
+            },
+            cancellation,
+          );
         },
       );
       if (generation !== this.generation) return;
@@ -165,8 +171,13 @@ export class ModelSession implements vscode.Disposable {
       const message = error instanceof Error ? error.message : String(error);
       this.log.error(`Cannot load model "${model}": ${message}`);
       this.setState({ kind: 'failed', model, message });
+      if ((error as ResponseError).code === ErrorCodes.RequestCancelled) {
+        const retry = await vscode.window.showInformationMessage(`DLM: loading ${model} was cancelled. ${message}`, 'Load Again');
+        if (retry) this.reload();
+        return;
+      }
       // A gated repository (HTTP 401/403) needs an access token: offer to store one.
-      const gated = /gated or private/.test(message);
+      const gated = (error as ResponseError<SetupErrorData>).data?.reason === 'gated';
       const choice = await vscode.window.showErrorMessage(
         `DLM could not load the model: ${message}`,
         ...(gated ? ['Set Hugging Face Token'] : []),

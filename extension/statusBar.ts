@@ -6,7 +6,7 @@ import * as vscode from 'vscode';
 import { CACHE_MODES, type CacheMode, type InfillStats } from '../engine/protocol';
 import type { EngineState } from './engineSupervisor';
 import type { ModelState } from './modelSession';
-import { SECTION, type DlmSettings } from './settings';
+import { SECTION, updateSetting, type DlmSettings } from './settings';
 
 export const MENU_COMMAND = 'dlm.showMenu';
 
@@ -53,7 +53,9 @@ export class StatusBar implements vscode.Disposable {
     } else if (model.kind !== 'ready') {
       this.item.text = '$(loading~spin) DLM: loading';
     } else {
-      const parts = [model.info.name, model.info.device, cache ?? 'default cache'];
+      // A device `auto` did not get (or one asked for and unusable) is flagged; the tooltip says why.
+      const device = model.info.deviceFallbackReason ? `${model.info.device} $(info)` : model.info.device;
+      const parts = [model.info.name, device, cache ?? 'default cache'];
       if (lastStats) parts.push(`${Math.round(lastStats.tokensPerSecond)} tok/s ${Math.round(lastStats.ms)} ms`);
       this.item.text = `${paused ? '$(debug-pause)' : '$(sparkle)'} DLM ${parts.join(' · ')}`;
     }
@@ -69,6 +71,17 @@ export class StatusBar implements vscode.Disposable {
   }): Promise<void> {
     const { inputs } = actions;
     const items: (vscode.QuickPickItem & { run: () => unknown })[] = [
+      {
+        label: '$(library) Choose model',
+        description: inputs.model.kind === 'ready' ? `now ${inputs.model.info.name}` : undefined,
+        run: () => vscode.commands.executeCommand('dlm.chooseModel'),
+      },
+      { label: '$(database) Manage models', run: () => vscode.commands.executeCommand('dlm.manageModels') },
+      {
+        label: '$(chip) Set up GPU acceleration',
+        description: inputs.model.kind === 'ready' ? `runs on ${inputs.model.info.device}` : undefined,
+        run: () => vscode.commands.executeCommand('dlm.setUpGpu'),
+      },
       {
         label: '$(settings-gear) Switch cache mode',
         description: `now ${StatusBar.cacheMode(inputs) ?? 'the model default'}`,
@@ -96,7 +109,9 @@ function tooltip(inputs: StatusInputs, cache: CacheMode | undefined): vscode.Mar
   else if (engine.kind === 'restarting') lines.push(`Engine crashed ${engine.crashes} time(s); restarting.`);
   if (model.kind === 'ready') {
     lines.push(`Model: ${model.info.name} (${model.info.family})`);
-    lines.push(`Device: ${model.info.device}${model.info.deviceFallbackReason ? ` (${model.info.deviceFallbackReason})` : ''}`);
+    lines.push(`Device: ${model.info.device}`);
+    // The engine joins one reason per device tried ("cuda: ...; webgpu: ...").
+    for (const reason of model.info.deviceFallbackReason?.split(/; (?=\w+: )/) ?? []) lines.push(`Not used: ${reason}`);
   } else if (model.kind === 'loading') {
     lines.push(`Loading model ${model.model}...`);
   } else if (model.kind === 'failed') {
@@ -124,12 +139,5 @@ export async function selectCacheMode(): Promise<void> {
     { title: 'DLM: cache mode', placeHolder: `Now ${now}` },
   );
   if (!choice) return;
-  const inspected = config.inspect('cacheMode');
-  const target =
-    inspected?.workspaceFolderValue !== undefined
-      ? vscode.ConfigurationTarget.WorkspaceFolder
-      : inspected?.workspaceValue !== undefined
-        ? vscode.ConfigurationTarget.Workspace
-        : vscode.ConfigurationTarget.Global;
-  await config.update('cacheMode', choice.label, target);
+  await updateSetting('cacheMode', choice.label);
 }
