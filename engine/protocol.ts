@@ -145,7 +145,7 @@ export const LoadModelRequest = new RequestType<LoadModelParams, LoadedModelInfo
 /** Progress of long work: a model load or preparation (download, conversion, session), a GPU provider set-up. */
 export interface LoadProgressParams {
   progressToken: string;
-  stage: 'download' | 'convert' | 'session';
+  stage: 'download' | 'convert' | 'install' | 'session';
   message: string;
   /** 0..1 when known. */
   fraction?: number;

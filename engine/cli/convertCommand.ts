@@ -10,25 +10,9 @@ import { downloadToCache } from '../model/modelManager';
 import type { AttentionLowering, CacheDtype, HeadKind, WeightPrecision } from '../graph/stepContract';
 import { EXIT_OK, numberOption, stringOption, type CliCommand } from './command';
 import { defaultCacheDir } from './cacheDir';
+import { progressLine } from './progressLine';
 
 const mib = (bytes: number) => (bytes / 1024 ** 2).toFixed(0);
-
-/** One status line, redrawn in place on a terminal, else printed every 10 %. */
-function progressLine(label: string): (text: string, fraction: number) => void {
-  let lastDecile = -1;
-  return (text, fraction) => {
-    if (process.stderr.isTTY) {
-      process.stderr.write(`\r\x1b[2K${label}: ${text}`);
-      if (fraction >= 1) process.stderr.write('\n');
-      return;
-    }
-    const decile = Math.floor(fraction * 10);
-    if (decile !== lastDecile) {
-      lastDecile = decile;
-      process.stderr.write(`${label}: ${text}\n`);
-    }
-  };
-}
 
 export const convertCommand: CliCommand = {
   name: 'convert',

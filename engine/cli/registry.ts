@@ -10,8 +10,9 @@ import { buildBuiltinCommand } from './buildBuiltinCommand';
 import { convertCommand } from './convertCommand';
 import { profileDepthCommand } from './profileDepthCommand';
 import { evalCommand } from './eval';
+import { setupGpuCommand } from './setupGpuCommand';
 
-export const COMMANDS: readonly CliCommand[] = [serveCommand, infillCommand, benchCommand, buildBuiltinCommand, convertCommand, evalCommand, profileDepthCommand];
+export const COMMANDS: readonly CliCommand[] = [serveCommand, infillCommand, benchCommand, buildBuiltinCommand, convertCommand, evalCommand, profileDepthCommand, setupGpuCommand];
 
 function overview(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length)) + 4;

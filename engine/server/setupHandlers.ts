@@ -1,14 +1,17 @@
 /**
  * The protocol's set-up requests (engine/protocol.ts): preparing a model without loading it, the machine's
- * facts, the model catalogue, and the stored models. Long requests honour `$/cancelRequest` and report
+ * facts, the model catalogue, the stored models, and the GPU provider. Long requests honour `$/cancelRequest` and report
  * `dlm/loadProgress` under the caller's progress token.
  */
 import type { CancellationToken, MessageConnection } from 'vscode-jsonrpc/node';
+import { gpuProviderStatus, installGpuProvider } from '../gpu/gpuProvider';
 import { measureMachine } from '../machine/machineFacts';
 import { modelCatalogue } from '../model/modelCatalogue';
 import { deleteStoredModel, listStoredModels, StoreError } from '../model/modelStore';
 import {
   DeleteStoredModelRequest,
+  GpuProviderStatusRequest,
+  InstallGpuProviderRequest,
   ListStoredModelsRequest,
   LoadProgressNotification,
   MachineFactsRequest,
@@ -18,7 +21,9 @@ import {
 } from '../protocol';
 import type { Engine } from './engine';
 import { invalidParams } from './errors';
-import { validateModelCatalogueParams, validatePathParams, validatePrepareModelParams } from './validation';
+import { setupError } from './setupErrors';
+import { SharedWork } from './sharedWork';
+import { validateGpuProviderParams, validateModelCatalogueParams, validatePathParams, validatePrepareModelParams } from './validation';
 
 /** An AbortSignal that follows a JSON-RPC cancellation token. */
 export function abortSignalOf(token: CancellationToken): { signal: AbortSignal; dispose(): void } {
@@ -69,6 +74,26 @@ export function registerSetupHandlers(
         if (error instanceof StoreError) throw invalidParams(error.message);
         throw error;
       }
+    }),
+  );
+
+  const installs = new SharedWork<void, Omit<LoadProgressParams, 'progressToken'>>();
+  connection.onRequest(GpuProviderStatusRequest, (raw: unknown) => answer(() => gpuProviderStatus(validateGpuProviderParams(raw).dir)));
+  connection.onRequest(InstallGpuProviderRequest, (raw: unknown, cancellation) =>
+    answer(async () => {
+      const params = validateGpuProviderParams(raw);
+      const abort = abortSignalOf(cancellation);
+      try {
+        await installs.run(params.dir, async (signal, onProgress) => void (await installGpuProvider(params.dir, { signal, onProgress })), {
+          signal: abort.signal,
+          onProgress: progressSender(connection, params.progressToken),
+        });
+      } catch (error) {
+        throw setupError(error, 'The GPU set-up');
+      } finally {
+        abort.dispose();
+      }
+      return gpuProviderStatus(params.dir);
     }),
   );
 }

@@ -4,6 +4,8 @@
  * onnxruntime-node 1.30, so the loop lives here, off the protocol thread; a cancel arrives through shared
  * memory and is honoured between steps.
  */
+// First, as in main.ts: this thread's module cache must get onnxruntime from the same folder.
+import '../runtime/nativeBinding';
 import { parentPort, workerData } from 'node:worker_threads';
 import { loadStepModel } from '../runtime/onnxStepModel';
 import { denoise, type DenoiseHooks } from '../denoiser/denoiser';
