@@ -273,6 +273,9 @@ export const DeleteStoredModelRequest = new RequestType<{ path: string }, void, 
 // dlm/gpuProviderStatus, dlm/installGpuProvider: onnxruntime-node's CUDA provider libraries, fetched as its own
 // install script fetches them, into a folder the engine loads onnxruntime from (env DLM_ORT_NATIVE_DIR)
 
+/** Written into a GPU provider folder once it is complete and checked; the editor starts the engine on it then. */
+export const GPU_PROVIDER_MARKER = 'dlm-gpu-provider.json';
+
 export interface GpuProviderParams {
   /** The folder the provider goes into (the extension's storage). */
   dir: string;

@@ -8,6 +8,7 @@ import type { InfillStats } from '../engine/protocol';
 import { BlockInfill } from './blockInfill';
 import { EngineSupervisor } from './engineSupervisor';
 import { FillHistory } from './fillHistory';
+import { GpuSetup, gpuProviderDir, gpuProviderEnv } from './gpuSetup';
 import { HuggingFaceToken } from './huggingFaceToken';
 import { InfillDecorations } from './infillDecorations';
 import { ACCEPT_COMMAND, DlmInlineCompletionProvider, type AcceptKind } from './inlineCompletionProvider';
@@ -31,6 +32,7 @@ export interface DlmExtensionApi {
   readonly blockInfill: BlockInfill;
   readonly fillHistory: FillHistory;
   readonly downloads: ModelDownloads;
+  readonly gpuSetup: GpuSetup;
   /** The extension's quick pick on screen (model picker, model manager), for tests to read and accept. */
   visibleQuickPick: typeof visibleQuickPick;
   settings(): DlmSettings;
@@ -46,8 +48,10 @@ export function activate(context: vscode.ExtensionContext): DlmExtensionApi {
   let paused = context.globalState.get<boolean>(PAUSED_KEY, false);
   let lastStats: InfillStats | undefined;
 
+  const gpuDir = gpuProviderDir(context.globalStorageUri);
   supervisor = new EngineSupervisor({
     enginePath: context.asAbsolutePath('dist/engine/main.js'),
+    env: () => gpuProviderEnv(gpuDir),
     // stderr carries warnings and crash traces; the full log arrives as `dlm/log` notifications.
     args: ['serve', '--log-level', 'warn', '--cache-dir', vscode.Uri.joinPath(context.globalStorageUri, 'models').fsPath],
     cwd: context.extensionPath,
@@ -59,6 +63,7 @@ export function activate(context: vscode.ExtensionContext): DlmExtensionApi {
   const downloads = new ModelDownloads(engine, log, context.globalState, () => settings, () => huggingFaceToken.get());
   const picker = new ModelPicker(engine, downloads, () => settings, log);
   const manager = new ManageModels(engine, downloads, () => settings, log);
+  const gpuSetup = new GpuSetup(engine, session, gpuDir, log);
   const statusBar = new StatusBar();
   const refreshStatus = () => statusBar.update({ engine: engine.state, model: session.state, settings, paused, lastStats });
   const onResult = (result: { stats: InfillStats }) => {
@@ -122,6 +127,7 @@ export function activate(context: vscode.ExtensionContext): DlmExtensionApi {
     }),
     vscode.commands.registerCommand(CHOOSE_MODEL_COMMAND, (options?: ChooseModelOptions) => picker.choose(options)),
     vscode.commands.registerCommand('dlm.manageModels', () => manager.manage()),
+    vscode.commands.registerCommand('dlm.setUpGpu', () => gpuSetup.run()),
     vscode.commands.registerCommand(MENU_COMMAND, () =>
       statusBar.showMenu({
         inputs: { engine: engine.state, model: session.state, settings, paused, lastStats },
@@ -149,6 +155,7 @@ export function activate(context: vscode.ExtensionContext): DlmExtensionApi {
     blockInfill,
     fillHistory: history,
     downloads,
+    gpuSetup,
     visibleQuickPick,
     settings: () => settings,
     lastStats: () => lastStats,

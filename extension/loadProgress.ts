@@ -1,6 +1,6 @@
 /**
  * The engine's `dlm/loadProgress` in one VS Code progress notification: while downloading, bytes, rate and time
- * left; then the conversion's own progress; then the session. The bar moves forward only: a download takes its
+ * left; then the conversion's (or a GPU provider's installation's) own progress; then the session. The bar moves forward only: a download takes its
  * first three quarters and the conversion the rest (the whole bar when nothing is downloaded).
  */
 import type * as vscode from 'vscode';
@@ -34,7 +34,7 @@ export class LoadProgressReporter {
         message = `Downloading ${this.label}: ${this.rate.describe(update.receivedBytes, update.totalBytes ?? 0)}`;
       }
       if (update.fraction !== undefined) target = update.fraction * DOWNLOAD_SHARE;
-    } else if (update.stage === 'convert' && update.fraction !== undefined) {
+    } else if ((update.stage === 'convert' || update.stage === 'install') && update.fraction !== undefined) {
       const start = this.sawDownload ? DOWNLOAD_SHARE : 0;
       target = start + update.fraction * (1 - start);
     }

@@ -12,11 +12,11 @@ import { extractZipEntry, readZipEntries } from '../../common/zipArchive';
 import { readGpus } from '../machine/machineFacts';
 import { ensureFreeSpace } from '../model/diskSpace';
 import { downloadFile, DownloadError, type RemoteFile } from '../model/fileDownload';
-import type { GpuFacts, GpuProviderStatus, LoadProgressParams } from '../protocol';
+import { GPU_PROVIDER_MARKER, type GpuFacts, type GpuProviderStatus, type LoadProgressParams } from '../protocol';
 import { nativeBinding } from '../runtime/nativeBinding';
 import { resolveNugetPackage } from './nugetFeed';
 import { ortInstallPlan, ortVersion, packageBinaryDir, type InstallPlan } from './ortInstallPlan';
-import { PROVIDER_MARKER, providerFolderProblem, type ProviderMarker } from './providerFolder';
+import { providerFolderProblem, type ProviderMarker } from './providerFolder';
 import { missingLibraries } from './sharedLibraries';
 
 /** The provider library whose dependencies decide whether CUDA can run here. */
@@ -121,7 +121,7 @@ export async function installGpuProvider(dir: string, options: InstallOptions = 
   await ensureFreeSpace(dir, bytes, 'the provider libraries', 'free some space and run the GPU set-up again');
 
   // A marker from before no longer describes the folder while it changes.
-  fs.rmSync(path.join(dir, PROVIDER_MARKER), { force: true });
+  fs.rmSync(path.join(dir, GPU_PROVIDER_MARKER), { force: true });
   for (const binary of binaries) fs.copyFileSync(binary, path.join(dir, path.basename(binary)));
   for (const [i, { file, entry }] of wanted.entries()) {
     if (options.signal?.aborted) throw new DownloadError(`the set-up of ${label} was cancelled`, 'cancelled', remote.url);
@@ -138,7 +138,7 @@ export async function installGpuProvider(dir: string, options: InstallOptions = 
     sha512: remote.digest!.hex,
     files: names.map((name) => ({ name, size: fs.statSync(path.join(dir, name)).size })),
   };
-  fs.writeFileSync(path.join(dir, PROVIDER_MARKER), JSON.stringify(marker, null, 2));
+  fs.writeFileSync(path.join(dir, GPU_PROVIDER_MARKER), JSON.stringify(marker, null, 2));
   // The package itself is not needed any more; the libraries are extracted and recorded.
   fs.rmSync(downloads, { recursive: true, force: true });
   report({ stage: 'install', message: `Installed ${label}`, fraction: 1 });

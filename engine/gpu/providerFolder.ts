@@ -7,9 +7,9 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { GPU_PROVIDER_MARKER } from '../protocol';
 import { ortVersion } from './ortInstallPlan';
 
-export const PROVIDER_MARKER = 'dlm-gpu-provider.json';
 export const BINDING_FILE = 'onnxruntime_binding.node';
 
 export interface ProviderMarker {
@@ -25,7 +25,7 @@ export interface ProviderMarker {
 
 export function readProviderMarker(dir: string): ProviderMarker | null {
   try {
-    return JSON.parse(fs.readFileSync(path.join(dir, PROVIDER_MARKER), 'utf8')) as ProviderMarker;
+    return JSON.parse(fs.readFileSync(path.join(dir, GPU_PROVIDER_MARKER), 'utf8')) as ProviderMarker;
   } catch {
     return null;
   }
@@ -34,7 +34,7 @@ export function readProviderMarker(dir: string): ProviderMarker | null {
 /** Why onnxruntime cannot be loaded from `dir`, or null when it can. */
 export function providerFolderProblem(dir: string): string | null {
   const marker = readProviderMarker(dir);
-  if (!marker) return `${dir} holds no GPU provider set-up (no ${PROVIDER_MARKER})`;
+  if (!marker) return `${dir} holds no GPU provider set-up (no ${GPU_PROVIDER_MARKER})`;
   const version = ortVersion();
   if (marker.onnxruntimeNode !== version) {
     return `${dir} was set up for onnxruntime-node ${marker.onnxruntimeNode}, this engine has ${version}; run the GPU set-up again`;

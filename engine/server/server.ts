@@ -19,6 +19,7 @@ import {
   UnloadModelRequest,
   type LogParams,
 } from '../protocol';
+import { nativeBinding } from '../runtime/nativeBinding';
 import { Engine, cancelledJobError } from './engine';
 import { EngineError } from './errors';
 import { JobCancelledError } from './scheduler';
@@ -71,6 +72,8 @@ export function serve(options: ServeOptions): Promise<void> {
     process.stdout.on('error', () => void stop('stdout closed'));
     connection.listen();
     log('info', `engine ${engine.status().version} serving on stdio (pid ${process.pid})`);
+    if (nativeBinding.dir) log('info', `onnxruntime runs from ${nativeBinding.dir} (GPU set-up)`);
+    if (nativeBinding.problem) log('warn', `onnxruntime runs from its package: ${nativeBinding.problem}`);
   });
 }
 

@@ -12,11 +12,11 @@ import { promisify } from 'node:util';
 import { extractZipEntry, readZipEntries, ZipError } from '../../common/zipArchive';
 import { installGpuProvider } from '../../engine/gpu/gpuProvider';
 import { ortInstallPlan, ortVersion, packageBinaryDir } from '../../engine/gpu/ortInstallPlan';
-import { PROVIDER_MARKER, providerFolderProblem, readProviderMarker } from '../../engine/gpu/providerFolder';
+import { providerFolderProblem, readProviderMarker } from '../../engine/gpu/providerFolder';
 import { elfNeeded } from '../../engine/gpu/sharedLibraries';
 import { DownloadError } from '../../engine/model/fileDownload';
 import { writeSyntheticModel } from '../../engine/model/synthetic';
-import type { LoadProgressParams } from '../../engine/protocol';
+import { GPU_PROVIDER_MARKER, type LoadProgressParams } from '../../engine/protocol';
 import { temporaryDir } from './graphTestSupport';
 import { NugetTestServer } from './nugetTestServer';
 import { writeZip } from './zipWriter';
@@ -174,7 +174,7 @@ describe("GPU set-up: onnxruntime-node's CUDA provider (local NuGet feed)", func
     assert.equal(from.cudaUnavailable, null, "the CUDA provider's library is found where onnxruntime runs from");
 
     const marker = readProviderMarker(dir)!;
-    fs.writeFileSync(path.join(dir, PROVIDER_MARKER), JSON.stringify({ ...marker, onnxruntimeNode: '0.0.1' }));
+    fs.writeFileSync(path.join(dir, GPU_PROVIDER_MARKER), JSON.stringify({ ...marker, onnxruntimeNode: '0.0.1' }));
     const stale = await probe(dir);
     assert.match(stale.nativeBinding.problem, /was set up for onnxruntime-node 0\.0\.1, this engine has/);
     assert.deepEqual(stale.libraries, [fs.realpathSync(path.join(packageBinaryDir(), 'libonnxruntime.so.1'))]);

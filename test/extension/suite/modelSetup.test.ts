@@ -218,3 +218,16 @@ describe('choosing and fetching models (local Hugging Face stand-in)', function 
     assert.ok(after.items.some((i) => i.label === 'org/resume-me'), 'its converted model stays');
   });
 });
+
+describe('GPU set-up (this machine)', () => {
+  it('explains what the platform uses when there is nothing to fetch, and the engine keeps running', async function () {
+    const api = await dlmApi();
+    await api.session.ready();
+    const facts = await (api.supervisor.state.kind === 'running' ? api.supervisor.state.client.machineFacts() : Promise.reject(new Error('no engine')));
+    if (facts.gpus.some((gpu) => gpu.source === 'nvidia-smi')) this.skip(); // an NVIDIA machine fetches the provider instead
+    const status = await api.gpuSetup.run();
+    assert.equal(status?.applicable, false);
+    assert.match(status!.explanation, process.platform === 'linux' ? /WebGPU \(Vulkan\)/ : /DirectML|Core ML|CPU provider/);
+    assert.equal(api.supervisor.state.kind, 'running');
+  });
+});
