@@ -17,6 +17,7 @@ import { ModelDownloads } from './modelDownloads';
 import { CHOOSE_MODEL_COMMAND, ModelPicker, type ChooseModelOptions } from './modelPicker';
 import { ModelSession } from './modelSession';
 import { visibleQuickPick } from './quickPicks';
+import { OPEN_EXAMPLE_COMMAND, openExample } from './walkthroughExample';
 import { OutputLog } from './outputLog';
 import { affectsModel, readSettings, SECTION, type DlmSettings, type SettingProblem } from './settings';
 import { MENU_COMMAND, selectCacheMode, StatusBar } from './statusBar';
@@ -128,6 +129,7 @@ export function activate(context: vscode.ExtensionContext): DlmExtensionApi {
     vscode.commands.registerCommand(CHOOSE_MODEL_COMMAND, (options?: ChooseModelOptions) => picker.choose(options)),
     vscode.commands.registerCommand('dlm.manageModels', () => manager.manage()),
     vscode.commands.registerCommand('dlm.setUpGpu', () => gpuSetup.run()),
+    vscode.commands.registerCommand(OPEN_EXAMPLE_COMMAND, () => openExample(context.extensionUri)),
     vscode.commands.registerCommand(MENU_COMMAND, () =>
       statusBar.showMenu({
         inputs: { engine: engine.state, model: session.state, settings, paused, lastStats },
