@@ -1,4 +1,4 @@
-/** Progress of long CLI work (a download, a conversion, a GPU set-up) on stderr: one status line, redrawn in place on a terminal, else printed every 10 %. */
+/** Progress of a long command on stderr: one status line, redrawn in place on a terminal, else printed every 10 %. */
 export function progressLine(label: string): (text: string, fraction: number) => void {
   let lastDecile = -1;
   return (text, fraction) => {

@@ -9,10 +9,11 @@ import { benchCommand } from './benchCommand';
 import { buildBuiltinCommand } from './buildBuiltinCommand';
 import { convertCommand } from './convertCommand';
 import { profileDepthCommand } from './profileDepthCommand';
+import { makeCheckpointCommand } from './makeCheckpointCommand';
 import { evalCommand } from './eval';
 import { setupGpuCommand } from './setupGpuCommand';
 
-export const COMMANDS: readonly CliCommand[] = [serveCommand, infillCommand, benchCommand, buildBuiltinCommand, convertCommand, evalCommand, profileDepthCommand, setupGpuCommand];
+export const COMMANDS: readonly CliCommand[] = [serveCommand, infillCommand, benchCommand, buildBuiltinCommand, convertCommand, makeCheckpointCommand, evalCommand, profileDepthCommand, setupGpuCommand];
 
 function overview(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length)) + 4;
