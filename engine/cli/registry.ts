@@ -12,8 +12,9 @@ import { profileDepthCommand } from './profileDepthCommand';
 import { makeCheckpointCommand } from './makeCheckpointCommand';
 import { evalCommand } from './eval';
 import { setupGpuCommand } from './setupGpuCommand';
+import { checkGpuCommand } from './checkGpuCommand';
 
-export const COMMANDS: readonly CliCommand[] = [serveCommand, infillCommand, benchCommand, buildBuiltinCommand, convertCommand, makeCheckpointCommand, evalCommand, profileDepthCommand, setupGpuCommand];
+export const COMMANDS: readonly CliCommand[] = [serveCommand, infillCommand, benchCommand, buildBuiltinCommand, convertCommand, makeCheckpointCommand, evalCommand, profileDepthCommand, setupGpuCommand, checkGpuCommand];
 
 function overview(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length)) + 4;
