@@ -13,8 +13,9 @@ import { makeCheckpointCommand } from './makeCheckpointCommand';
 import { evalCommand } from './eval';
 import { setupGpuCommand } from './setupGpuCommand';
 import { checkGpuCommand } from './checkGpuCommand';
+import { catalogueCommand } from './catalogueCommand';
 
-export const COMMANDS: readonly CliCommand[] = [serveCommand, infillCommand, benchCommand, buildBuiltinCommand, convertCommand, makeCheckpointCommand, evalCommand, profileDepthCommand, setupGpuCommand, checkGpuCommand];
+export const COMMANDS: readonly CliCommand[] = [serveCommand, infillCommand, benchCommand, buildBuiltinCommand, convertCommand, makeCheckpointCommand, evalCommand, profileDepthCommand, catalogueCommand, setupGpuCommand, checkGpuCommand];
 
 function overview(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length)) + 4;
