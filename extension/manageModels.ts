@@ -4,6 +4,7 @@
  * Models in use are marked and cannot be deleted.
  */
 import * as vscode from 'vscode';
+import { parseHubModelId } from '../common/hubModelId';
 import type { StoredModel } from '../engine/protocol';
 import type { EngineClient } from './engineClient';
 import type { EngineSupervisor } from './engineSupervisor';
@@ -62,7 +63,7 @@ export class ManageModels {
 
   /** Runs an action on one stored model; false to show the list again (after a delete). */
   private async act(client: EngineClient, s: StoredModel): Promise<boolean> {
-    const hubId = /^[^/\s]+\/[^/\s]+$/.test(s.name.split('@')[0]) ? s.name : undefined;
+    const hubId = parseHubModelId(s.name) ? s.name : undefined;
     const actions: ActionItem[] = [];
     if (s.complete && hubId) actions.push({ action: 'use', label: '$(play) Use this model', description: `sets dlm.model to ${hubId}` });
     if (!s.complete && s.kind === 'download' && hubId) actions.push({ action: 'resume', label: '$(cloud-download) Resume the download' });

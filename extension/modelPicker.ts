@@ -5,6 +5,7 @@
  * device opens at once; any other is fetched as visible, resumable work (modelDownloads.ts).
  */
 import * as vscode from 'vscode';
+import { parseHubModelId } from '../common/hubModelId';
 import type { CatalogueModel, MachineFacts } from '../engine/protocol';
 import type { EngineSupervisor } from './engineSupervisor';
 import type { ModelDownloads } from './modelDownloads';
@@ -70,8 +71,6 @@ export function modelPickItems(catalogue: CatalogueModel[], machine: MachineFact
     { other: 'folder', label: '$(folder-opened) Model folder...', detail: 'A converted model folder (dlm-model.json) or a Hugging Face checkpoint folder on this machine' },
   ];
 }
-
-const HUB_ID = /^[A-Za-z0-9][\w.-]*\/[A-Za-z0-9][\w.-]*(@[\w.\-/]+)?$/;
 
 export class ModelPicker {
   constructor(
@@ -145,7 +144,7 @@ export class ModelPicker {
       prompt: 'owner/name, optionally @revision; downloaded and converted once',
       placeHolder: 'Dream-org/Dream-Coder-v0-Instruct-7B',
       ignoreFocusOut: true,
-      validateInput: (value) => (HUB_ID.test(value.trim()) ? undefined : 'An id is owner/name (letters, digits, - _ .), optionally @revision.'),
+      validateInput: (value) => (parseHubModelId(value) ? undefined : 'An id is owner/name (letters, digits, - _ .), optionally @revision.'),
     });
     if (!id) return;
     await this.downloads.start({ model: id.trim(), name: id.trim(), device: this.settings().device });

@@ -121,6 +121,22 @@ export class ModelSession implements vscode.Disposable {
     }
   }
 
+  /**
+   * Frees every model in the engine but `keep`: the one the setting named before, and any whose load was
+   * overtaken by a newer one (the setting changed again while it loaded) and so was never used.
+   */
+  private async unloadOthers(client: EngineClient, keep: string): Promise<void> {
+    try {
+      const { models } = await client.status();
+      for (const { modelId } of models) {
+        if (modelId === keep || this.loaded?.info.modelId !== keep) continue;
+        await client.unloadModel(modelId).catch((error: Error) => this.log.warn(`Unloading ${modelId}: ${error.message}`));
+      }
+    } catch (error) {
+      this.log.warn(`Cannot list the engine's models to free the unused ones: ${(error as Error).message}`);
+    }
+  }
+
   private async load(client: EngineClient): Promise<void> {
     const generation = ++this.generation;
     const { model, device } = this.settings();
@@ -145,7 +161,12 @@ export class ModelSession implements vscode.Disposable {
           );
         },
       );
-      if (generation !== this.generation) return;
+      if (generation !== this.generation) {
+        // Overtaken: the model loaded for nothing, unless the newer load got the same one.
+        const now = this.current;
+        if (now.kind === 'ready' && now.client === client) void this.unloadOthers(client, now.info.modelId);
+        return;
+      }
       this.log.info(
         `Model ready in ${Date.now() - started} ms: ${info.name} (${info.family}) on ${info.device}` +
           `, at most ${info.maxCanvasTokens} tokens per canvas.`,
@@ -154,15 +175,9 @@ export class ModelSession implements vscode.Disposable {
         this.log.warn(`Device "${device}" not used: ${info.deviceFallbackReason}`);
         void vscode.window.showWarningMessage(`DLM runs on ${info.device}: ${info.deviceFallbackReason}`);
       }
-      const previous = this.loaded;
       this.loaded = { client, info };
       this.setState({ kind: 'ready', model, info, client });
-      if (previous && previous.client === client && previous.info.modelId !== info.modelId) {
-        // The setting moved on: free the old model's memory in the engine.
-        client
-          .unloadModel(previous.info.modelId)
-          .catch((error: Error) => this.log.warn(`Unloading ${previous.info.modelId}: ${error.message}`));
-      }
+      void this.unloadOthers(client, info.modelId);
     } catch (error) {
       if (generation !== this.generation) return;
       if (this.supervisor.state.kind !== 'running' || this.supervisor.state.client !== client) {

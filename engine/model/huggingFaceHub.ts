@@ -12,24 +12,15 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import type { HubModelId } from '../../common/hubModelId';
 import { ensureFreeSpace } from './diskSpace';
 import { bytesPresent, describeFetchError, downloadFile, DownloadError, type DownloadFailure, type RemoteFile } from './fileDownload';
+
+export { parseHubModelId, type HubModelId } from '../../common/hubModelId';
 
 export const DEFAULT_HUB_URL = 'https://huggingface.co';
 /** Where the token comes from, named in errors so the user knows what to set. */
 export const TOKEN_SETTING_HINT = 'VS Code with "DLM: Set Hugging Face Token", or in the HF_TOKEN environment variable of the dlm command';
-
-export interface HubModelId {
-  repo: string;
-  revision: string;
-}
-
-/** `owner/name` or `owner/name@revision`; null when `text` is not shaped like a hub id. */
-export function parseHubModelId(text: string): HubModelId | null {
-  const match = /^([A-Za-z0-9][\w.-]*)\/([A-Za-z0-9][\w.-]*)(?:@([\w.\-/]+))?$/.exec(text.trim());
-  if (!match) return null;
-  return { repo: `${match[1]}/${match[2]}`, revision: match[3] ?? 'main' };
-}
 
 export interface DownloadProgress {
   file: string;
