@@ -33,6 +33,28 @@ export const ErrorCodes = {
   ConversionFailed: -32006,
 } as const;
 
+/**
+ * `data` of a failed dlm/loadModel, dlm/prepareModel or dlm/installGpuProvider: why, with the numbers, so the
+ * client can say what to do (offer a token, say how much space or memory is missing, which URL failed).
+ */
+export interface SetupErrorData {
+  reason:
+    | 'gated' // the repository needs an access token (or refused the one sent)
+    | 'notFound' // no such model, file or package at the source
+    | 'unreachable' // the network or the source is down: see `url`
+    | 'interrupted' // the transfer broke; what arrived is kept for a resume
+    | 'corrupt' // a file did not match the announced size or digest and was deleted
+    | 'noDiskSpace' // see neededBytes / availableBytes / dir
+    | 'notEnoughMemory' // the memory guard: see neededBytes / availableBytes / device
+    | 'busy' // another engine is downloading the same model
+    | 'other';
+  url?: string;
+  dir?: string;
+  device?: string;
+  neededBytes?: number;
+  availableBytes?: number;
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // dlm/loadModel
 
@@ -44,6 +66,8 @@ export interface LoadModelParams {
   progressToken?: string;
   /** Hugging Face access token for gated or private repositories (else the engine's HF_TOKEN); never stored. */
   huggingFaceToken?: string;
+  /** Hugging Face endpoint (a mirror); else the engine's HF_ENDPOINT, else https://huggingface.co. */
+  hubUrl?: string;
 }
 
 export interface LoadedModelInfo {
@@ -62,15 +86,163 @@ export interface LoadedModelInfo {
 
 export const LoadModelRequest = new RequestType<LoadModelParams, LoadedModelInfo, void>('dlm/loadModel');
 
+/** Progress of long work: a model load or preparation (download, conversion, session), a GPU provider set-up. */
 export interface LoadProgressParams {
   progressToken: string;
-  stage: 'download' | 'convert' | 'session';
+  stage: 'download' | 'convert' | 'install' | 'session';
   message: string;
   /** 0..1 when known. */
   fraction?: number;
+  /** Downloads: bytes present (resumed ones included) and expected in all, for rate and time left. */
+  receivedBytes?: number;
+  totalBytes?: number;
 }
 
 export const LoadProgressNotification = new NotificationType<LoadProgressParams>('dlm/loadProgress');
+
+// ---------------------------------------------------------------------------------------------------------
+// dlm/prepareModel: download and convert without loading (the model picker), cancellable with
+// $/cancelRequest; what was downloaded is kept and a later call resumes it.
+
+export type PrepareModelParams = Omit<LoadModelParams, 'progressToken'> & { progressToken?: string };
+
+export interface PreparedModel {
+  /** The model folder, ready to load. */
+  modelDir: string;
+  name: string;
+}
+
+export const PrepareModelRequest = new RequestType<PrepareModelParams, PreparedModel, void>('dlm/prepareModel');
+
+// ---------------------------------------------------------------------------------------------------------
+// dlm/machineFacts: what the engine measured of this machine (the model picker's verdicts come from it)
+
+export type ExecutionDeviceName = Exclude<DeviceOption, 'auto'>;
+
+export interface GpuFacts {
+  name: string;
+  /** Total and free memory of the GPU; null where they cannot be read. */
+  memoryBytes: number | null;
+  freeMemoryBytes: number | null;
+  /** Where the numbers come from: `nvidia-smi`, `amdgpu sysfs`, or `unified memory` (the GPU shares system RAM). */
+  source: string;
+}
+
+export interface MachineFacts {
+  platform: string;
+  arch: string;
+  cpuCores: number;
+  totalMemoryBytes: number;
+  /** Memory available to a new process now (Linux MemAvailable). */
+  availableMemoryBytes: number;
+  /** Where models are stored, and the free space on its disk (null when it cannot be read). */
+  cacheDir: string;
+  freeDiskBytes: number | null;
+  gpus: GpuFacts[];
+  /** The GPU providers `auto` would try here, in order, each usable or not (with the reason). */
+  gpuDevices: { device: ExecutionDeviceName; usable: boolean; reason?: string }[];
+}
+
+export const MachineFactsRequest = new RequestType0<MachineFacts, void>('dlm/machineFacts');
+
+// ---------------------------------------------------------------------------------------------------------
+// dlm/modelCatalogue: the code DLMs the converter supports, sized for each precision
+
+export type WeightPrecisionName = 'fp32' | 'fp16' | 'int4';
+
+/** Memory a model needs on a device, at the precision it is converted to for that device. */
+export interface MemoryNeed {
+  precision: WeightPrecisionName;
+  weightBytes: number;
+  /** The K/V cache of one canvas of `canvasTokens`. */
+  kvCacheBytes: number;
+  /** The largest temporaries of one full pass over that canvas (attention scores, MLP, logits). */
+  activationBytes: number;
+  totalBytes: number;
+  canvasTokens: number;
+}
+
+export interface CatalogueModel {
+  /** What `dlm.model` is set to: `builtin` or a Hugging Face id. */
+  id: string;
+  name: string;
+  description: string;
+  parameters: number;
+  licence: string;
+  /** Checkpoint bytes to download (0 for the built-in model): parameters times the stored bytes per weight. */
+  downloadBytes: number;
+  /** Disk the converted model takes on a GPU and on the CPU (each its own precision). */
+  convertedBytes: { gpu: number; cpu: number };
+  memory: { gpu: MemoryNeed; cpu: MemoryNeed };
+  /** HumanEval-Infill pass@1 (single line, fixed length) where published, with its source. */
+  infillScore?: { value: number; source: string };
+  /** What is on this machine already. */
+  local: {
+    /** Converted for the device asked about: loads at once. */
+    ready: boolean;
+    downloadedBytes: number;
+    downloadComplete: boolean;
+  };
+}
+
+export interface ModelCatalogueParams {
+  /** The device the `ready` flags are for. */
+  device: DeviceOption;
+}
+
+export const ModelCatalogueRequest = new RequestType<ModelCatalogueParams, CatalogueModel[], void>('dlm/modelCatalogue');
+
+// ---------------------------------------------------------------------------------------------------------
+// dlm/listStoredModels, dlm/deleteStoredModel: what downloads and conversions take on disk
+
+export interface StoredModel {
+  /** The folder; pass it to dlm/deleteStoredModel. */
+  path: string;
+  kind: 'download' | 'converted';
+  /** The Hugging Face id (with @revision when not main), or the folder name for local checkpoints. */
+  name: string;
+  bytes: number;
+  /** A download that has every file (else it resumes), or a finished conversion. */
+  complete: boolean;
+  /** Converted models: their weights' precision. */
+  precision?: WeightPrecisionName;
+  /** Loaded in this engine now (deleting it is refused). */
+  inUse: boolean;
+}
+
+export const ListStoredModelsRequest = new RequestType0<StoredModel[], void>('dlm/listStoredModels');
+export const DeleteStoredModelRequest = new RequestType<{ path: string }, void, void>('dlm/deleteStoredModel');
+
+// ---------------------------------------------------------------------------------------------------------
+// dlm/gpuProviderStatus, dlm/installGpuProvider: onnxruntime-node's CUDA provider libraries, fetched as its own
+// install script fetches them, into a folder the engine loads onnxruntime from (env DLM_ORT_NATIVE_DIR)
+
+/** Written into a GPU provider folder once it is complete and checked; the editor starts the engine on it then. */
+export const GPU_PROVIDER_MARKER = 'dlm-gpu-provider.json';
+
+export interface GpuProviderParams {
+  /** The folder the provider goes into (the extension's storage). */
+  dir: string;
+  progressToken?: string;
+}
+
+export interface GpuProviderStatus {
+  /** Whether this platform's onnxruntime-node has a provider to fetch (Linux x64: CUDA 12). */
+  applicable: boolean;
+  /** What the platform uses instead, or what the provider needs; one paragraph for the user. */
+  explanation: string;
+  /** The provider is in `dir`, complete and checked. */
+  installed: boolean;
+  /** The NuGet package and version the libraries come from. */
+  source?: { package: string; version: string; feed: string };
+  /** System libraries the provider needs that this machine lacks (CUDA 12 runtime, cuBLAS, cuDNN 9). */
+  missingLibraries: string[];
+  /** The engine process runs onnxruntime from `dir` now. */
+  active: boolean;
+}
+
+export const GpuProviderStatusRequest = new RequestType<GpuProviderParams, GpuProviderStatus, void>('dlm/gpuProviderStatus');
+export const InstallGpuProviderRequest = new RequestType<GpuProviderParams, GpuProviderStatus, void>('dlm/installGpuProvider');
 
 // ---------------------------------------------------------------------------------------------------------
 // dlm/unloadModel

@@ -1,5 +1,7 @@
 #!/usr/bin/env node
 /** The `dlm` command: `dlm serve` (the engine process the extension spawns), `dlm infill`, `dlm bench`, ... */
+// First: onnxruntime may have to be loaded from a GPU provider folder, before anything requires onnxruntime-node.
+import './runtime/nativeBinding';
 import { runCli } from './cli/registry';
 import { useSoftwareWebGpu } from './runtime/executionProviders';
 

@@ -6,15 +6,29 @@
  */
 import type { CancellationToken, MessageConnection } from 'vscode-jsonrpc';
 import {
+  DeleteStoredModelRequest,
+  GpuProviderStatusRequest,
   InfillProgressNotification,
   InfillRequest,
+  InstallGpuProviderRequest,
+  ListStoredModelsRequest,
   LoadModelRequest,
   LoadProgressNotification,
   LogNotification,
+  MachineFactsRequest,
+  ModelCatalogueRequest,
+  PrepareModelRequest,
   ShutdownRequest,
   StatusRequest,
   UnloadModelRequest,
+  type CatalogueModel,
+  type DeviceOption,
   type EngineStatus,
+  type GpuProviderStatus,
+  type MachineFacts,
+  type PrepareModelParams,
+  type PreparedModel,
+  type StoredModel,
   type InfillParams,
   type InfillProgressParams,
   type InfillResult,
@@ -46,15 +60,63 @@ export class EngineClient {
     connection.onNotification(LogNotification, onLog);
   }
 
-  async loadModel(
+  loadModel(
     params: Omit<LoadModelParams, 'progressToken'>,
     onProgress: (progress: LoadProgressParams) => void,
     token?: CancellationToken,
   ): Promise<LoadedModelInfo> {
-    const progressToken = newProgressToken('load');
+    return this.withLoadProgress('load', onProgress, (progressToken) =>
+      this.connection.sendRequest(LoadModelRequest, { ...params, progressToken }, token),
+    );
+  }
+
+  /** Downloads and converts a model without loading it; cancelling keeps what was downloaded. */
+  prepareModel(
+    params: Omit<PrepareModelParams, 'progressToken'>,
+    onProgress: (progress: LoadProgressParams) => void,
+    token?: CancellationToken,
+  ): Promise<PreparedModel> {
+    return this.withLoadProgress('prepare', onProgress, (progressToken) =>
+      this.connection.sendRequest(PrepareModelRequest, { ...params, progressToken }, token),
+    );
+  }
+
+  machineFacts(): Promise<MachineFacts> {
+    return this.connection.sendRequest(MachineFactsRequest);
+  }
+
+  modelCatalogue(device: DeviceOption): Promise<CatalogueModel[]> {
+    return this.connection.sendRequest(ModelCatalogueRequest, { device });
+  }
+
+  listStoredModels(): Promise<StoredModel[]> {
+    return this.connection.sendRequest(ListStoredModelsRequest);
+  }
+
+  deleteStoredModel(path: string): Promise<void> {
+    return this.connection.sendRequest(DeleteStoredModelRequest, { path });
+  }
+
+  gpuProviderStatus(dir: string): Promise<GpuProviderStatus> {
+    return this.connection.sendRequest(GpuProviderStatusRequest, { dir });
+  }
+
+  installGpuProvider(dir: string, onProgress: (progress: LoadProgressParams) => void, token?: CancellationToken): Promise<GpuProviderStatus> {
+    return this.withLoadProgress('gpu', onProgress, (progressToken) =>
+      this.connection.sendRequest(InstallGpuProviderRequest, { dir, progressToken }, token),
+    );
+  }
+
+  /** Routes `dlm/loadProgress` notifications of one call to `onProgress`. */
+  private async withLoadProgress<T>(
+    kind: string,
+    onProgress: (progress: LoadProgressParams) => void,
+    call: (progressToken: string) => Promise<T>,
+  ): Promise<T> {
+    const progressToken = newProgressToken(kind);
     this.loadListeners.set(progressToken, onProgress);
     try {
-      return await this.connection.sendRequest(LoadModelRequest, { ...params, progressToken }, token);
+      return await call(progressToken);
     } finally {
       this.loadListeners.delete(progressToken);
     }

@@ -35,6 +35,8 @@ export interface SupervisorOptions {
   enginePath: string;
   /** Arguments after the bundle (`serve` and its flags). */
   args: string[];
+  /** Extra environment, read at each start (e.g. where onnxruntime runs from after the GPU set-up). */
+  env?: () => Record<string, string>;
   cwd: string;
   log: SupervisorLog;
   /** Delay before the n-th restart in a row (the last one repeats). */
@@ -158,7 +160,7 @@ export class EngineSupervisor implements Disposable {
     this.setState({ kind: 'starting' });
     const child = spawn(process.execPath, [enginePath, ...args], {
       cwd,
-      env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' },
+      env: { ...process.env, ...this.options.env?.(), ELECTRON_RUN_AS_NODE: '1' },
       stdio: ['pipe', 'pipe', 'pipe'],
       windowsHide: true,
     });

@@ -11,11 +11,17 @@ import { BlockInfill } from './blockInfill';
 import type { FillResult, FillStats } from './completionBackend';
 import { EngineSupervisor } from './engineSupervisor';
 import { FillHistory } from './fillHistory';
+import { GpuSetup, gpuProviderDir, gpuProviderEnv } from './gpuSetup';
 import { HuggingFaceToken } from './huggingFaceToken';
 import { InfillDecorations } from './infillDecorations';
 import { ACCEPT_COMMAND, DlmInlineCompletionProvider, type AcceptKind } from './inlineCompletionProvider';
 import { LocalBackend } from './localBackend';
+import { ManageModels } from './manageModels';
+import { ModelDownloads } from './modelDownloads';
+import { CHOOSE_MODEL_COMMAND, ModelPicker, type ChooseModelOptions } from './modelPicker';
 import { ModelSession } from './modelSession';
+import { visibleQuickPick } from './quickPicks';
+import { OPEN_EXAMPLE_COMMAND, openExample } from './walkthroughExample';
 import { OutputLog } from './outputLog';
 import { RemoteBackend } from './remoteBackend';
 import { ServerApiKey } from './serverApiKey';
@@ -35,6 +41,10 @@ export interface DlmExtensionApi {
   readonly provider: DlmInlineCompletionProvider;
   readonly blockInfill: BlockInfill;
   readonly fillHistory: FillHistory;
+  readonly downloads: ModelDownloads;
+  readonly gpuSetup: GpuSetup;
+  /** The extension's quick pick on screen (model picker, model manager), for tests to read and accept. */
+  visibleQuickPick: typeof visibleQuickPick;
   settings(): DlmSettings;
   /** The last fill's stats, whichever backend made it. */
   lastFill(): FillStats | undefined;
@@ -51,8 +61,10 @@ export function activate(context: vscode.ExtensionContext): DlmExtensionApi {
   let paused = context.globalState.get<boolean>(PAUSED_KEY, false);
   let lastFill: FillStats | undefined;
 
+  const gpuDir = gpuProviderDir(context.globalStorageUri);
   supervisor = new EngineSupervisor({
     enginePath: context.asAbsolutePath('dist/engine/main.js'),
+    env: () => gpuProviderEnv(gpuDir),
     // stderr carries warnings and crash traces; the full log arrives as `dlm/log` notifications.
     args: ['serve', '--log-level', 'warn', '--cache-dir', vscode.Uri.joinPath(context.globalStorageUri, 'models').fsPath],
     cwd: context.extensionPath,
@@ -63,6 +75,10 @@ export function activate(context: vscode.ExtensionContext): DlmExtensionApi {
   const serverApiKey = new ServerApiKey(context.secrets);
   const session = new ModelSession(engine, log, () => settings, () => huggingFaceToken.get());
   const backend = new BackendSwitch(new LocalBackend(engine, session), new RemoteBackend({ log, settings: () => settings, apiKey: serverApiKey }));
+  const downloads = new ModelDownloads(engine, log, context.globalState, () => settings, () => huggingFaceToken.get());
+  const picker = new ModelPicker(engine, downloads, () => settings, log);
+  const manager = new ManageModels(engine, downloads, () => settings, log);
+  const gpuSetup = new GpuSetup(engine, session, gpuDir, log);
   const statusBar = new StatusBar();
   const statusInputs = () => ({ backend: backend.status, cacheModes: backend.cacheModes, settings, paused, lastFill });
   const refreshStatus = () => statusBar.update(statusInputs());
@@ -101,6 +117,7 @@ export function activate(context: vscode.ExtensionContext): DlmExtensionApi {
     backend.local,
     backend.remote,
     backend,
+    downloads,
     statusBar,
     decorations,
     history,
@@ -150,6 +167,10 @@ export function activate(context: vscode.ExtensionContext): DlmExtensionApi {
     serverApiKey.onDidChange(() => {
       if (backend.kind === 'remote') backend.remote.reconnect();
     }),
+    vscode.commands.registerCommand(CHOOSE_MODEL_COMMAND, (options?: ChooseModelOptions) => picker.choose(options)),
+    vscode.commands.registerCommand('dlm.manageModels', () => manager.manage()),
+    vscode.commands.registerCommand('dlm.setUpGpu', () => gpuSetup.run()),
+    vscode.commands.registerCommand(OPEN_EXAMPLE_COMMAND, () => openExample(context.extensionUri)),
     vscode.commands.registerCommand(MENU_COMMAND, () =>
       statusBar.showMenu({ inputs: statusInputs(), restartLabel: backend.restartLabel, togglePause, showLogs: () => log.show(), restart }),
     ),
@@ -179,6 +200,9 @@ export function activate(context: vscode.ExtensionContext): DlmExtensionApi {
     provider,
     blockInfill,
     fillHistory: history,
+    downloads,
+    gpuSetup,
+    visibleQuickPick,
     settings: () => settings,
     lastFill: () => lastFill,
     lastStats: () => lastFill?.engine,

@@ -4,9 +4,11 @@
  * conversion, session creation) in a notification, and explaining a failure instead of failing silently.
  */
 import * as vscode from 'vscode';
-import type { LoadedModelInfo } from '../common/protocol';
+import type { ResponseError } from 'vscode-jsonrpc';
+import { ErrorCodes, type LoadedModelInfo, type SetupErrorData } from '../common/protocol';
 import type { EngineClient } from './engineClient';
 import type { EngineState, EngineSupervisor } from './engineSupervisor';
+import { LoadProgressReporter } from './loadProgress';
 import type { OutputLog } from './outputLog';
 import type { DlmSettings } from './settings';
 
@@ -119,6 +121,22 @@ export class ModelSession implements vscode.Disposable {
     }
   }
 
+  /**
+   * Frees every model in the engine but `keep`: the one the setting named before, and any whose load was
+   * overtaken by a newer one (the setting changed again while it loaded) and so was never used.
+   */
+  private async unloadOthers(client: EngineClient, keep: string): Promise<void> {
+    try {
+      const { models } = await client.status();
+      for (const { modelId } of models) {
+        if (modelId === keep || this.loaded?.info.modelId !== keep) continue;
+        await client.unloadModel(modelId).catch((error: Error) => this.log.warn(`Unloading ${modelId}: ${error.message}`));
+      }
+    } catch (error) {
+      this.log.warn(`Cannot list the engine's models to free the unused ones: ${(error as Error).message}`);
+    }
+  }
+
   private async load(client: EngineClient): Promise<void> {
     const generation = ++this.generation;
     const { model, device } = this.settings();
@@ -127,19 +145,28 @@ export class ModelSession implements vscode.Disposable {
     const started = Date.now();
     try {
       const huggingFaceToken = await this.huggingFaceToken();
+      const hubUrl = this.settings().huggingFaceEndpoint;
       const info = await vscode.window.withProgress(
-        { location: vscode.ProgressLocation.Notification, title: `DLM: loading model ${model}` },
-        (progress) => {
-          let reported = 0;
-          return client.loadModel({ model, device, ...(huggingFaceToken ? { huggingFaceToken } : {}) }, (update) => {
-            this.log.info(`Model load (${update.stage}): ${update.message}`);
-            const fraction = update.fraction ?? reported;
-            progress.report({ message: update.message, increment: Math.max(0, fraction - reported) * 100 });
-            reported = Math.max(reported, fraction);
-          });
+        { location: vscode.ProgressLocation.Notification, title: `DLM: loading model ${model}`, cancellable: true },
+        (progress, cancellation) => {
+          const reporter = new LoadProgressReporter(progress, model);
+          const params = { model, device, ...(huggingFaceToken ? { huggingFaceToken } : {}), ...(hubUrl ? { hubUrl } : {}) };
+          return client.loadModel(
+            params,
+            (update) => {
+              this.log.info(`Model load (${update.stage}): ${update.message}`);
+              reporter.report(update);
+            },
+            cancellation,
+          );
         },
       );
-      if (generation !== this.generation) return;
+      if (generation !== this.generation) {
+        // Overtaken: the model loaded for nothing, unless the newer load got the same one.
+        const now = this.current;
+        if (now.kind === 'ready' && now.client === client) void this.unloadOthers(client, now.info.modelId);
+        return;
+      }
       this.log.info(
         `Model ready in ${Date.now() - started} ms: ${info.name} (${info.family}) on ${info.device}` +
           `, at most ${info.maxCanvasTokens} tokens per canvas.`,
@@ -148,15 +175,9 @@ export class ModelSession implements vscode.Disposable {
         this.log.warn(`Device "${device}" not used: ${info.deviceFallbackReason}`);
         void vscode.window.showWarningMessage(`DLM runs on ${info.device}: ${info.deviceFallbackReason}`);
       }
-      const previous = this.loaded;
       this.loaded = { client, info };
       this.setState({ kind: 'ready', model, info, client });
-      if (previous && previous.client === client && previous.info.modelId !== info.modelId) {
-        // The setting moved on: free the old model's memory in the engine.
-        client
-          .unloadModel(previous.info.modelId)
-          .catch((error: Error) => this.log.warn(`Unloading ${previous.info.modelId}: ${error.message}`));
-      }
+      void this.unloadOthers(client, info.modelId);
     } catch (error) {
       if (generation !== this.generation) return;
       if (this.supervisor.state.kind !== 'running' || this.supervisor.state.client !== client) {
@@ -165,8 +186,13 @@ export class ModelSession implements vscode.Disposable {
       const message = error instanceof Error ? error.message : String(error);
       this.log.error(`Cannot load model "${model}": ${message}`);
       this.setState({ kind: 'failed', model, message });
+      if ((error as ResponseError).code === ErrorCodes.RequestCancelled) {
+        const retry = await vscode.window.showInformationMessage(`DLM: loading ${model} was cancelled. ${message}`, 'Load Again');
+        if (retry) this.reload();
+        return;
+      }
       // A gated repository (HTTP 401/403) needs an access token: offer to store one.
-      const gated = /gated or private/.test(message);
+      const gated = (error as ResponseError<SetupErrorData>).data?.reason === 'gated';
       const choice = await vscode.window.showErrorMessage(
         `DLM could not load the model: ${message}`,
         ...(gated ? ['Set Hugging Face Token'] : []),

@@ -56,6 +56,8 @@ export interface DlmSettings {
   streaming: boolean;
   /** Per language id; `*` is the default for languages not listed. */
   enable: Record<string, boolean>;
+  /** A Hugging Face mirror's URL, or '' for the engine's default (HF_ENDPOINT, else huggingface.co). */
+  huggingFaceEndpoint: string;
 }
 
 export interface SettingProblem {
@@ -89,6 +91,11 @@ const oneOf =
       ? accept(value as T)
       : reject(`is not one of ${values.map((v) => `"${v}"`).join(', ')}`);
 
+const endpoint: Validator<string> = (value) =>
+  typeof value === 'string' && (value.trim() === '' || /^https?:\/\/\S+$/.test(value.trim()))
+    ? accept(value.trim().replace(/\/+$/, ''))
+    : reject('is not an http(s) URL such as https://huggingface.co (or empty for the default)');
+
 const boolean: Validator<boolean> = (value) => (typeof value === 'boolean' ? accept(value) : reject('is not true or false'));
 
 const modelName: Validator<string> = (value) =>
@@ -119,6 +126,7 @@ const GENERAL_SETTINGS: { [K in keyof Omit<DlmSettings, 'decoding' | 'server'>]:
   debounceMs: [integer(0, 10_000), 200],
   streaming: [boolean, true],
   enable: [languageSwitches, { '*': true, plaintext: false, markdown: false, scminput: false }],
+  huggingFaceEndpoint: [endpoint, ''],
 };
 
 /** `dlm.server.<key>`, with the same fallbacks as package.json's defaults. */
@@ -208,9 +216,28 @@ export function isEnabledForLanguage(settings: DlmSettings, languageId: string):
   return settings.enable[languageId] ?? settings.enable['*'] ?? true;
 }
 
+/**
+ * Where a change of `dlm.<key>` is written: where the user set it (workspace folder, workspace), else the user
+ * settings, so a change from a command takes effect instead of being shadowed.
+ */
+export function settingTarget(key: string): vscode.ConfigurationTarget {
+  const inspected = vscode.workspace.getConfiguration(SECTION).inspect(key);
+  if (inspected?.workspaceFolderValue !== undefined) return vscode.ConfigurationTarget.WorkspaceFolder;
+  if (inspected?.workspaceValue !== undefined) return vscode.ConfigurationTarget.Workspace;
+  return vscode.ConfigurationTarget.Global;
+}
+
+export function updateSetting(key: string, value: unknown): Thenable<void> {
+  return vscode.workspace.getConfiguration(SECTION).update(key, value, settingTarget(key));
+}
+
 /** The settings whose change needs the model loaded again (everything else goes with each request). */
 export function affectsModel(event: vscode.ConfigurationChangeEvent): boolean {
-  return event.affectsConfiguration(`${SECTION}.model`) || event.affectsConfiguration(`${SECTION}.device`);
+  return (
+    event.affectsConfiguration(`${SECTION}.model`) ||
+    event.affectsConfiguration(`${SECTION}.device`) ||
+    event.affectsConfiguration(`${SECTION}.huggingFaceEndpoint`)
+  );
 }
 
 /** The settings whose change needs the server connected again. */

@@ -6,7 +6,7 @@
 import * as vscode from 'vscode';
 import { CACHE_MODES, DECODING_OPTION_SCHEMA, type CacheMode } from '../common/decodingOptions';
 import type { BackendStatus, FillStats } from './completionBackend';
-import { SECTION, type DlmSettings } from './settings';
+import { SECTION, updateSetting, type DlmSettings } from './settings';
 
 const CACHE_SETTING = DECODING_OPTION_SCHEMA.cache.setting;
 
@@ -69,6 +69,17 @@ export class StatusBar implements vscode.Disposable {
     const { inputs } = actions;
     const cache = StatusBar.cacheMode(inputs);
     const items: (vscode.QuickPickItem & { run: () => unknown })[] = [
+      {
+        label: '$(library) Choose model',
+        description: inputs.backend.kind === 'ready' && inputs.cacheModes ? `now ${inputs.backend.model}` : undefined,
+        run: () => vscode.commands.executeCommand('dlm.chooseModel'),
+      },
+      { label: '$(database) Manage models', run: () => vscode.commands.executeCommand('dlm.manageModels') },
+      {
+        label: '$(chip) Set up GPU acceleration',
+        description: inputs.backend.kind === 'ready' && inputs.cacheModes ? `runs on ${inputs.backend.where}` : undefined,
+        run: () => vscode.commands.executeCommand('dlm.setUpGpu'),
+      },
       ...(inputs.cacheModes ? [{ label: '$(settings-gear) Switch cache mode', description: `now ${cache ?? 'the model default'}`, run: () => selectCacheMode() }] : []),
       inputs.paused
         ? { label: '$(play) Resume completions', run: actions.togglePause }
@@ -116,12 +127,5 @@ export async function selectCacheMode(): Promise<void> {
     { title: 'DLM: cache mode', placeHolder: `Now ${now}` },
   );
   if (!choice) return;
-  const inspected = config.inspect(CACHE_SETTING);
-  const target =
-    inspected?.workspaceFolderValue !== undefined
-      ? vscode.ConfigurationTarget.WorkspaceFolder
-      : inspected?.workspaceValue !== undefined
-        ? vscode.ConfigurationTarget.Workspace
-        : vscode.ConfigurationTarget.Global;
-  await config.update(CACHE_SETTING, choice.label, target);
+  await updateSetting(CACHE_SETTING, choice.label);
 }

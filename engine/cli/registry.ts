@@ -11,8 +11,11 @@ import { convertCommand } from './convertCommand';
 import { profileDepthCommand } from './profileDepthCommand';
 import { makeCheckpointCommand } from './makeCheckpointCommand';
 import { evalCommand } from './eval';
+import { setupGpuCommand } from './setupGpuCommand';
+import { checkGpuCommand } from './checkGpuCommand';
+import { catalogueCommand } from './catalogueCommand';
 
-export const COMMANDS: readonly CliCommand[] = [serveCommand, infillCommand, benchCommand, buildBuiltinCommand, convertCommand, makeCheckpointCommand, evalCommand, profileDepthCommand];
+export const COMMANDS: readonly CliCommand[] = [serveCommand, infillCommand, benchCommand, buildBuiltinCommand, convertCommand, makeCheckpointCommand, evalCommand, profileDepthCommand, catalogueCommand, setupGpuCommand, checkGpuCommand];
 
 function overview(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length)) + 4;

@@ -12,8 +12,10 @@ import * as path from 'node:path';
 import type { StepGraphOptions } from '../graph/stepGraphBuilder';
 import { estimateWeightBytes } from '../graph/stepGraphBuilder';
 import type { AttentionLowering, CacheDtype, HeadKind, WeightPrecision } from '../graph/stepContract';
+import type { ModelArchitecture } from '../architecture/architecture';
 import type { ModelManifest } from '../model/manifest';
 import type { DecodingOptions } from '../../common/decodingOptions';
+import { ensureFreeSpace } from '../machine/diskSpace';
 import { writeModelFolder } from '../model/modelFolder';
 import { decodingDefaults } from '../model/prompting';
 import { PREFERRED_CPU_ATTENTION } from '../runtime/executionProviders';
@@ -45,6 +47,8 @@ export interface ConvertOptions extends Partial<StepGraphOptions> {
   sourceHash?: string;
   externalData?: 'auto' | 'always';
   onProgress?: (p: ConvertProgress) => void;
+  /** Stops the conversion before its next tensor (the temporary folder is removed, nothing is left behind). */
+  signal?: AbortSignal;
 }
 
 export interface ConvertResult {
@@ -82,6 +86,11 @@ export function defaultGraphOptions(options: Partial<StepGraphOptions> = {}): St
 const SIZE_MARGIN = 1.05;
 const SIZE_SLACK_BYTES = 64 * 1024 ** 2;
 
+/** Disk a converted model folder takes at most: the weights at `precision` with headroom, and the tokenizer. */
+export function estimateConvertedBytes(arch: ModelArchitecture, precision: WeightPrecision, tokenizerBytes = 0): number {
+  return estimateWeightBytes(arch, precision) * SIZE_MARGIN + tokenizerBytes + SIZE_SLACK_BYTES;
+}
+
 export async function convertCheckpoint(srcDir: string, outDir: string, options: ConvertOptions = {}): Promise<ConvertResult> {
   const out = path.resolve(outDir);
   if (fs.existsSync(out) && fs.readdirSync(out).length > 0) {
@@ -95,11 +104,10 @@ export async function convertCheckpoint(srcDir: string, outDir: string, options:
   const temp = path.join(parent, `${temporaryPrefix(path.basename(out))}${process.pid}-${randomBytes(4).toString('hex')}`);
   try {
     const arch = checkpoint.architecture;
-    const needed = estimateWeightBytes(arch, graph.precision) * SIZE_MARGIN + checkpoint.tokenizer.text.length + SIZE_SLACK_BYTES;
-    await checkFreeSpace(parent, needed);
+    await checkFreeSpace(parent, estimateConvertedBytes(arch, graph.precision, checkpoint.tokenizer.text.length));
     const sourceHash = options.sourceHash ?? (await checkpointFingerprint(srcDir));
     const halves = graph.precision === 'fp32' ? undefined : countingHalfOverflow(checkpoint.weights);
-    const progress = progressReporter(checkpoint, options.onProgress);
+    const progress = progressReporter(checkpoint, options.onProgress, options.signal);
     fs.mkdirSync(temp);
     const manifest = await writeModelFolder(temp, {
       name: options.name ?? (options.hubId?.repo ?? path.basename(path.resolve(srcDir))),
@@ -153,18 +161,9 @@ function isRunning(pid: number): boolean {
   }
 }
 
-export async function checkFreeSpace(dir: string, neededBytes: number): Promise<void> {
-  const stats = await fs.promises.statfs(dir);
-  const free = stats.bavail * stats.bsize;
-  if (free < neededBytes) {
-    throw new ConversionError(
-      `not enough disk space in ${dir}: the converted model needs about ${gib(neededBytes)}, ${gib(free)} is free; ` +
-        'free some space or choose an output folder on another disk',
-    );
-  }
+export function checkFreeSpace(dir: string, neededBytes: number): Promise<void> {
+  return ensureFreeSpace(dir, neededBytes, 'the converted model', 'free some space or choose an output folder on another disk');
 }
-
-const gib = (bytes: number) => `${(bytes / 1024 ** 3).toFixed(2)} GiB`;
 
 /**
  * 16-bit graphs store weights as fp16, where values beyond ±65504 saturate (graph/float16.ts); bf16
@@ -188,8 +187,11 @@ function countingHalfOverflow(weights: WeightSource) {
   return { source, warnings };
 }
 
-/** Reports tensors written (the builder's count) and checkpoint bytes read (each tensor counted once). */
-function progressReporter(checkpoint: HfCheckpoint, onProgress: ConvertOptions['onProgress']) {
+/**
+ * Reports tensors written (the builder's count) and checkpoint bytes read (each tensor counted once); stops at
+ * the next tensor once `signal` is aborted.
+ */
+function progressReporter(checkpoint: HfCheckpoint, onProgress: ConvertOptions['onProgress'], signal: AbortSignal | undefined) {
   const totalBytes = checkpoint.weights.sourceBytes();
   const read = new Set<string>();
   let bytesRead = 0;
@@ -199,6 +201,7 @@ function progressReporter(checkpoint: HfCheckpoint, onProgress: ConvertOptions['
         names: () => source.names(),
         shape: (name) => source.shape(name),
         read: async (name) => {
+          if (signal?.aborted) throw new ConversionError('the conversion was cancelled');
           const values = await source.read(name);
           if (!read.has(name)) {
             read.add(name);

@@ -9,6 +9,8 @@ import { listSupportedBackends, type InferenceSession } from 'onnxruntime-node';
 import type { DeviceOption } from '../../common/protocol';
 import type { ExecutionDevice, GraphVariant } from '../model/manifest';
 import type { AttentionLowering } from '../graph/stepContract';
+import { packageBinaryDir } from './ortInstallPlan';
+import { nativeBinding } from './nativeBinding';
 
 /** onnxruntime's backend name for each device. */
 const BACKEND_NAME: Record<ExecutionDevice, string> = { cpu: 'cpu', webgpu: 'webgpu', cuda: 'cuda', dml: 'dml', coreml: 'coreml' };
@@ -29,9 +31,9 @@ export function autoGpuOrder(platform: NodeJS.Platform = process.platform): Exec
   }
 }
 
-/** Where onnxruntime-node keeps its native binding and any downloaded provider libraries. */
+/** Where onnxruntime runs from: a GPU provider folder (nativeBinding.ts), else onnxruntime-node's own binaries. */
 function bindingDir(): string {
-  return path.join(path.dirname(require.resolve('onnxruntime-node')), '..', 'bin', 'napi-v6', process.platform, process.arch);
+  return nativeBinding.dir ?? packageBinaryDir();
 }
 
 /** Why `device` cannot be used with this binary, or null when onnxruntime-node has it. */
@@ -42,7 +44,7 @@ export function backendUnavailableReason(device: ExecutionDevice): string | null
     // Not bundled: the package's postinstall downloads it, which ONNXRUNTIME_NODE_INSTALL=skip skips.
     const library = 'libonnxruntime_providers_cuda.so';
     if (!fs.existsSync(path.join(bindingDir(), library))) {
-      return `onnxruntime-node's CUDA provider (${library}) is not installed; it needs onnxruntime-node's CUDA download and CUDA 12 with cuDNN 9`;
+      return `onnxruntime-node's CUDA provider (${library}) is not installed: run "DLM: Set Up GPU Acceleration" (or dlm setup-gpu); it also needs CUDA 12 and cuDNN 9`;
     }
   }
   return null;

@@ -37,6 +37,8 @@ export interface LoadStepModelOptions {
   variant?: string;
   /** Session options over the device's own (e.g. threads, for the step-cost benchmark). */
   sessionOptions?: InferenceSession.SessionOptions;
+  /** Devices not to try, with why (e.g. the model does not fit their memory). */
+  exclude?: Partial<Record<ExecutionDevice, string>>;
 }
 
 export interface LoadedStepModel {
@@ -210,7 +212,7 @@ export function readPredictions(
 export async function loadStepModel(modelDir: string, manifest: ModelManifest, options: LoadStepModelOptions): Promise<LoadedStepModel> {
   const deviceFailures: string[] = [];
   for (const device of candidateDevices(options.device)) {
-    const unavailable = backendUnavailableReason(device) ?? (options.device === 'auto' ? autoSkipReason(device) : null);
+    const unavailable = backendUnavailableReason(device) ?? options.exclude?.[device] ?? (options.device === 'auto' ? autoSkipReason(device) : null);
     if (unavailable) {
       deviceFailures.push(`${device}: ${unavailable}`);
       continue;

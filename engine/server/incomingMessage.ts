@@ -1,7 +1,7 @@
 /**
  * What a frame's body is: a JSON-RPC 2.0 message the connection may handle, or the error reply it is owed
  * (JSON-RPC 2.0 §5.1: -32700 for a body that is not JSON, -32600 for JSON that is not a valid message, here
- * also -32602 for positional params, which no method of engine/protocol.ts takes), or nothing at all: a
+ * also -32602 for positional params, which no method of common/protocol.ts takes), or nothing at all: a
  * broken notification or response gets no reply, since neither may be answered. vscode-jsonrpc drops every
  * such message without a word and hands positional params to handlers as separate arguments, so they are
  * checked here, before the connection sees them. The engine sends no requests, so a response is never

@@ -9,16 +9,17 @@ import {
   InfillProgressNotification,
   InfillRequest,
   LoadModelRequest,
-  LoadProgressNotification,
   LogNotification,
   ShutdownRequest,
   StatusRequest,
   UnloadModelRequest,
   type LogParams,
 } from '../../common/protocol';
+import { nativeBinding } from '../runtime/nativeBinding';
 import { Engine, cancelledJobError } from '../service/engine';
 import { EngineError } from '../service/errors';
 import { JobCancelledError } from '../service/scheduler';
+import { abortSignalOf, progressSender, registerSetupHandlers } from './setupHandlers';
 import { StrictMessageReader } from './strictMessageReader';
 import { validateInfillParams, validateLoadModelParams, validateUnloadModelParams } from './validation';
 
@@ -65,6 +66,7 @@ export function serve(options: ServeOptions): Promise<number> {
   reader.onEnd(({ unfinishedBytes }) => {
     if (unfinishedBytes > 0) log('warn', `stdin closed in the middle of a message (${unfinishedBytes} bytes of it dropped)`);
   });
+  registerSetupHandlers(connection, engine, options.cacheDir, (method, handler) => answer(method, log, handler));
 
   return new Promise<number>((resolve) => {
     let stopping = false;
@@ -93,6 +95,8 @@ export function serve(options: ServeOptions): Promise<number> {
     process.stdout.on('error', () => void stop('stdout closed', 0));
     connection.listen();
     log('info', `engine ${engine.status().version} serving on stdio (pid ${process.pid})`);
+    if (nativeBinding.dir) log('info', `onnxruntime runs from ${nativeBinding.dir} (GPU set-up)`);
+    if (nativeBinding.problem) log('warn', `onnxruntime runs from its package: ${nativeBinding.problem}`);
   });
 }
 
@@ -101,13 +105,15 @@ function registerHandlers(
   engine: Engine,
   log: (level: LogParams['level'], message: string) => void,
 ): void {
-  connection.onRequest(LoadModelRequest, (raw: unknown) =>
+  connection.onRequest(LoadModelRequest, (raw: unknown, cancellation) =>
     answer(LoadModelRequest.method, log, async () => {
       const params = validateLoadModelParams(raw);
-      const token = params.progressToken;
-      return engine.loadModel(params, (progress) => {
-        if (token !== undefined) void connection.sendNotification(LoadProgressNotification, { progressToken: token, ...progress });
-      });
+      const abort = abortSignalOf(cancellation);
+      try {
+        return await engine.loadModel(params, progressSender(connection, params.progressToken), abort.signal);
+      } finally {
+        abort.dispose();
+      }
     }),
   );
 

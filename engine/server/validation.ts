@@ -5,7 +5,7 @@
  * model's defaults and checks them once, for the CLI and the server alike (engine/denoiser/options.ts), before
  * anything is queued; so do ranges that depend on the model (length vs the canvas).
  */
-import { DEVICE_OPTIONS, type InfillParams, type LoadModelParams } from '../../common/protocol';
+import { DEVICE_OPTIONS, type DeviceOption, type InfillParams, type LoadModelParams } from '../../common/protocol';
 import { DECODING_OPTION_NAMES, isDecodingOptionName, type DecodingOptions } from '../../common/decodingOptions';
 import { invalidParams } from '../service/errors';
 
@@ -72,8 +72,31 @@ function checkObject(
 }
 
 export function validateLoadModelParams(value: unknown): LoadModelParams {
-  const params = checkObject('params', value, { model: 'string', device: DEVICE_OPTIONS }, { progressToken: 'string', huggingFaceToken: 'string' });
+  const params = checkObject(
+    'params',
+    value,
+    { model: 'string', device: DEVICE_OPTIONS },
+    { progressToken: 'string', huggingFaceToken: 'string', hubUrl: 'string' },
+  );
+  if (params.hubUrl !== undefined && !/^https?:\/\/\S+$/.test(params.hubUrl as string)) {
+    throw invalidParams(`params.hubUrl must be an http(s) URL; got ${describe(params.hubUrl)}.`);
+  }
   return params as unknown as LoadModelParams;
+}
+
+/** dlm/prepareModel takes what dlm/loadModel takes. */
+export const validatePrepareModelParams = validateLoadModelParams;
+
+export function validateModelCatalogueParams(value: unknown): { device: DeviceOption } {
+  return checkObject('params', value, { device: DEVICE_OPTIONS }, {}) as { device: DeviceOption };
+}
+
+export function validatePathParams(value: unknown): { path: string } {
+  return checkObject('params', value, { path: 'string' }, {}) as { path: string };
+}
+
+export function validateGpuProviderParams(value: unknown): { dir: string; progressToken?: string } {
+  return checkObject('params', value, { dir: 'string' }, { progressToken: 'string' }) as { dir: string; progressToken?: string };
 }
 
 export function validateInfillParams(value: unknown): InfillParams {

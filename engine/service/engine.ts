@@ -6,20 +6,25 @@
  */
 import path from 'node:path';
 import { version as ENGINE_VERSION } from '../../package.json';
+import { measureMachine } from '../machine/machineFacts';
 import { readManifest, type ModelManifest } from '../model/manifest';
-import { resolveModel, type ModelProgress } from '../store/modelManager';
+import { parseHubModelId } from '../store/huggingFaceHub';
+import { hubDownloadDir, resolveModel, type ModelProgress } from '../store/modelManager';
 import { canvasTokenIds, type CanvasIds } from '../model/canvasTokens';
 import { CALIBRATION_ROWS, GraphCost, canvasTokensForBudget } from './coldBudget';
 import { Tokenizer } from '../model/tokenizer';
 import type { DenoiseRequest } from '../denoiser/denoiser';
 import { CanvasTooLongError, checkCanvasFits } from '../denoiser/tokenCanvas';
 import { checkDecodingOverrides, InvalidOptionsError, resolveDecodingOptions } from '../denoiser/options';
-import { ErrorCodes, type DeviceOption, type EngineStatus, type InfillParams, type InfillProgressParams, type InfillResult, type InfillStats, type LoadedModelInfo, type LogParams } from '../../common/protocol';
+import { ErrorCodes, type DeviceOption, type EngineStatus, type InfillParams, type InfillProgressParams, type InfillResult, type InfillStats, type LoadedModelInfo, type LogParams, type PrepareModelParams, type PreparedModel } from '../../common/protocol';
 import { type DecodingOptions } from '../../common/decodingOptions';
 import { EngineError, invalidParams, type ErrorCode } from './errors';
+import { checkMemory, type MemoryFacts } from './memoryGuard';
 import { ModelWorker, type WorkerProgress } from './modelWorker';
 import { CancelledError } from '../denoiser/cancellation';
 import { JobCancelledError, Scheduler, type CancelReason, type JobContext, type ScheduledJob } from './scheduler';
+import { setupError } from './setupErrors';
+import { SharedWork } from './sharedWork';
 import { TextWorker } from './textWorker';
 
 export type EngineLog = (level: LogParams['level'], message: string) => void;
@@ -28,6 +33,8 @@ export interface EngineOptions {
   /** Where downloaded and converted models are kept. */
   cacheDir: string;
   log: EngineLog;
+  /** Memory free now, for the memory guard; measured on this machine unless given (tests). */
+  memoryFacts?: () => Promise<MemoryFacts>;
 }
 
 export type InfillProgress = Omit<InfillProgressParams, 'progressToken'>;
@@ -76,6 +83,8 @@ export class Engine {
   private readonly models = new Map<string, LoadedModel>();
   /** Loads in flight or done, by folder and device, so a repeated load returns the same model. */
   private readonly loads = new Map<string, Promise<LoadedModelInfo>>();
+  /** Downloads and conversions running, by model setting and device, shared by every caller. */
+  private readonly preparations = new SharedWork<string, ModelProgress>();
   private readonly scheduler = new Scheduler();
   private readonly text = new TextWorker();
   /** Infills whose text is being tokenized, not yet scheduled; cancelled with the scheduled ones. */
@@ -87,16 +96,12 @@ export class Engine {
   constructor(private readonly options: EngineOptions) {}
 
   async loadModel(
-    params: { model: string; device: DeviceOption; huggingFaceToken?: string },
+    params: PrepareModelParams,
     onProgress?: (progress: ModelProgress) => void,
+    signal?: AbortSignal,
   ): Promise<LoadedModelInfo> {
     this.ensureRunning();
-    let dir: string;
-    try {
-      dir = await resolveModel(params.model, { cacheDir: this.options.cacheDir, device: params.device, token: params.huggingFaceToken, onProgress });
-    } catch (error) {
-      throw new EngineError(ErrorCodes.ModelLoadFailed, (error as Error).message);
-    }
+    const dir = await this.resolve(params, onProgress, signal);
     const key = `${dir}\u0000${params.device}`;
     let load = this.loads.get(key);
     if (!load) {
@@ -105,6 +110,49 @@ export class Engine {
       load.catch(() => this.loads.delete(key));
     }
     return load;
+  }
+
+  /**
+   * Downloads and converts what `params.model` names (nothing for a model folder) without loading it; a
+   * withdrawn call keeps what was downloaded, and the next call resumes it.
+   */
+  async prepareModel(params: PrepareModelParams, onProgress?: (progress: ModelProgress) => void, signal?: AbortSignal): Promise<PreparedModel> {
+    this.ensureRunning();
+    const modelDir = await this.resolve(params, onProgress, signal);
+    return { modelDir, name: readManifest(modelDir).name };
+  }
+
+  /** The model folder for a setting, preparing it once however many callers ask at the same time. */
+  private async resolve(params: PrepareModelParams, onProgress?: (progress: ModelProgress) => void, signal?: AbortSignal): Promise<string> {
+    const key = `${params.model}\u0000${params.device}\u0000${params.hubUrl ?? ''}`;
+    try {
+      return await this.preparations.run(
+        key,
+        (workSignal, progress) =>
+          resolveModel(params.model, {
+            cacheDir: this.options.cacheDir,
+            device: params.device,
+            token: params.huggingFaceToken,
+            hubUrl: params.hubUrl,
+            onProgress: progress,
+            signal: workSignal,
+          }),
+        { signal, onProgress },
+      );
+    } catch (error) {
+      throw setupError(error, `Preparing ${params.model}`);
+    }
+  }
+
+  /** Folders the engine reads or writes now: loaded models and the downloads running. */
+  busyFolders(): Set<string> {
+    const busy = new Set<string>();
+    for (const model of this.models.values()) busy.add(path.resolve(model.loadKey.split('\u0000')[0]));
+    for (const key of this.preparations.keys()) {
+      const hubId = parseHubModelId(key.split('\u0000')[0]);
+      if (hubId) busy.add(path.resolve(hubDownloadDir(this.options.cacheDir, hubId)));
+    }
+    return busy;
   }
 
   private async load(
@@ -130,10 +178,13 @@ export class Engine {
     } catch (error) {
       throw new EngineError(ErrorCodes.ModelLoadFailed, `The model's decoding defaults are invalid: ${(error as Error).message}`);
     }
+    const facts = await (this.options.memoryFacts ?? (() => measureMachine(this.options.cacheDir)))();
+    const memory = checkMemory(dir, manifest, device, facts);
+    if (memory.refuse) throw new EngineError(ErrorCodes.ModelLoadFailed, memory.refuse.message, memory.refuse.data);
     onProgress?.({ stage: 'session', message: `Creating the ${device} session for ${manifest.name}` });
     let session: Awaited<ReturnType<typeof ModelWorker.start>>;
     try {
-      session = await ModelWorker.start(dir, manifest, device);
+      session = await ModelWorker.start(dir, manifest, device, memory.skip);
     } catch (error) {
       throw new EngineError(ErrorCodes.ModelLoadFailed, `Cannot start ${manifest.name} (${dir}) on ${device}: ${(error as Error).message}`);
     }

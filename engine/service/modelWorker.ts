@@ -3,7 +3,7 @@
  * and runs whole denoising loops, so that onnxruntime-node's synchronous `run()` never blocks the protocol.
  */
 import { Worker } from 'node:worker_threads';
-import type { ModelManifest } from '../model/manifest';
+import type { ExecutionDevice, ModelManifest } from '../model/manifest';
 import { CancelledError } from '../denoiser/cancellation';
 import type { DenoiseRequest, DenoiseResult, DenoiseSpec } from '../denoiser/denoiser';
 import type { DeviceOption } from '../../common/protocol';
@@ -48,6 +48,8 @@ export class ModelWorker {
     modelDir: string,
     manifest: ModelManifest,
     device: DeviceOption,
+    /** Devices not to try, with why (the memory guard's findings). */
+    exclude: Partial<Record<ExecutionDevice, string>> = {},
   ): Promise<{ worker: ModelWorker; device: Exclude<DeviceOption, 'auto'>; fallbackReason?: string; notes: string[] }> {
     const script = workerScript('workerMain');
     const cancelFlag = new SharedArrayBuffer(4);
@@ -58,7 +60,7 @@ export class ModelWorker {
     );
     const loaded = await new Promise<FromWorker>((resolve, reject) => {
       handle.loadWaiter = { resolve, reject };
-      handle.post({ kind: 'load', modelDir, manifest, device });
+      handle.post({ kind: 'load', modelDir, manifest, device, exclude });
     });
     handle.loadWaiter = undefined;
     if (loaded.kind !== 'loaded') {

@@ -4,6 +4,8 @@
  * runs whole denoising loops on it. `run()` is synchronous in onnxruntime-node 1.30, so the loop lives here,
  * off the protocol thread; a cancel arrives through shared memory and is honoured between steps.
  */
+// First, as in main.ts: this thread's module cache must get onnxruntime from the same folder.
+import '../runtime/nativeBinding';
 import { parentPort, workerData } from 'node:worker_threads';
 import { loadStepModel } from '../runtime/onnxStepModel';
 import { weightProblem } from '../runtime/weightSelfCheck';
@@ -27,7 +29,7 @@ function send(message: FromWorker, transfer: ArrayBuffer[] = []): void {
 async function handle(message: ToWorker): Promise<void> {
   if (message.kind === 'load') {
     try {
-      const loaded = await loadStepModel(message.modelDir, message.manifest, { device: message.device });
+      const loaded = await loadStepModel(message.modelDir, message.manifest, { device: message.device, exclude: message.exclude });
       const problem = await weightProblem(loaded.model, message.manifest.architecture.vocabSize);
       if (problem) {
         throw new Error(`the weights in ${message.modelDir} are corrupt: ${problem}. Convert or download the model again.`);

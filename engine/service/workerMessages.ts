@@ -2,7 +2,7 @@
  * Messages between the engine's main thread and a model worker (internal to the engine process; the
  * extension never sees them). One worker owns one loaded model and runs one denoise at a time.
  */
-import type { ModelManifest } from '../model/manifest';
+import type { ExecutionDevice, ModelManifest } from '../model/manifest';
 import type { DeviceOption } from '../../common/protocol';
 import type { DenoiseRequest, DenoiseResult, DenoiseSpec } from '../denoiser/denoiser';
 import type { ReuseStats } from '../reuse/prefixReuse';
@@ -17,7 +17,7 @@ export interface ModelWorkerData {
 }
 
 export type ToWorker =
-  | { kind: 'load'; modelDir: string; manifest: ModelManifest; device: DeviceOption }
+  | { kind: 'load'; modelDir: string; manifest: ModelManifest; device: DeviceOption; exclude: Partial<Record<ExecutionDevice, string>> }
   | {
       kind: 'denoise';
       jobId: number;

@@ -1,56 +1,29 @@
 /**
  * Downloads a Hugging Face checkpoint (what the converter needs, nothing more) from the hub's
  * `/<owner>/<name>/resolve/<revision>/<file>` routes into a folder, with:
- * - resume: bytes go to `<file>.partial`; an interrupted transfer continues with an HTTP Range request,
- *   both within one call (a few retries) and in a later call;
- * - checks: the size the hub announces (`X-Linked-Size`, else `Content-Length`) and, for LFS files, the
- *   sha256 it announces (`X-Linked-Etag`); a mismatch deletes the file and fails, so no broken checkpoint
- *   is ever left looking complete;
+ * - resume and checks per file (fileDownload.ts): an interrupted transfer continues with an HTTP Range request,
+ *   in this call or a later one; the size the hub announces (`X-Linked-Size`, else `Content-Length`) and, for
+ *   LFS files, the sha256 it announces (`X-Linked-Etag`) are checked, and a mismatch deletes the file;
+ * - free disk space checked against what is still to come (plus what the caller needs afterwards, e.g. the
+ *   conversion) before the weights are fetched;
  * - an optional token (`Authorization: Bearer`) for gated and private repositories, checked before it is
  *   used and never repeated in a message;
- * - nothing left behind by a download that fails before any file arrived.
+ * - nothing left behind by a download that fails before any file arrived;
+ * - cancellation through an AbortSignal, keeping what arrived for a resume.
  * The base URL is configurable (tests serve the same routes from 127.0.0.1).
  */
-import { createHash, type Hash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { readJsonFile } from '../model/jsonFile';
+import type { HubModelId } from '../../common/hubModelId';
+import { ensureFreeSpace } from '../machine/diskSpace';
+import { bytesPresent, describeFetchError, downloadFile, DownloadError, type DownloadFailure, type RemoteFile } from './fileDownload';
+
+export { hubIdProblem, parseHubModelId, type HubModelId } from '../../common/hubModelId';
 
 export const DEFAULT_HUB_URL = 'https://huggingface.co';
 /** Where the token comes from, named in errors so the user knows what to set. */
 export const TOKEN_SETTING_HINT = 'VS Code with "DLM: Set Hugging Face Token", or in the HF_TOKEN environment variable of the dlm command';
-
-export interface HubModelId {
-  repo: string;
-  revision: string;
-}
-
-const HUB_ID = /^([A-Za-z0-9][\w.-]*)\/([A-Za-z0-9][\w.-]*)(?:@([\w.\-/]+))?$/;
-/** The hub's limit on an owner's and a repository's name. */
-export const MAX_HUB_NAME_CHARS = 96;
-/** Branch names and commit hashes fit; the revision is part of a folder name in the cache. */
-export const MAX_HUB_REVISION_CHARS = 100;
-
-/** `owner/name` or `owner/name@revision`; null when `text` is not shaped like a hub id or breaks the hub's limits. */
-export function parseHubModelId(text: string): HubModelId | null {
-  const match = HUB_ID.exec(text.trim());
-  if (!match || hubIdProblem(text) !== undefined) return null;
-  return { repo: `${match[1]}/${match[2]}`, revision: match[3] ?? 'main' };
-}
-
-/** Why `text`, shaped like a hub id, cannot be one (a name longer than the hub allows); undefined otherwise. */
-export function hubIdProblem(text: string): string | undefined {
-  const match = HUB_ID.exec(text.trim());
-  if (!match) return undefined;
-  const [, owner, name, revision] = match;
-  for (const [what, value] of [['owner', owner], ['repository name', name]] as const) {
-    if (value.length > MAX_HUB_NAME_CHARS) return `its ${what} has ${value.length} characters; the hub allows at most ${MAX_HUB_NAME_CHARS}`;
-  }
-  if (revision !== undefined && revision.length > MAX_HUB_REVISION_CHARS) {
-    return `its revision has ${revision.length} characters; at most ${MAX_HUB_REVISION_CHARS} are accepted`;
-  }
-  return undefined;
-}
 
 /** Hugging Face tokens are short printable ASCII (`hf_` and letters and digits); this bounds what is accepted. */
 const MAX_TOKEN_CHARS = 512;
@@ -78,21 +51,28 @@ export interface HubOptions {
   /** Transfers retried (with Range) after a broken connection, per file. */
   retries?: number;
   onProgress?: (p: DownloadProgress) => void;
+  /**
+   * Bytes the caller will need on the same disk after the download (e.g. its conversion), from the
+   * checkpoint's config.json; checked with the download's own remaining bytes before the weights are fetched.
+   */
+  bytesNeededAfter?: (config: Record<string, unknown>) => number;
+  signal?: AbortSignal;
 }
 
 export class HubError extends Error {
   override name = 'HubError';
+  constructor(
+    message: string,
+    /** What went wrong, for callers that react (offer a token, say which URL failed). */
+    readonly reason: DownloadFailure | 'invalid' = 'invalid',
+    readonly url?: string,
+  ) {
+    super(message);
+  }
 }
 
 /** Written into the download folder once every file is in place and checked. */
 export const COMPLETE_MARKER = '.dlm-download-complete.json';
-
-interface RemoteFile {
-  name: string;
-  url: string;
-  size: number | null;
-  sha256: string | null;
-}
 
 const TOKENIZER_EXTRAS = ['tokenizer_config.json', 'special_tokens_map.json', 'added_tokens.json'];
 
@@ -105,13 +85,50 @@ export async function downloadCheckpoint(id: HubModelId, dir: string, options: H
   const tokenProblem = options.token === undefined ? undefined : hubTokenProblem(options.token);
   if (tokenProblem) throw new HubError(`the Hugging Face access token is not valid: ${tokenProblem}; set it again in ${TOKEN_SETTING_HINT}`);
   const created = fs.mkdirSync(dir, { recursive: true });
+  const release = lockDownload(dir, id);
   try {
-    return await download(id, dir, new HubClient(id, options));
+    await fetchCheckpoint(id, dir, options);
   } catch (error) {
+    release();
     // A download that failed before any file arrived (a wrong id, a refused token, no network) leaves nothing;
     // partial files stay, to be resumed.
     if (created !== undefined) removeEmptyFolders(dir, created);
     throw error;
+  }
+  release();
+  return dir;
+}
+
+const LOCK_FILE = '.dlm-download.lock';
+
+/**
+ * One process writes a download folder at a time (two editor windows may ask for the same model): the lock
+ * file holds the writer's pid, and a lock whose process is gone is taken over.
+ */
+function lockDownload(dir: string, id: HubModelId): () => void {
+  const lock = path.join(dir, LOCK_FILE);
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      fs.writeFileSync(lock, String(process.pid), { flag: 'wx' });
+      return () => fs.rmSync(lock, { force: true });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      const owner = Number(fs.readFileSync(lock, 'utf8'));
+      if (Number.isInteger(owner) && owner !== process.pid && isRunning(owner)) {
+        throw new HubError(`${id.repo} is being downloaded by another DLM engine (process ${owner}); wait for it to finish`, 'busy');
+      }
+      fs.rmSync(lock, { force: true });
+    }
+  }
+  throw new HubError(`cannot lock ${dir} for the download of ${id.repo}`, 'busy');
+}
+
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
@@ -127,7 +144,9 @@ function removeEmptyFolders(dir: string, top: string): void {
   }
 }
 
-async function download(id: HubModelId, dir: string, hub: HubClient): Promise<string> {
+async function fetchCheckpoint(id: HubModelId, dir: string, options: HubOptions): Promise<void> {
+  const hub = new HubClient(id, options);
+
   // Metadata first: it decides which other files exist, and fails fast on a wrong id or a missing token.
   const config = await hub.require('config.json', `${id.repo} has no config.json at revision ${id.revision}; is the id right?`);
   const files: RemoteFile[] = [config];
@@ -145,10 +164,10 @@ async function download(id: HubModelId, dir: string, hub: HubClient): Promise<st
     }
   }
   const index = await hub.optional('model.safetensors.index.json');
+  if (index) files.push(index);
+  // The small files first: the index names the shards, the config sizes what comes after the download.
+  await hub.fetchAll(files, dir);
   if (index) {
-    files.push(index);
-    // The small files first: the index names the shards.
-    await hub.fetchAll(files, dir);
     const weightMap = readWeightMap(path.join(dir, index.name));
     for (const shard of [...new Set(Object.values(weightMap))].sort()) {
       files.push(await hub.require(shard, `${id.repo}: shard ${shard} named in ${index.name} is missing on the hub`));
@@ -162,12 +181,25 @@ async function download(id: HubModelId, dir: string, hub: HubClient): Promise<st
       ),
     );
   }
+  await ensureRoomFor(files, dir, options);
   await hub.fetchAll(files, dir);
   fs.writeFileSync(
     path.join(dir, COMPLETE_MARKER),
-    JSON.stringify({ repo: id.repo, revision: id.revision, files: files.map(({ name, size, sha256 }) => ({ name, size, sha256 })) }, null, 2),
+    JSON.stringify(
+      { repo: id.repo, revision: id.revision, files: files.map(({ name, size, digest }) => ({ name, size, sha256: digest?.hex ?? null })) },
+      null,
+      2,
+    ),
   );
-  return dir;
+}
+
+/** Fails before the weights are fetched when the disk cannot hold what is still to come and what follows it. */
+async function ensureRoomFor(files: RemoteFile[], dir: string, options: HubOptions): Promise<void> {
+  const remaining = files.reduce((n, f) => n + Math.max(0, (f.size ?? 0) - bytesPresent(f, dir)), 0);
+  const config = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8')) as Record<string, unknown>;
+  const after = options.bytesNeededAfter?.(config) ?? 0;
+  const what = after > 0 ? 'the rest of the download and its conversion' : 'the rest of the download';
+  await ensureFreeSpace(dir, remaining + after, what, 'free some space and run again (what was downloaded is kept)');
 }
 
 function readWeightMap(file: string): Record<string, string> {
@@ -180,6 +212,7 @@ function readWeightMap(file: string): Record<string, string> {
   }
   return parsed.weight_map;
 }
+
 
 class HubClient {
   private readonly baseUrl: string;
@@ -199,8 +232,8 @@ class HubClient {
     return `${this.baseUrl}/${this.id.repo}/resolve/${revision}/${encodeURIComponent(name)}`;
   }
 
-  private headers(extra: Record<string, string> = {}): Record<string, string> {
-    return this.options.token ? { ...extra, authorization: `Bearer ${this.options.token}` } : extra;
+  private headers(): Record<string, string> {
+    return this.options.token ? { authorization: `Bearer ${this.options.token}` } : {};
   }
 
   /**
@@ -213,30 +246,35 @@ class HubClient {
     let response: Response | undefined;
     for (let hops = 0; hops < 5; hops++) {
       try {
-        response = await fetch(url, { method: 'HEAD', headers: this.headers(), redirect: 'manual' });
+        response = await fetch(url, { method: 'HEAD', headers: this.headers(), redirect: 'manual', signal: this.options.signal });
       } catch (error) {
-        throw new HubError(`cannot reach ${this.baseUrl} for ${this.id.repo} (${describe(error)}); check the network or proxy`);
+        if (this.options.signal?.aborted) throw new HubError(`download of ${this.id.repo} cancelled`, 'cancelled', url);
+        throw new HubError(
+          `cannot reach ${this.baseUrl} for ${this.id.repo} (${describeFetchError(error)} for ${url}); check the network or proxy`,
+          'unreachable',
+          url,
+        );
       }
       const location = response.headers.get('location');
       const isRedirect = response.status >= 300 && response.status < 400;
       if (!isRedirect || response.headers.has('x-linked-size') || !location || !location.startsWith('/')) break;
       url = new URL(location, url).toString();
     }
-    if (!response) throw new HubError(`${this.id.repo}/${name}: too many redirects`);
+    if (!response) throw new HubError(`${this.id.repo}/${name}: too many redirects`, 'http', url);
     if (response.status === 404) return null;
     this.checkAccess(response, name);
     const isRedirect = response.status >= 300 && response.status < 400;
-    if (!response.ok && !isRedirect) throw new HubError(`${this.id.repo}/${name}: the hub answered HTTP ${response.status}`);
+    if (!response.ok && !isRedirect) throw new HubError(`${this.id.repo}/${name}: the hub answered HTTP ${response.status}`, 'http', url);
     const announced = response.headers.get('x-linked-size') ?? (isRedirect ? null : response.headers.get('content-length'));
     const size = announced !== null && /^\d+$/.test(announced) ? Number(announced) : null;
     const etag = (response.headers.get('x-linked-etag') ?? '').replace(/^W\//, '').replace(/"/g, '');
-    const sha256 = /^[0-9a-f]{64}$/i.test(etag) ? etag.toLowerCase() : null;
-    return { name, url, size, sha256 };
+    const digest = /^[0-9a-f]{64}$/i.test(etag) ? { algorithm: 'sha256' as const, hex: etag.toLowerCase() } : null;
+    return { name, url, size, digest };
   }
 
   async require(name: string, missing: string): Promise<RemoteFile> {
     const file = await this.optional(name);
-    if (!file) throw new HubError(`${missing} (HTTP 404 for ${name})`);
+    if (!file) throw new HubError(`${missing} (HTTP 404 for ${name})`, 'missing', this.url(name));
     return file;
   }
 
@@ -245,141 +283,40 @@ class HubClient {
     const why = this.options.token
       ? `the token was refused (HTTP ${response.status}); check that it is valid and that you accepted the model's terms on the hub`
       : `the repository is gated or private (HTTP ${response.status}); accept its terms on the hub and put an access token in ${TOKEN_SETTING_HINT}`;
-    throw new HubError(`cannot download ${this.id.repo}/${name}: ${why}`);
+    throw new HubError(`cannot download ${this.id.repo}/${name}: ${why}`, 'denied', response.url || this.url(name));
   }
 
   async fetchAll(files: RemoteFile[], dir: string): Promise<void> {
     this.total = files.reduce((n, f) => n + (f.size ?? 0), 0);
     this.finished = 0;
     for (const f of files) {
-      await this.fetchTo(f, dir);
+      try {
+        await downloadFile(f, dir, {
+          label: `${this.id.repo}/${f.name}`,
+          source: 'the hub',
+          headers: this.headers(),
+          retries: this.options.retries,
+          signal: this.options.signal,
+          checkResponse: (response) => this.checkAccess(response, f.name),
+          onBytes: (fileBytes) =>
+            this.options.onProgress?.({ file: f.name, receivedBytes: this.finished + fileBytes, totalBytes: this.total }),
+        });
+      } catch (error) {
+        if (error instanceof DownloadError) throw new HubError(error.message, error.reason, error.url);
+        throw error;
+      }
+      // Small files carry no hash to check; a JSON file that does not parse is as corrupt as a hash mismatch.
+      if (f.name.endsWith('.json')) this.checkJson(path.join(dir, f.name), f.name);
       this.finished += f.size ?? fs.statSync(path.join(dir, f.name)).size;
     }
   }
 
-  /** A finished file is trusted when its size matches; its hash was checked when it was finished. */
-  private isComplete(f: RemoteFile, file: string): boolean {
-    return f.size === null || fs.statSync(file).size === f.size;
-  }
-
-  /** Downloads one file into `dir/<name>` through `<name>.partial`, resuming and retrying. */
-  private async fetchTo(f: RemoteFile, dir: string): Promise<void> {
-    const final = path.join(dir, f.name);
-    if (fs.existsSync(final) && this.isComplete(f, final)) return;
-    const partial = `${final}.partial`;
-    const retries = this.options.retries ?? 3;
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await this.transfer(f, partial);
-        break;
-      } catch (error) {
-        if (!(error instanceof InterruptedTransfer) || attempt >= retries) {
-          if (error instanceof InterruptedTransfer) {
-            throw new HubError(`download of ${this.id.repo}/${f.name} was interrupted (${error.message}); run again to resume`);
-          }
-          throw error;
-        }
-      }
-    }
-    // Small files carry no hash to check; a JSON file that does not parse is as corrupt as a hash mismatch.
-    if (f.name.endsWith('.json')) {
-      try {
-        JSON.parse(fs.readFileSync(partial, 'utf8'));
-      } catch {
-        fs.rmSync(partial, { force: true });
-        throw new HubError(`${this.id.repo}/${f.name} as served by the hub is not valid JSON; the file was deleted, run again`);
-      }
-    }
-    fs.renameSync(partial, final);
-  }
-
-  private async transfer(f: RemoteFile, partial: string): Promise<void> {
-    let have = fs.existsSync(partial) ? fs.statSync(partial).size : 0;
-    if (f.size !== null && have > f.size) have = 0;
-    let response: Response;
+  private checkJson(file: string, name: string): void {
     try {
-      response = await fetch(f.url, { headers: this.headers(have > 0 ? { range: `bytes=${have}-` } : {}), redirect: 'follow' });
-    } catch (error) {
-      throw new InterruptedTransfer(describe(error));
-    }
-    this.checkAccess(response, f.name);
-    if (response.status === 404) throw new HubError(`${this.id.repo}/${f.name} disappeared from the hub (HTTP 404)`);
-    const alreadyComplete = response.status === 416 && have > 0 && have === f.size;
-    if (response.status === 416 && !alreadyComplete) {
-      // The hub holds fewer bytes than it announced (or than we already have): the partial file is useless.
-      fs.rmSync(partial, { force: true });
-      throw new HubError(`${this.id.repo}/${f.name}: the hub cannot serve bytes from ${have} on although it announced ${f.size}; the partial file was deleted, run again`);
-    }
-    if (!alreadyComplete && response.status !== 200 && response.status !== 206) {
-      throw new HubError(`${this.id.repo}/${f.name}: the hub answered HTTP ${response.status}`);
-    }
-    // A server that ignores the Range request answers 200 with the whole file: start over.
-    if (response.status === 200) have = 0;
-    if (response.status === 206 && !response.headers.get('content-range')?.startsWith(`bytes ${have}-`)) {
-      throw new HubError(`${this.id.repo}/${f.name}: the hub resumed at the wrong offset (${response.headers.get('content-range')})`);
-    }
-    const hash = createHash('sha256');
-    if (have > 0 && f.sha256) await hashFile(partial, hash);
-    this.report(f, have);
-    if (alreadyComplete) await response.body?.cancel();
-    else await this.stream(response, partial, have, hash, f);
-    this.verify(f, partial, hash);
-  }
-
-  private report(f: RemoteFile, fileBytes: number): void {
-    this.options.onProgress?.({ file: f.name, receivedBytes: this.finished + fileBytes, totalBytes: this.total });
-  }
-
-  private async stream(response: Response, partial: string, have: number, hash: Hash, f: RemoteFile): Promise<void> {
-    const out = fs.openSync(partial, have > 0 ? 'a' : 'w');
-    let fileBytes = have;
-    try {
-      if (!response.body) throw new InterruptedTransfer('empty response');
-      const reader = response.body.getReader();
-      for (;;) {
-        let chunk: Awaited<ReturnType<typeof reader.read>>;
-        try {
-          chunk = await reader.read();
-        } catch (error) {
-          throw new InterruptedTransfer(describe(error));
-        }
-        if (chunk.done) break;
-        fs.writeSync(out, chunk.value);
-        hash.update(chunk.value);
-        fileBytes += chunk.value.length;
-        this.report(f, fileBytes);
-      }
-    } finally {
-      fs.closeSync(out);
-    }
-    if (f.size !== null && fileBytes < f.size) throw new InterruptedTransfer(`${fileBytes} of ${f.size} bytes received`);
-  }
-
-  private verify(f: RemoteFile, partial: string, hash: Hash): void {
-    const size = fs.statSync(partial).size;
-    if (f.size !== null && size !== f.size) {
-      fs.rmSync(partial, { force: true });
-      throw new HubError(`${this.id.repo}/${f.name}: received ${size} bytes, the hub announced ${f.size}; the file was deleted, run again`);
-    }
-    if (f.sha256) {
-      const actual = hash.digest('hex');
-      if (actual !== f.sha256) {
-        fs.rmSync(partial, { force: true });
-        throw new HubError(
-          `${this.id.repo}/${f.name} is corrupt: sha256 ${actual}, the hub announced ${f.sha256}; the file was deleted, run again`,
-        );
-      }
+      JSON.parse(fs.readFileSync(file, 'utf8'));
+    } catch {
+      fs.rmSync(file, { force: true });
+      throw new HubError(`${this.id.repo}/${name} as served by the hub is not valid JSON; the file was deleted, run again`);
     }
   }
-}
-
-class InterruptedTransfer extends Error {}
-
-async function hashFile(file: string, hash: Hash): Promise<void> {
-  for await (const chunk of fs.createReadStream(file)) hash.update(chunk as Buffer);
-}
-
-function describe(error: unknown): string {
-  const cause = (error as { cause?: { code?: string; message?: string } }).cause;
-  return cause?.code ?? cause?.message ?? (error as Error).message;
 }

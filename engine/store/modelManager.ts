@@ -11,13 +11,13 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { defaultGraphOptions, convertCheckpoint } from '../convert/convert';
+import { defaultGraphOptions, convertCheckpoint, estimateConvertedBytes } from '../convert/convert';
 import { detectFamily } from '../convert/families';
 import { checkpointFingerprint } from '../convert/fingerprint';
 import type { StepGraphOptions } from '../graph/stepGraphBuilder';
 import type { DeviceOption, LoadProgressParams } from '../../common/protocol';
 import { parameterCount } from '../architecture/architecture';
-import { DEFAULT_HUB_URL, downloadCheckpoint, hubIdProblem, parseHubModelId, type HubModelId } from './huggingFaceHub';
+import { DEFAULT_HUB_URL, downloadCheckpoint, hubIdProblem, parseHubModelId, type HubModelId, type HubOptions } from './huggingFaceHub';
 import { readJsonFile } from '../model/jsonFile';
 import { MANIFEST_FILE, readManifest } from '../model/manifest';
 
@@ -37,6 +37,8 @@ export interface ResolveOptions {
   /** Explicit graph options for a conversion, over those `conversionFor` picks. */
   graph?: Partial<StepGraphOptions>;
   onProgress?: (progress: ModelProgress) => void;
+  /** Stops a download (keeping what arrived) or a conversion (leaving nothing); the call then rejects. */
+  signal?: AbortSignal;
 }
 
 export class ModelResolveError extends Error {
@@ -104,7 +106,12 @@ export async function resolveModel(setting: string, options: ResolveOptions): Pr
     // Once converted, a hub model needs neither the network nor its download (which may be deleted).
     const converted = findConvertedHubModel(hubId, options);
     if (converted) return converted;
-    return convertCached(await downloadToCache(hubId, options), options, hubId);
+    // The conversion follows on the same disk: its size (from config.json) is checked with the download's.
+    const convertedBytes = (config: Record<string, unknown>) => {
+      const arch = detectFamily(config).architecture(config);
+      return estimateConvertedBytes(arch, graphFor(parameterCount(arch), options).precision);
+    };
+    return convertCached(await downloadToCache(hubId, { ...options, bytesNeededAfter: convertedBytes }), options, hubId);
   }
   throw new ModelResolveError(
     `Cannot use model "${clip(setting)}": ${clip(dir)} does not exist. Use "builtin", a model folder (with ${MANIFEST_FILE}), ` +
@@ -118,7 +125,7 @@ function clip(text: string): string {
 }
 
 /** A hub id as a folder name: `owner--name@revision`. */
-const hubSlug = (id: HubModelId) => `${id.repo.replace('/', '--')}@${id.revision.replace(/[^\w.-]/g, '_')}`;
+export const hubSlug = (id: HubModelId) => `${id.repo.replace('/', '--')}@${id.revision.replace(/[^\w.-]/g, '_')}`;
 
 /** Names the graph options in a converted model's folder name. */
 function graphKey(graph: StepGraphOptions): string {
@@ -126,7 +133,7 @@ function graphKey(graph: StepGraphOptions): string {
   return `${graph.precision}-${graph.cacheDtype}-${graph.attention}-${head}`;
 }
 
-function graphFor(parameters: number, options: ResolveOptions): StepGraphOptions {
+function graphFor(parameters: number, options: Pick<ResolveOptions, 'device' | 'graph'>): StepGraphOptions {
   return { ...conversionFor(parameters, options.device), ...options.graph };
 }
 
@@ -134,7 +141,7 @@ function graphFor(parameters: number, options: ResolveOptions): StepGraphOptions
  * Converted hub models live in `<cacheDir>/models/<owner>--<name>@<revision>-<graph>`; the graph depends on
  * the model's size, which each candidate's manifest gives.
  */
-function findConvertedHubModel(id: HubModelId, options: ResolveOptions): string | undefined {
+export function findConvertedHubModel(id: HubModelId, options: Pick<ResolveOptions, 'cacheDir' | 'device' | 'graph'>): string | undefined {
   const models = path.join(options.cacheDir, 'models');
   const prefix = `${hubSlug(id)}-`;
   if (!fs.existsSync(models)) return undefined;
@@ -147,17 +154,27 @@ function findConvertedHubModel(id: HubModelId, options: ResolveOptions): string 
   return undefined;
 }
 
+/** Where a hub checkpoint is downloaded to. */
+export const hubDownloadDir = (cacheDir: string, id: HubModelId) => path.join(cacheDir, 'hub', hubSlug(id));
+
 /** Downloads a hub checkpoint into `<cacheDir>/hub/` (resuming, checking) and returns its folder. */
-export async function downloadToCache(id: HubModelId, options: Omit<ResolveOptions, 'device' | 'graph'>): Promise<string> {
-  const dir = path.join(options.cacheDir, 'hub', hubSlug(id));
+export async function downloadToCache(
+  id: HubModelId,
+  options: Omit<ResolveOptions, 'device' | 'graph'> & Pick<HubOptions, 'bytesNeededAfter'>,
+): Promise<string> {
+  const dir = hubDownloadDir(options.cacheDir, id);
   const mib = (bytes: number) => (bytes / 1024 ** 2).toFixed(0);
   return downloadCheckpoint(id, dir, {
-    baseUrl: options.hubUrl ?? process.env.HF_ENDPOINT ?? DEFAULT_HUB_URL,
+    baseUrl: options.hubUrl || process.env.HF_ENDPOINT || DEFAULT_HUB_URL,
     token: options.token ?? process.env.HF_TOKEN,
+    signal: options.signal,
+    bytesNeededAfter: options.bytesNeededAfter,
     onProgress: (p) =>
       options.onProgress?.({
         stage: 'download',
         message: `Downloading ${id.repo}: ${p.file} (${mib(p.receivedBytes)} of ${mib(p.totalBytes)} MiB)`,
+        receivedBytes: p.receivedBytes,
+        totalBytes: p.totalBytes,
         ...(p.totalBytes > 0 ? { fraction: p.receivedBytes / p.totalBytes } : {}),
       }),
   });
@@ -179,6 +196,7 @@ async function convertCached(srcDir: string, options: ResolveOptions, hubId?: Hu
       ...graph,
       sourceHash: hash,
       ...(hubId ? { hubId } : {}),
+      signal: options.signal,
       onProgress: (p) =>
         options.onProgress?.({
           stage: 'convert',

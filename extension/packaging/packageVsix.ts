@@ -8,6 +8,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { readZipEntries } from '../../common/zipArchive';
 
 const root = path.resolve(__dirname, '..', '..');
 
@@ -28,6 +29,8 @@ const REQUIRED = [
   'extension/dist/engine/service/textWorkerMain.js',
   'extension/dist/models/builtin/dlm-model.json',
   'extension/node_modules/onnxruntime-node/dist/index.js',
+  'extension/node_modules/onnxruntime-node/script/install-metadata.js',
+  'extension/node_modules/onnxruntime-node/script/install-metadata-versions.js',
   'extension/node_modules/onnxruntime-common/dist/cjs/index.js',
 ];
 
@@ -63,31 +66,13 @@ function main(): void {
     { cwd: root, stdio: 'inherit' },
   );
 
-  const files = zipEntries(out);
+  const files = readZipEntries(out).map((entry) => entry.name);
   const missing = [...REQUIRED, `extension/${binaries}/onnxruntime_binding.node`].filter((f) => !files.includes(f));
   if (missing.length > 0) throw new Error(`The package lacks files the extension needs: ${missing.join(', ')}`);
   const others = files.filter((f) => f.includes('onnxruntime-node/bin/') && !f.startsWith(`extension/${binaries}/`));
   if (others.length > 0) throw new Error(`The package carries other platforms' binaries: ${others.join(', ')}`);
   const megabytes = (fs.statSync(out).size / 1024 / 1024).toFixed(1);
   console.log(`\n${path.relative(root, out)}: ${megabytes} MB, ${files.length} files, onnxruntime binaries for ${target} only.`);
-}
-
-/** Names in a zip file's central directory (a .vsix is a zip). */
-function zipEntries(file: string): string[] {
-  const zip = fs.readFileSync(file);
-  const endOfDirectory = zip.lastIndexOf(Buffer.from([0x50, 0x4b, 0x05, 0x06]));
-  if (endOfDirectory === -1) throw new Error(`${file} is not a zip file`);
-  const count = zip.readUInt16LE(endOfDirectory + 10);
-  let offset = zip.readUInt32LE(endOfDirectory + 16);
-  const names: string[] = [];
-  for (let i = 0; i < count; i++) {
-    const nameLength = zip.readUInt16LE(offset + 28);
-    const extraLength = zip.readUInt16LE(offset + 30);
-    const commentLength = zip.readUInt16LE(offset + 32);
-    names.push(zip.toString('utf8', offset + 46, offset + 46 + nameLength));
-    offset += 46 + nameLength + extraLength + commentLength;
-  }
-  return names;
 }
 
 try {

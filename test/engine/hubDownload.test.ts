@@ -3,8 +3,10 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { NotEnoughDiskSpace } from '../../engine/machine/diskSpace';
 import {
-  COMPLETE_MARKER, downloadCheckpoint, parseHubModelId, type DownloadProgress,
+  COMPLETE_MARKER, downloadCheckpoint, HubError, parseHubModelId, type DownloadProgress,
 } from '../../engine/store/huggingFaceHub';
 import { HubTestServer } from './hubTestServer';
 
@@ -184,5 +186,62 @@ describe('Hugging Face hub download (local test hub)', () => {
     await downloadCheckpoint(id, dir, { baseUrl: server.baseUrl, token: 'secret-token' });
     assertSameFiles(dir);
     assert.ok(server.requests((r) => r.path.startsWith('/org/gated/')).every((r) => r.authorization?.startsWith('Bearer ')));
+  });
+
+  it('checks free disk space before fetching the weights, with the numbers', async () => {
+    server.faults.set(LFS[0], { announceSize: 2 ** 60 });
+    const dir = path.join(tmp, 'dl');
+    await assert.rejects(
+      downloadCheckpoint(ID, dir, { baseUrl: server.baseUrl }),
+      (e: NotEnoughDiskSpace) =>
+        e instanceof NotEnoughDiskSpace && e.neededBytes > 2 ** 59 && e.freeBytes > 0 &&
+        /^not enough disk space in .*: the rest of the download needs about \d+\.\d\d GiB, \d+\.\d\d GiB is free/.test(e.message),
+    );
+    assert.deepEqual(server.requests((r) => r.path.startsWith('/cdn/')), [], 'no weights were fetched');
+    server.faults.clear();
+    await assert.rejects(
+      downloadCheckpoint(ID, dir, { baseUrl: server.baseUrl, bytesNeededAfter: (config) => (config.model_type === 'Dream' ? 2 ** 60 : 0) }),
+      /the rest of the download and its conversion needs about/,
+    );
+    await downloadCheckpoint(ID, dir, { baseUrl: server.baseUrl, bytesNeededAfter: () => 1 });
+    assertSameFiles(dir);
+  });
+
+  it('a cancelled download keeps what arrived, and the next call resumes from there', async () => {
+    server.faults.set(LFS[0], { bytesPerSecond: 200_000 });
+    const dir = path.join(tmp, 'dl');
+    const controller = new AbortController();
+    let started: number | undefined;
+    const abortOnceBytesArrive = (p: DownloadProgress) => {
+      if (p.file !== LFS[0]) return;
+      started ??= p.receivedBytes;
+      if (p.receivedBytes > started) controller.abort();
+    };
+    await assert.rejects(
+      downloadCheckpoint(ID, dir, { baseUrl: server.baseUrl, signal: controller.signal, onProgress: abortOnceBytesArrive }),
+      (e: HubError) => e instanceof HubError && e.reason === 'cancelled',
+    );
+    const kept = fs.statSync(path.join(dir, `${LFS[0]}.partial`)).size;
+    assert.ok(kept > 0 && kept < 300_000, `${kept} bytes kept`);
+    server.faults.clear();
+    await downloadCheckpoint(ID, dir, { baseUrl: server.baseUrl });
+    assertSameFiles(dir);
+    const ranged = server.requests((r) => r.path.startsWith('/cdn/') && r.path.endsWith(LFS[0]) && r.range !== undefined);
+    assert.deepEqual(ranged.map((r) => r.range), [`bytes=${kept}-`]);
+  });
+
+  it('leaves a download another running process is writing alone, and takes over one whose process is gone', async () => {
+    const dir = path.join(tmp, 'dl');
+    fs.mkdirSync(dir);
+    fs.writeFileSync(path.join(dir, '.dlm-download.lock'), String(process.ppid));
+    await assert.rejects(
+      downloadCheckpoint(ID, dir, { baseUrl: server.baseUrl }),
+      (e: HubError) => e.reason === 'busy' && new RegExp(`being downloaded by another DLM engine \\(process ${process.ppid}\\)`).test(e.message),
+    );
+    const gone = spawnSync(process.execPath, ['-e', '0']).pid!;
+    fs.writeFileSync(path.join(dir, '.dlm-download.lock'), String(gone));
+    await downloadCheckpoint(ID, dir, { baseUrl: server.baseUrl });
+    assertSameFiles(dir);
+    assert.ok(!fs.existsSync(path.join(dir, '.dlm-download.lock')), 'the lock is released');
   });
 });

@@ -2,7 +2,8 @@
  * A stand-in for the Hugging Face hub on 127.0.0.1, serving `/<owner>/<name>/resolve/<revision>/<file>` the
  * way the hub does: small files directly with Content-Length, LFS files (weights) with `X-Linked-Size` and
  * `X-Linked-Etag` (their sha256) and a 302 to a CDN route that honours Range requests. Faults on demand:
- * cut a connection mid-file, serve bytes that do not match the announced hash, ignore Range, require a token.
+ * cut a connection mid-file, serve bytes that do not match the announced hash, ignore Range, require a token,
+ * announce a size other than the real one, send slowly.
  */
 import { createHash } from 'node:crypto';
 import * as http from 'node:http';
@@ -23,6 +24,10 @@ export interface Fault {
   corruptWith?: Buffer;
   /** Answer Range requests with the whole file (200). */
   ignoreRange?: boolean;
+  /** Announce this size (X-Linked-Size) for an LFS file instead of the real one. */
+  announceSize?: number;
+  /** Send the body at about this many bytes per second, in small chunks (a slow network). */
+  bytesPerSecond?: number;
 }
 
 export interface LoggedRequest {
@@ -78,7 +83,7 @@ export class HubTestServer {
       const sha = createHash('sha256').update(content).digest('hex');
       res.writeHead(302, {
         location: `/cdn/${resolve[1]}/${encodeURIComponent(name)}`,
-        'x-linked-size': String(content.length),
+        'x-linked-size': String(this.faults.get(name)?.announceSize ?? content.length),
         'x-linked-etag': `"${sha}"`,
         etag: `"${sha}"`,
         'content-length': '0',
@@ -92,34 +97,57 @@ export class HubTestServer {
     const repo = this.repos.get(repoName);
     const real = repo?.files.get(name);
     if (!real) return this.error(res, 404, 'Entry not found');
-    const fault = this.faults.get(name) ?? {};
-    const content = fault.corruptWith ?? real;
-    const range = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
-    let start = 0;
-    if (range && !fault.ignoreRange) {
-      start = Number(range[1]);
-      if (start >= content.length) {
-        res.writeHead(416, { 'content-range': `bytes */${content.length}` });
-        return void res.end();
-      }
-      res.writeHead(206, { 'content-length': String(content.length - start), 'content-range': `bytes ${start}-${content.length - 1}/${content.length}` });
-    } else {
-      res.writeHead(200, { 'content-length': String(content.length) });
-    }
-    if (req.method === 'HEAD') return void res.end();
-    const body = content.subarray(start);
-    const cut = fault.cutAfter;
-    if (cut && cut.times > 0) {
-      cut.times--;
-      // Send part of the body, then drop the connection as a network failure would.
-      res.write(body.subarray(0, cut.bytes), () => setTimeout(() => res.socket?.destroy(), 20));
-      return;
-    }
-    res.end(body);
+    serveFile(req, res, real, this.faults.get(name) ?? {});
   }
 
   private error(res: http.ServerResponse, status: number, message: string): void {
     res.writeHead(status, { 'content-type': 'text/plain', 'x-error-message': message });
     res.end(message);
   }
+}
+
+/**
+ * Serves `real` as a download server does: Range requests answered with 206 (416 beyond the end), HEAD without
+ * a body; and `fault` applied (corrupt bytes, an ignored Range, a cut connection, a slow send).
+ */
+export function serveFile(req: http.IncomingMessage, res: http.ServerResponse, real: Buffer, fault: Fault): void {
+  const content = fault.corruptWith ?? real;
+  const range = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
+  let start = 0;
+  if (range && !fault.ignoreRange) {
+    start = Number(range[1]);
+    if (start >= content.length) {
+      res.writeHead(416, { 'content-range': `bytes */${content.length}` });
+      return void res.end();
+    }
+    res.writeHead(206, { 'content-length': String(content.length - start), 'content-range': `bytes ${start}-${content.length - 1}/${content.length}` });
+  } else {
+    res.writeHead(200, { 'content-length': String(content.length) });
+  }
+  if (req.method === 'HEAD') return void res.end();
+  const body = content.subarray(start);
+  const cut = fault.cutAfter;
+  if (cut && cut.times > 0) {
+    cut.times--;
+    // Send part of the body, then drop the connection as a network failure would.
+    res.write(body.subarray(0, cut.bytes), () => setTimeout(() => res.socket?.destroy(), 20));
+    return;
+  }
+  if (fault.bytesPerSecond) return sendSlowly(res, body, fault.bytesPerSecond);
+  res.end(body);
+}
+
+/** Chunks of 16 KiB spaced to the rate; stops when the client goes away. */
+function sendSlowly(res: http.ServerResponse, body: Buffer, bytesPerSecond: number): void {
+  const chunk = 16 * 1024;
+  let offset = 0;
+  const next = () => {
+    if (res.destroyed) return;
+    if (offset >= body.length) return void res.end();
+    const piece = body.subarray(offset, offset + chunk);
+    offset += piece.length;
+    res.write(piece);
+    setTimeout(next, (piece.length / bytesPerSecond) * 1000);
+  };
+  next();
 }

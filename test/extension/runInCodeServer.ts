@@ -35,7 +35,7 @@ async function main(): Promise<number> {
       'dlm-complete.dlm-complete-0.1.0': REPO_ROOT,
       'dlm-complete.dlm-test-runner-0.0.1': RUNNER,
     },
-    env: { DLM_TEST_SUITE: SUITE, DLM_TEST_REPORT: report },
+    env: { DLM_TEST_SUITE: SUITE, DLM_TEST_REPORT: report, ...(process.env.DLM_TEST_GREP ? { DLM_TEST_GREP: process.env.DLM_TEST_GREP } : {}) },
   });
   const workbench = await openWorkbench(codeServer.url);
   console.log(`Extension tests in code-server (${codeServer.url}), model ${model}`);
