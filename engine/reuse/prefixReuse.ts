@@ -12,10 +12,9 @@ import type { ModelArchitecture } from '../model/architecture';
 import type { ExecutionDevice, GraphVariant } from '../model/manifest';
 import { denoise, type DenoiseHooks, type DenoiseRequest, type DenoiseResult, type DenoiseSpec } from '../denoiser/denoiser';
 import { readDepthProfile, safeDepthFor, usedDepths, type DepthProfile } from './depthProfile';
-import { leadingRows, shiftKeyPositions } from './kvRows';
 import { PrefixReuseModel, type PrefixReuseSetup } from './prefixReuseModel';
-import type { ReusablePrefix, ReusableSuffix } from './reuseHarvest';
-import { PrefixStore, sharedPrefixLength, type PrefixStoreKey, type StoredEntry } from './prefixStore';
+import type { ReusableSuffix } from './reuseHarvest';
+import { leadingPrefix, leadingSuffixAt, PrefixStore, sharedPrefixLength, type PrefixStoreKey, type StoredEntry } from './prefixStore';
 import { hasSegmentGraphs } from './segmentFiles';
 import { SegmentedStepModel } from './segmentedModel';
 
@@ -78,17 +77,7 @@ export function planReuse(
   let staleSuffix: ReusableSuffix | null = null;
   if (tuning.staleFirstCall && entry?.suffix) {
     const u = sharedPrefixLength(entry.suffix.ids, suffixIds);
-    if (u > 0) {
-      const start = prefixIds.length + length;
-      const old = entry.suffix;
-      const rows = (kv: typeof old.keys[number]) => leadingRows(kv, old.ids.length, u, arch.numKvHeads, arch.headDim);
-      staleSuffix = {
-        ids: old.ids.slice(0, u),
-        start,
-        keys: old.keys.map((k) => shiftKeyPositions(rows(k), arch.numKvHeads, u, arch.headDim, start - old.start, arch.ropeTheta)),
-        values: old.values.map(rows),
-      };
-    }
+    if (u > 0) staleSuffix = leadingSuffixAt(entry.suffix, u, prefixIds.length + length, arch);
   }
   return {
     setup: {
@@ -103,17 +92,6 @@ export function planReuse(
       suffixIds,
     },
     stats: { sharedTokens: s, staleSuffixTokens: staleSuffix?.ids.length ?? 0, ratio, depth },
-  };
-}
-
-function leadingPrefix(prefix: ReusablePrefix, rows: number, arch: ModelArchitecture): ReusablePrefix {
-  const n = prefix.ids.length;
-  const cut = (kv: typeof prefix.keys[number]) => leadingRows(kv, n, rows, arch.numKvHeads, arch.headDim);
-  return {
-    ids: prefix.ids.slice(0, rows),
-    keys: prefix.keys.map(cut),
-    values: prefix.values.map(cut),
-    hidden: new Map([...prefix.hidden].map(([d, h]) => [d, rows === n ? h : h.slice(0, rows * arch.hiddenSize)])),
   };
 }
 

@@ -10,7 +10,7 @@
  * kept (the new entry has the new text).
  */
 import type { KvArray } from '../graph/stepContract';
-import { leadingRows } from './kvRows';
+import { leadingRows, shiftKeyPositions } from './kvRows';
 import type { ReusablePrefix, ReusableSuffix } from './reuseHarvest';
 
 export interface PrefixStoreKey {
@@ -43,6 +43,34 @@ export function sharedPrefixLength(a: readonly number[], b: readonly number[]): 
   let i = 0;
   while (i < n && a[i] === b[i]) i++;
   return i;
+}
+
+/** The first `rows` rows of a stored prefix (the prefix itself when that is all of them). */
+export function leadingPrefix(prefix: ReusablePrefix, rows: number, geometry: KvGeometry): ReusablePrefix {
+  const n = prefix.ids.length;
+  if (rows === n) return prefix;
+  const cut = (kv: KvArray) => leadingRows(kv, n, rows, geometry.numKvHeads, geometry.headDim);
+  return {
+    ids: prefix.ids.slice(0, rows),
+    keys: prefix.keys.map(cut),
+    values: prefix.values.map(cut),
+    hidden: new Map([...prefix.hidden].map(([d, h]) => [d, h.slice(0, rows * geometry.hiddenSize)])),
+  };
+}
+
+/**
+ * The first `rows` rows of a stored suffix as a request whose suffix starts at `start` needs them: keys rotated
+ * by the distance moved (RoPE is a rotation, and keys are stored after it), values as they are.
+ */
+export function leadingSuffixAt(suffix: ReusableSuffix, rows: number, start: number, geometry: KvGeometry & { ropeTheta: number }): ReusableSuffix {
+  const { numKvHeads: heads, headDim: dim, ropeTheta } = geometry;
+  const cut = (kv: KvArray) => leadingRows(kv, suffix.ids.length, rows, heads, dim);
+  return {
+    ids: suffix.ids.slice(0, rows),
+    start,
+    keys: suffix.keys.map((k) => shiftKeyPositions(cut(k), heads, rows, dim, start - suffix.start, ropeTheta)),
+    values: suffix.values.map(cut),
+  };
 }
 
 export class PrefixStore {

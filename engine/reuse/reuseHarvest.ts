@@ -4,7 +4,8 @@
  * every row of the denoiser's canvas outside the fill (the prefix rows after the shared ones, the "tail", and the
  * suffix rows), each from its earliest computation in the request: the next request's first call sees its fill
  * all masked, and the earliest values were computed with the fill least decoded. Of the tail rows it also keeps
- * the hidden states entering the harvested depths (depth-wise calls only), which a depth-wise refresh starts from.
+ * the hidden states entering the harvested depths (depth-wise calls only), which a depth-wise refresh starts from;
+ * with depths to harvest, a tail row is passed on only with them.
  *
  * Suffix rows taken from the store for the request (stale rows) count as held without being computed: the
  * harvest passes them on as they were given, until a call computes them.
@@ -158,7 +159,8 @@ export class RequestHarvest {
     const { numLayers: L, numKvHeads: heads, headDim: dim, hiddenSize: H, cacheDtype } = this.geometry;
     const s = shared?.ids.length ?? 0;
     let t = 0;
-    while (t < this.tailLength && this.tailHave[t] && this.tailHiddenHave[t]) t++;
+    const needsHidden = this.layout.depths.length > 0;
+    while (t < this.tailLength && this.tailHave[t] && (!needsHidden || this.tailHiddenHave[t])) t++;
     const n = s + t;
     const depths = this.layout.depths.filter((d) => s === 0 || shared!.hidden.has(d));
     const hidden = new Map<number, KvArray>();

@@ -1,0 +1,131 @@
+/**
+ * Full-depth prompt reuse for one loaded model (in its worker): the store of what each document's last request
+ * (or warm-up) computed, and the planning of a request against it. A request carries the longest token prefix it
+ * shares with its document's entry (capped so a shifted model's last prefix row, which predicts the first fill
+ * position, stays in the denoiser's canvas) and the leading suffix rows the entry also holds, their keys rotated
+ * to the positions they moved to; it computes the rest (carriedPromptModel.ts). After the request, cancelled or
+ * not, its harvest becomes the document's entry; a warm-up's only when it completes.
+ *
+ * Safety is the store's (prefixStore.ts): an entry is offered only to the same model, decoding options and
+ * document, and only rows whose tokens equal the request's, so an edit before the cursor ends the carried prefix
+ * at the edit and an edit after it ends the carried suffix there.
+ */
+import type { CacheDtype, StepFeeds, StepModel } from '../graph/stepContract';
+import type { ModelArchitecture } from '../model/architecture';
+import { Canvas } from '../denoiser/canvas';
+import { denoise, type DenoiseHooks, type DenoiseRequest, type DenoiseResult, type DenoiseSpec } from '../denoiser/denoiser';
+import { validateDecodingOptions } from '../denoiser/options';
+import { CarriedPromptModel, type CarrySetup, type LayeredRun } from './carriedPromptModel';
+import { allocate } from './kvRows';
+import { DEFAULT_STORE_BYTES, MAX_STORE_TOKENS } from './prefixReuse';
+import { leadingPrefix, leadingSuffixAt, PrefixStore, sharedPrefixLength, type PrefixStoreKey, type StoredEntry } from './prefixStore';
+import type { SegmentedStepModel } from './segmentedModel';
+
+export interface CarryStats {
+  /** Prompt rows whose K/V came from the store: prefix rows, and leading suffix rows. */
+  sharedTokens: number;
+  carriedSuffixTokens: number;
+  /** Prompt rows of the request (prefix + suffix). */
+  promptTokens: number;
+  /** Rows the request's graph calls computed, summed over calls. */
+  rowsComputed: number;
+}
+
+/** Stored tokens that fit DEFAULT_STORE_BYTES with K and V of every layer (no hidden states), capped at MAX_STORE_TOKENS. */
+export function carryBudgetTokens(arch: ModelArchitecture, dtype: CacheDtype): number {
+  const bytesPerToken = (dtype === 'float16' ? 2 : 4) * 2 * arch.numLayers * arch.numKvHeads * arch.headDim;
+  return Math.min(MAX_STORE_TOKENS, Math.floor(DEFAULT_STORE_BYTES / bytesPerToken));
+}
+
+/** What of a request can be carried from `entry`, as the setup of its carried-prompt model. */
+export function planCarry(
+  entry: StoredEntry | null,
+  request: Pick<DenoiseRequest, 'prefixIds' | 'suffixIds' | 'length'>,
+  arch: ModelArchitecture,
+): { setup: CarrySetup; stats: Omit<CarryStats, 'rowsComputed'> } {
+  const { prefixIds, suffixIds, length } = request;
+  const maxShared = arch.logitShift ? Math.max(0, prefixIds.length - 1) : prefixIds.length;
+  const s = entry ? Math.min(sharedPrefixLength(entry.prefix.ids, prefixIds), maxShared) : 0;
+  const u = entry?.suffix ? sharedPrefixLength(entry.suffix.ids, suffixIds) : 0;
+  const setup: CarrySetup = {
+    shared: s > 0 ? leadingPrefix(entry!.prefix, s, arch) : null,
+    carriedSuffix: u > 0 ? leadingSuffixAt(entry!.suffix!, u, prefixIds.length + length, arch) : null,
+    tailIds: prefixIds.slice(s),
+    fillLength: length,
+    suffixIds,
+  };
+  return { setup, stats: { sharedTokens: s, carriedSuffixTokens: u, promptTokens: prefixIds.length + suffixIds.length } };
+}
+
+export class PromptCarry {
+  readonly store: PrefixStore;
+
+  constructor(
+    private readonly monolithic: StepModel,
+    private readonly arch: ModelArchitecture,
+    /** Names the loaded model and variant in store keys. */
+    private readonly modelKey: string,
+    budgetTokens = carryBudgetTokens(arch, monolithic.cacheDtype),
+  ) {
+    this.store = new PrefixStore(budgetTokens, arch);
+  }
+
+  /**
+   * Denoises `request` carrying what `document`'s entry shares with it; `wrap` decorates the model the denoiser
+   * runs (e.g. to time its calls). The store gets this request's harvest even when it is cancelled.
+   */
+  async denoise(
+    spec: DenoiseSpec,
+    request: DenoiseRequest,
+    document: string,
+    hooks: DenoiseHooks = {},
+    wrap: (model: StepModel) => StepModel = (m) => m,
+  ): Promise<{ result: DenoiseResult; carry: CarryStats }> {
+    const key = this.key(request, document);
+    const { setup, stats } = planCarry(this.store.lookup(key), request, this.arch);
+    const model = new CarriedPromptModel(this.monolithic, setup, this.arch.hiddenSize);
+    try {
+      const suffixIds = request.suffixIds.slice(stats.carriedSuffixTokens);
+      const result = await denoise(wrap(model), spec, { ...request, prefixIds: setup.tailIds, suffixIds }, hooks);
+      return { result, carry: { ...stats, rowsComputed: model.rowsComputed } };
+    } finally {
+      this.store.put(key, model.harvest());
+    }
+  }
+
+  /**
+   * Computes and stores what `request`'s first call would: the K/V of its prompt rows not yet in the store (with
+   * its fill masked), so that the request, when it comes, finds them carried. With `layered` the computation runs
+   * layer by layer and throws PromptComputationCancelled between layers once cancelled; the store is then untouched.
+   */
+  async warm(spec: DenoiseSpec, request: DenoiseRequest, document: string, layered?: Omit<LayeredRun, 'segments'> & { segments: SegmentedStepModel | null }): Promise<CarryStats> {
+    validateDecodingOptions(request.options, request.length);
+    const key = this.key(request, document);
+    const { setup, stats } = planCarry(this.store.lookup(key), request, this.arch);
+    const model = new CarriedPromptModel(this.monolithic, setup, this.arch.hiddenSize);
+    const canvas = new Canvas(setup.tailIds, request.length, request.suffixIds.slice(stats.carriedSuffixTokens), spec.tokens.mask);
+    const run = layered?.segments ? { segments: layered.segments, isCancelled: layered.isCancelled } : undefined;
+    await model.computePrompt(fullPass(model, canvas), run);
+    this.store.put(key, model.harvest());
+    return { ...stats, rowsComputed: model.rowsComputed };
+  }
+
+  private key(request: DenoiseRequest, document: string): PrefixStoreKey {
+    return { model: this.modelKey, settings: JSON.stringify(request.options), document };
+  }
+}
+
+/** A full pass over the canvas at positions 0.., reading the last row's prediction. */
+function fullPass(model: StepModel, canvas: Canvas): StepFeeds {
+  const q = canvas.length;
+  const empty = allocate(model.cacheDtype, 0);
+  return {
+    inputIds: BigInt64Array.from({ length: q }, (_, i) => BigInt(canvas.token(i))),
+    positionIds: BigInt64Array.from({ length: q }, (_, i) => BigInt(i)),
+    attentionBias: allocate(model.cacheDtype, q * q),
+    logitsIndex: BigInt64Array.of(BigInt(q - 1)),
+    pastKeys: new Array(model.numLayers).fill(empty),
+    pastValues: new Array(model.numLayers).fill(empty),
+    contextLength: 0,
+  };
+}
