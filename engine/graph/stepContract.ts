@@ -136,3 +136,18 @@ export function stepModelShape(model: StepModel): Pick<StepModel, 'numLayers' | 
   const { numLayers, numKvHeads, headDim, cacheDtype, head } = model;
   return { numLayers, numKvHeads, headDim, cacheDtype, head };
 }
+
+/** A full pass (C = 0) over `ids` at positions 0.., every row visible to every row, reading the prediction of `readRow`. */
+export function fullPassFeeds(model: Pick<StepModel, 'numLayers' | 'cacheDtype'>, ids: ArrayLike<number>, readRow = 0): StepFeeds {
+  const q = ids.length;
+  const empty = model.cacheDtype === 'float16' ? new Uint16Array(0) : new Float32Array(0);
+  return {
+    inputIds: BigInt64Array.from({ length: q }, (_, i) => BigInt(ids[i])),
+    positionIds: BigInt64Array.from({ length: q }, (_, i) => BigInt(i)),
+    attentionBias: model.cacheDtype === 'float16' ? new Uint16Array(q * q) : new Float32Array(q * q),
+    logitsIndex: BigInt64Array.of(BigInt(readRow)),
+    pastKeys: new Array(model.numLayers).fill(empty),
+    pastValues: new Array(model.numLayers).fill(empty),
+    contextLength: 0,
+  };
+}

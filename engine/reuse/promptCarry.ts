@@ -10,13 +10,11 @@
  * document, and only rows whose tokens equal the request's, so an edit before the cursor ends the carried prefix
  * at the edit and an edit after it ends the carried suffix there.
  */
-import type { CacheDtype, StepFeeds, StepModel } from '../graph/stepContract';
+import { fullPassFeeds, type CacheDtype, type StepModel } from '../graph/stepContract';
 import type { ModelArchitecture } from '../model/architecture';
-import { Canvas } from '../denoiser/canvas';
 import { denoise, type DenoiseHooks, type DenoiseRequest, type DenoiseResult, type DenoiseSpec } from '../denoiser/denoiser';
 import { validateDecodingOptions } from '../denoiser/options';
 import { CarriedPromptModel, type CarrySetup, type LayeredRun } from './carriedPromptModel';
-import { allocate } from './kvRows';
 import { DEFAULT_STORE_BYTES, MAX_STORE_TOKENS } from './prefixReuse';
 import { leadingPrefix, leadingSuffixAt, PrefixStore, sharedPrefixLength, type PrefixStoreKey, type StoredEntry } from './prefixStore';
 import type { SegmentedStepModel } from './segmentedModel';
@@ -103,9 +101,9 @@ export class PromptCarry {
     const key = this.key(request, document);
     const { setup, stats } = planCarry(this.store.lookup(key), request, this.arch);
     const model = new CarriedPromptModel(this.monolithic, setup, this.arch.hiddenSize);
-    const canvas = new Canvas(setup.tailIds, request.length, request.suffixIds.slice(stats.carriedSuffixTokens), spec.tokens.mask);
+    const canvas = [...setup.tailIds, ...new Array<number>(request.length).fill(spec.tokens.mask), ...request.suffixIds.slice(stats.carriedSuffixTokens)];
     const run = layered?.segments ? { segments: layered.segments, isCancelled: layered.isCancelled } : undefined;
-    await model.computePrompt(fullPass(model, canvas), run);
+    await model.computePrompt(fullPassFeeds(model, canvas, canvas.length - 1), run);
     this.store.put(key, model.harvest());
     return { ...stats, rowsComputed: model.rowsComputed };
   }
@@ -113,19 +111,4 @@ export class PromptCarry {
   private key(request: DenoiseRequest, document: string): PrefixStoreKey {
     return { model: this.modelKey, settings: JSON.stringify(request.options), document };
   }
-}
-
-/** A full pass over the canvas at positions 0.., reading the last row's prediction. */
-function fullPass(model: StepModel, canvas: Canvas): StepFeeds {
-  const q = canvas.length;
-  const empty = allocate(model.cacheDtype, 0);
-  return {
-    inputIds: BigInt64Array.from({ length: q }, (_, i) => BigInt(canvas.token(i))),
-    positionIds: BigInt64Array.from({ length: q }, (_, i) => BigInt(i)),
-    attentionBias: allocate(model.cacheDtype, q * q),
-    logitsIndex: BigInt64Array.of(BigInt(q - 1)),
-    pastKeys: new Array(model.numLayers).fill(empty),
-    pastValues: new Array(model.numLayers).fill(empty),
-    contextLength: 0,
-  };
 }

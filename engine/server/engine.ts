@@ -11,7 +11,7 @@ import { resolveModel, type ModelProgress } from '../model/modelManager';
 import { fitContext } from '../model/contextFit';
 import { canvasPrefix } from '../model/prompting';
 import { Tokenizer } from '../model/tokenizer';
-import type { DenoiseRequest } from '../denoiser/denoiser';
+import type { DenoiseRequest, DenoiseSpec } from '../denoiser/denoiser';
 import { InvalidOptionsError, resolveDecodingOptions } from '../denoiser/options';
 import {
   ErrorCodes,
@@ -25,9 +25,13 @@ import {
   type InfillStats,
   type LoadedModelInfo,
   type LogParams,
+  type PromptReuseMode,
+  type WarmPromptParams,
 } from '../protocol';
+import type { ReuseSummary } from '../reuse/promptReuse';
 import { EngineError, invalidParams, type ErrorCode } from './errors';
 import { DenoiseStopped, InvalidDecodingOptions, ModelWorker, type WorkerProgress } from './modelWorker';
+import type { PromptReuseTarget } from './workerMessages';
 import { JobCancelledError, Scheduler, type CancelReason, type JobContext, type ScheduledJob } from './scheduler';
 
 export type EngineLog = (level: LogParams['level'], message: string) => void;
@@ -54,8 +58,10 @@ export interface TokenInfillRequest {
   options?: Partial<DecodingOptions>;
   /** Keep denoising after the fill has ended (equal work across cache modes, for the benchmark). */
   runToCompletion?: boolean;
-  /** As InfillParams.reusePrefix: reuse the prefix shared with the document's previous request (default true). */
+  /** As InfillParams.reusePrefix: reuse the prompt rows shared with the document's previous request (default true). */
   reusePrefix?: boolean;
+  /** As InfillParams.reuseMode (default `full-depth`). */
+  reuseMode?: PromptReuseMode;
 }
 
 export interface TokenInfillResult extends InfillResult {
@@ -223,6 +229,59 @@ export class Engine {
     this.ensureRunning();
     const model = this.model(request.modelId);
     const { length, prefixIds, suffixIds } = request;
+    const options = this.requestOptions(model, request);
+    const reuse = request.reusePrefix === false ? undefined : reuseTarget(request.documentId, request.reuseMode, options);
+    return this.scheduler.schedule(request.modelId, request.documentId, (job) =>
+      this.run(job, model, { prefixIds, suffixIds, length, options, runToCompletion: request.runToCompletion }, hooks, reuse),
+    );
+  }
+
+  /**
+   * Schedules a background warm-up: the prompt K/V of the context `params` describes, computed for its document
+   * as its next request will reuse them; any request of the model stops it. Resolves to what was computed, or to
+   * null when the request would reuse nothing (exact decoding options).
+   */
+  warmPrompt(params: WarmPromptParams): ScheduledJob<ReuseSummary | null> {
+    this.ensureRunning();
+    const model = this.model(params.modelId);
+    const { prefixIds, suffixIds } = this.canvasIds(params);
+    const options = this.requestOptions(model, { ...params, prefixIds, suffixIds });
+    const target = reuseTarget(params.documentId, params.reuseMode, options);
+    const request: DenoiseRequest = { prefixIds, suffixIds, length: params.length, options };
+    return this.scheduler.schedule(
+      params.modelId,
+      params.documentId,
+      async (job) => (target ? this.warm(job, model, request, target) : null),
+      { background: true },
+    );
+  }
+
+  private async warm(job: JobContext, model: LoadedModel, request: DenoiseRequest, target: PromptReuseTarget): Promise<ReuseSummary | null> {
+    job.onCancel(() => model.worker.cancel(job.id));
+    let warmed;
+    try {
+      warmed = await model.worker.warm(job.id, this.denoiseSpec(model), request, target);
+    } catch (error) {
+      if (error instanceof DenoiseStopped) throw new JobCancelledError(job.cancelReason ?? 'cancelled', 0);
+      if (error instanceof InvalidDecodingOptions) throw invalidParams(error.message);
+      throw error;
+    }
+    const label = `${model.info.modelId}: warm-up of ${target.document}`;
+    if ('unavailable' in warmed.outcome) {
+      this.options.log('debug', `${label}: ${target.mode} reuse is not available: ${warmed.outcome.unavailable}`);
+      return null;
+    }
+    const s = warmed.outcome.stats;
+    this.options.log(
+      'debug',
+      `${label}: ${Math.round(s.rowsComputed)} of ${s.promptTokens} prompt rows computed (${s.prefixTokens} prefix + ${s.suffixTokens} suffix rows already stored) in ${Math.round(warmed.ms)} ms`,
+    );
+    return s;
+  }
+
+  /** The request's canvas checked against the model, and its decoding options resolved against the model's defaults. */
+  private requestOptions(model: LoadedModel, request: Pick<TokenInfillRequest, 'prefixIds' | 'suffixIds' | 'length' | 'options'>): DecodingOptions {
+    const { length, prefixIds, suffixIds } = request;
     const max = model.info.maxCanvasTokens;
     if (!Number.isInteger(length) || length < 1) throw invalidParams(`length must be a whole number >= 1; got ${length}.`);
     if (length > max) {
@@ -237,17 +296,17 @@ export class Engine {
         { prefixTokens: prefixIds.length, fillTokens: length, suffixTokens: suffixIds.length, maxCanvasTokens: max },
       );
     }
-    let options: DecodingOptions;
     try {
-      options = resolveDecodingOptions(model.manifest.decoding, request.options ?? {}, length, model.manifest.architecture.family);
+      return resolveDecodingOptions(model.manifest.decoding, request.options ?? {}, length, model.manifest.architecture.family);
     } catch (error) {
       if (error instanceof InvalidOptionsError) throw invalidParams(error.message);
       throw error;
     }
-    const reuse = request.documentId !== undefined && request.reusePrefix !== false ? { document: request.documentId } : undefined;
-    return this.scheduler.schedule(request.modelId, request.documentId, (job) =>
-      this.run(job, model, { prefixIds, suffixIds, length, options, runToCompletion: request.runToCompletion }, hooks, reuse),
-    );
+  }
+
+  private denoiseSpec(model: LoadedModel): DenoiseSpec {
+    const { manifest } = model;
+    return { tokens: manifest.tokens, logitShift: manifest.architecture.logitShift, vocabSize: manifest.architecture.vocabSize };
   }
 
   private async run(
@@ -255,7 +314,7 @@ export class Engine {
     model: LoadedModel,
     request: DenoiseRequest,
     hooks: InfillHooks,
-    reuse: { document: string } | undefined,
+    reuse: PromptReuseTarget | undefined,
   ): Promise<TokenInfillResult> {
     const { manifest, tokenizer, worker } = model;
     job.onCancel(() => worker.cancel(job.id));
@@ -265,11 +324,7 @@ export class Engine {
     try {
       denoised = await worker.denoise(
         job.id,
-        {
-          tokens: manifest.tokens,
-          logitShift: manifest.architecture.logitShift,
-          vocabSize: manifest.architecture.vocabSize,
-        },
+        this.denoiseSpec(model),
         request,
         onProgress && ((progress) => job.cancelReason || onProgress(this.progressOf(model, progress))),
         reuse,
@@ -304,8 +359,13 @@ export class Engine {
     };
     const reused = denoised.reuse;
     if (reused && 'stats' in reused) {
-      result.stats.reusedPrefixTokens = reused.stats.sharedTokens;
-      result.stats.reuseDepth = reused.stats.depth;
+      const r = reused.stats;
+      Object.assign(result.stats, { reuseMode: r.mode, reusedPrefixTokens: r.prefixTokens, reusedSuffixTokens: r.suffixTokens, reuseDepth: r.depth });
+      this.options.log(
+        'debug',
+        `${model.info.modelId}: infill ${job.id} of ${reuse!.document}: ${r.mode} reuse of ${r.prefixTokens} prefix + ${r.suffixTokens} suffix ` +
+          `of ${r.promptTokens} prompt rows (in ${r.depth} of ${manifest.architecture.numLayers} layers); ${stats.rowsComputed} rows computed in ${stats.graphCalls} calls`,
+      );
     } else if (reused && reused.unavailable !== model.reuseUnavailable) {
       model.reuseUnavailable = reused.unavailable;
       this.options.log('info', `${model.info.modelId}: prefix reuse is off: ${reused.unavailable}`);
@@ -370,9 +430,19 @@ export class Engine {
   }
 }
 
+/**
+ * Where a request reuses prompt K/V: its document, in `mode`; none without a document, or when its decoding
+ * options ask for exact decoding (cache `none`, or a full refresh every step), which cross-request reuse would break.
+ */
+function reuseTarget(documentId: string | undefined, mode: PromptReuseMode | undefined, options: DecodingOptions): PromptReuseTarget | undefined {
+  if (documentId === undefined || options.cache === 'none' || options.refreshInterval === 1) return undefined;
+  return { document: documentId, mode: mode ?? 'full-depth' };
+}
+
 const CANCELLATIONS: Record<CancelReason, { code: ErrorCode; what: string }> = {
   cancelled: { code: ErrorCodes.RequestCancelled, what: 'Cancelled' },
   superseded: { code: ErrorCodes.Superseded, what: 'Superseded by a newer request for the same document' },
+  preempted: { code: ErrorCodes.RequestCancelled, what: 'Preempted by a request' },
   unloaded: { code: ErrorCodes.ModelNotLoaded, what: 'The model was unloaded' },
   shutdown: { code: ErrorCodes.EngineShuttingDown, what: 'The engine is shutting down' },
 };

@@ -8,7 +8,7 @@ import { Worker } from 'node:worker_threads';
 import type { ModelManifest } from '../model/manifest';
 import type { DenoiseRequest, DenoiseResult, DenoiseSpec } from '../denoiser/denoiser';
 import type { DeviceOption } from '../protocol';
-import type { FromWorker, ModelWorkerData, ReuseOutcome, ToWorker } from './workerMessages';
+import type { FromWorker, ModelWorkerData, PromptReuseTarget, ReuseOutcome, ToWorker } from './workerMessages';
 
 /** A denoise that stopped between steps because its job was cancelled. */
 export class DenoiseStopped extends Error {
@@ -36,8 +36,14 @@ export interface WorkerProgress {
 /** A denoise's result, the milliseconds its graph calls took, and how prefix reuse fared when it was asked for. */
 export type TimedDenoiseResult = DenoiseResult & { graphMs: number; reuse?: ReuseOutcome };
 
+/** What a warm-up computed (or why it could not), and how long it took. */
+export interface WarmOutcome {
+  outcome: ReuseOutcome;
+  ms: number;
+}
+
 interface PendingJob {
-  resolve(result: TimedDenoiseResult): void;
+  resolve(result: TimedDenoiseResult | WarmOutcome): void;
   reject(error: Error): void;
   onProgress?: (progress: WorkerProgress) => void;
 }
@@ -101,12 +107,21 @@ export class ModelWorker {
     spec: DenoiseSpec,
     request: DenoiseRequest,
     onProgress?: (progress: WorkerProgress) => void,
-    reuse?: { document: string },
+    reuse?: PromptReuseTarget,
   ): Promise<TimedDenoiseResult> {
     if (this.exitError) return Promise.reject(this.exitError);
     return new Promise<TimedDenoiseResult>((resolve, reject) => {
-      this.pending.set(jobId, { resolve, reject, onProgress });
+      this.pending.set(jobId, { resolve: (result) => resolve(result as TimedDenoiseResult), reject, onProgress });
       this.post({ kind: 'denoise', jobId, spec, request, reportProgress: onProgress !== undefined, ...(reuse ? { reuse } : {}) });
+    });
+  }
+
+  /** Computes `request`'s prompt K/V for `reuse` (a background warm-up); a cancel stops it between layers. */
+  warm(jobId: number, spec: DenoiseSpec, request: DenoiseRequest, reuse: PromptReuseTarget): Promise<WarmOutcome> {
+    if (this.exitError) return Promise.reject(this.exitError);
+    return new Promise<WarmOutcome>((resolve, reject) => {
+      this.pending.set(jobId, { resolve: (result) => resolve(result as WarmOutcome), reject });
+      this.post({ kind: 'warm', jobId, spec, request, reuse });
     });
   }
 
@@ -138,6 +153,10 @@ export class ModelWorker {
       case 'done':
         this.pending.delete(message.jobId);
         job.resolve({ ...message.result, graphMs: message.graphMs, ...(message.reuse ? { reuse: message.reuse } : {}) });
+        return;
+      case 'warmed':
+        this.pending.delete(message.jobId);
+        job.resolve({ outcome: message.outcome, ms: message.ms });
         return;
       case 'cancelled':
         this.pending.delete(message.jobId);

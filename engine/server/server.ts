@@ -18,12 +18,13 @@ import {
   ShutdownRequest,
   StatusRequest,
   UnloadModelRequest,
+  WarmPromptNotification,
   type LogParams,
 } from '../protocol';
 import { Engine, cancelledJobError } from './engine';
 import { EngineError } from './errors';
 import { JobCancelledError } from './scheduler';
-import { validateInfillParams, validateLoadModelParams, validateUnloadModelParams } from './validation';
+import { validateInfillParams, validateLoadModelParams, validateUnloadModelParams, validateWarmPromptParams } from './validation';
 
 export interface ServeOptions {
   cacheDir: string;
@@ -118,6 +119,19 @@ function registerHandlers(
       }
     }),
   );
+
+  // A warm-up has no answer: what it did, or why it did nothing, goes to the debug log.
+  connection.onNotification(WarmPromptNotification, (raw: unknown) => {
+    try {
+      const params = validateWarmPromptParams(raw);
+      engine.warmPrompt(params).result.catch((error: unknown) => {
+        if (error instanceof JobCancelledError) log('debug', `warm-up of ${params.documentId} ${error.reason} before it finished`);
+        else log('debug', `warm-up of ${params.documentId} failed: ${(error as Error).message}`);
+      });
+    } catch (error) {
+      log('debug', `warm-up refused: ${(error as Error).message}`);
+    }
+  });
 
   connection.onRequest(StatusRequest, () => engine.status());
 }

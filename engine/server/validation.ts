@@ -9,10 +9,12 @@ import {
   CACHE_MODES,
   DEVICE_OPTIONS,
   GREEDY_ORDERS,
+  PROMPT_REUSE_MODES,
   SCHEDULES,
   type DecodingOptions,
   type InfillParams,
   type LoadModelParams,
+  type WarmPromptParams,
 } from '../protocol';
 import { invalidParams } from './errors';
 
@@ -97,13 +99,22 @@ export function validateLoadModelParams(value: unknown): LoadModelParams {
 }
 
 export function validateInfillParams(value: unknown): InfillParams {
+  return checkCanvasParams(value, { documentId: 'string', progressToken: 'string', reusePrefix: 'boolean' }) as InfillParams;
+}
+
+export function validateWarmPromptParams(value: unknown): WarmPromptParams {
+  return checkCanvasParams(value, {}, { documentId: 'string' }) as WarmPromptParams;
+}
+
+/** The fields of a request that carries a canvas (infill, warm-up), with its own `optional` and `required` ones. */
+function checkCanvasParams(value: unknown, optional: Record<string, FieldKind>, required: Record<string, FieldKind> = {}): InfillParams | WarmPromptParams {
   const object = record('params', value);
   const { options, ...rest } = object;
   const params = checkObject(
     'params',
     rest,
-    { modelId: 'string', prefix: 'string', suffix: 'string', length: 'integer' },
-    { documentId: 'string', progressToken: 'string', reusePrefix: 'boolean', fitToModel: 'boolean' },
+    { modelId: 'string', prefix: 'string', suffix: 'string', length: 'integer', ...required },
+    { fitToModel: 'boolean', reuseMode: PROMPT_REUSE_MODES, ...optional },
   );
   if ((params.length as number) < 1) throw invalidParams(`params.length must be at least 1; got ${params.length}.`);
   for (const key of ['prefix', 'suffix'] as const) {

@@ -10,16 +10,16 @@ import { denoise, type DenoiseHooks } from '../denoiser/denoiser';
 import { CancelledError } from '../denoiser/cancellation';
 import { InvalidOptionsError } from '../denoiser/options';
 import { stepModelShape, type StepModel } from '../graph/stepContract';
-import { PrefixReuser } from '../reuse/prefixReuse';
+import { PromptComputationCancelled } from '../reuse/carriedPromptModel';
+import { PromptReuse, ReuseUnavailableError } from '../reuse/promptReuse';
 import type { FromWorker, ModelWorkerData, ReuseOutcome, ToWorker } from './workerMessages';
 
 const port = parentPort;
 if (!port) throw new Error('workerMain.ts runs only as a worker thread.');
 const cancelFlag = new Int32Array((workerData as ModelWorkerData).cancelFlag);
 let model: StepModel | undefined;
-/** What prefix reuse is built from, once a model is loaded; the reuser itself is made at its first use. */
-let reuseSource: { load(): Promise<PrefixReuser> } | undefined;
-let reuser: Promise<PrefixReuser> | undefined;
+/** Cross-request prompt reuse for the loaded model. */
+let reuse: PromptReuse | undefined;
 /** Milliseconds spent inside the model's graph calls, for the stats (host work vs graph work). */
 let graphMs = 0;
 
@@ -48,8 +48,7 @@ async function handle(message: ToWorker): Promise<void> {
     try {
       const loaded = await loadStepModel(message.modelDir, message.manifest, { device: message.device });
       model = timed(loaded.model);
-      const { modelDir, manifest } = message;
-      reuseSource = { load: () => PrefixReuser.load(modelDir, manifest.architecture, loaded.variant, loaded.device, loaded.model) };
+      reuse = new PromptReuse(message.modelDir, message.manifest.architecture, loaded.variant, loaded.device, loaded.model);
       const notes = [
         ...(loaded.skippedVariants ?? []).map((reason) => `graph variant skipped: ${reason}`),
         ...(loaded.deviceKvUnavailable ? [`K/V cache kept on the host: ${loaded.deviceKvUnavailable}`] : []),
@@ -60,6 +59,8 @@ async function handle(message: ToWorker): Promise<void> {
     }
     return;
   }
+
+  if (message.kind === 'warm') return warm(message);
 
   const { jobId, spec, request, reportProgress } = message;
   let stepsDone = 0;
@@ -81,28 +82,20 @@ async function handle(message: ToWorker): Promise<void> {
       },
       isCancelled: () => Atomics.load(cancelFlag, 0) === jobId,
     };
-    let reuse: ReuseOutcome | undefined;
-    let reusing: PrefixReuser | undefined;
+    let outcome: ReuseOutcome | undefined;
+    let result;
     if (message.reuse) {
       try {
-        // A failed load is not kept: the folder may be readied (dlm profile-depth) while the engine runs.
-        reusing = await (reuser ??= reuseSource!.load().catch((error: unknown) => {
-          reuser = undefined;
-          throw error;
-        }));
+        const reused = await reuse!.denoise(spec, request, message.reuse.document, message.reuse.mode, hooks, timed);
+        result = reused.result;
+        outcome = { stats: reused.reuse };
       } catch (error) {
-        reuse = { unavailable: (error as Error).message };
+        if (!(error instanceof ReuseUnavailableError)) throw error;
+        outcome = { unavailable: error.message };
       }
     }
-    let result;
-    if (reusing) {
-      const reused = await reusing.denoise(spec, request, message.reuse!.document, hooks, timed);
-      result = reused.result;
-      reuse = { stats: reused.reuse };
-    } else {
-      result = await denoise(model, spec, request, hooks);
-    }
-    send({ kind: 'done', jobId, result, graphMs, reuse });
+    result ??= await denoise(model, spec, request, hooks);
+    send({ kind: 'done', jobId, result, graphMs, reuse: outcome });
   } catch (error) {
     if (error instanceof CancelledError) {
       send({ kind: 'cancelled', jobId, stepsDone, totalSteps });
@@ -110,6 +103,29 @@ async function handle(message: ToWorker): Promise<void> {
       const invalidOptions = error instanceof InvalidOptionsError;
       send({ kind: 'failed', jobId, message: (error as Error).message, invalidOptions });
     }
+  }
+}
+
+/** A background warm-up: the prompt K/V of a context, stopped between layers when its job is cancelled. */
+async function warm(message: Extract<ToWorker, { kind: 'warm' }>): Promise<void> {
+  const { jobId, spec, request } = message;
+  const started = performance.now();
+  try {
+    if (!reuse) throw new Error('No model is loaded in this worker.');
+    const isCancelled = () => Atomics.load(cancelFlag, 0) === jobId;
+    // Queued behind a request that preempted it: stop before computing anything.
+    if (isCancelled()) throw new PromptComputationCancelled('cancelled before it started');
+    let outcome: ReuseOutcome;
+    try {
+      outcome = { stats: await reuse.warm(spec, request, message.reuse.document, message.reuse.mode, isCancelled) };
+    } catch (error) {
+      if (!(error instanceof ReuseUnavailableError)) throw error;
+      outcome = { unavailable: error.message };
+    }
+    send({ kind: 'warmed', jobId, outcome, ms: performance.now() - started });
+  } catch (error) {
+    if (error instanceof PromptComputationCancelled) send({ kind: 'cancelled', jobId, stepsDone: 0, totalSteps: 0 });
+    else send({ kind: 'failed', jobId, message: (error as Error).message, invalidOptions: error instanceof InvalidOptionsError });
   }
 }
 

@@ -25,6 +25,7 @@ import {
   ShutdownRequest,
   StatusRequest,
   UnloadModelRequest,
+  WarmPromptNotification,
   type InfillParams,
   type InfillProgressParams,
   type LoadedModelInfo,
@@ -229,6 +230,26 @@ describe('engine server (dlm serve as a child process)', function () {
     assert.ok(data.stepsDone < data.stepsPlanned);
     assert.equal((await newer).stats.genTokens, 8);
     assert.equal((await other).stats.genTokens, 8);
+  });
+
+  it('takes dlm/warmPrompt notifications: a request stops a running warm-up or finds it done; bad ones are logged and ignored', async () => {
+    const warm = (params: object) => engine.connection.sendNotification(WarmPromptNotification.method, params);
+    await warm({ modelId: model.modelId, documentId: 'file:///w.py', prefix: PREFIX, suffix: SUFFIX, length: 'ten' });
+    await warm({ modelId: 'nope', documentId: 'file:///w.py', prefix: PREFIX, suffix: SUFFIX, length: 8 });
+    await waitFor(() => engine.logs.filter((l) => l.message.startsWith('warm-up refused:')).length === 2);
+    const refusals = engine.logs.filter((l) => l.message.startsWith('warm-up refused:')).map((l) => l.message);
+    assert.match(refusals[0], /params\.length must be a whole number/);
+    assert.match(refusals[1], /No model "nope" is loaded/);
+    // A long prompt, then at once a request of another document.
+    const prefix = Array.from({ length: 60 }, (_, i) => `value_${i} = compute(${i})\n`).join('');
+    await warm({ modelId: model.modelId, documentId: 'file:///w.py', prefix, suffix: SUFFIX, length: 8, fitToModel: true });
+    const result = await infill({ documentId: 'file:///other.py', length: 8 });
+    assert.equal(result.stats.genTokens, 8);
+    await waitFor(() => engine.logs.some((l) => /warm-up of file:\/\/\/w\.py(: \d+ of \d+ prompt rows computed| preempted before it finished)/.test(l.message)));
+    // The next request of the warmed document reuses what the warm-up stored, when it finished.
+    const finished = engine.logs.some((l) => /warm-up of file:\/\/\/w\.py: \d+ of/.test(l.message));
+    const next = await infill({ documentId: 'file:///w.py', prefix: `${prefix}v`, suffix: SUFFIX, length: 8, fitToModel: true });
+    assert.equal(next.stats.reusedPrefixTokens! > 0, finished);
   });
 
   it('reports status with the loaded model and the last stats', async () => {
