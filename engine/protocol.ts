@@ -6,7 +6,7 @@
  * `dlm/infill` per completion; the engine streams `dlm/infillProgress` notifications (the partially denoised
  * canvas) and answers with the final text and stats. Cancellation is the standard `$/cancelRequest`; it takes
  * effect between denoising steps. A newer infill for the same `documentId` supersedes a running one. The
- * extension may send `dlm/warmPrompt` when a request is likely soon (a document opened, the cursor settled on
+ * extension may call `dlm/warmPrompt` when a request is likely soon (a document opened, the cursor settled on
  * another line, a completion accepted): the engine computes that context's prompt K/V at the lowest priority.
  */
 import { NotificationType, RequestType, RequestType0 } from 'vscode-jsonrpc';
@@ -245,9 +245,9 @@ export const InfillProgressNotification = new NotificationType<InfillProgressPar
 
 /**
  * The context an inline request is likely to come with soon, as an infill would send it. The engine computes
- * its prompt K/V for `reuseMode` at the lowest priority: any request of the model stops the warm-up at once
- * (at its next layer boundary when the model folder has depth-wise segments, else when its one graph call ends),
- * and a newer warm-up replaces it. Nothing is answered; the engine's debug log says what was computed.
+ * its prompt K/V for `reuseMode` at the lowest priority: any infill of the model stops the warm-up at once (at
+ * its next layer boundary when the model folder has depth-wise segments, else when its one graph call ends) and
+ * a newer warm-up replaces it; either answers RequestCancelled.
  */
 export interface WarmPromptParams {
   modelId: string;
@@ -263,7 +263,18 @@ export interface WarmPromptParams {
   reuseMode?: PromptReuseMode;
 }
 
-export const WarmPromptNotification = new NotificationType<WarmPromptParams>('dlm/warmPrompt');
+/** What a warm-up computed; null when the request would reuse nothing (exact decoding options, or a mode the folder lacks). */
+export interface WarmPromptResult {
+  reuseMode: PromptReuseMode;
+  /** Prompt tokens of the context, and of them those already stored, whose K/V were kept. */
+  promptTokens: number;
+  storedTokens: number;
+  /** Rows computed (prompt rows not stored, and the fill's masks they attend to). */
+  rowsComputed: number;
+  ms: number;
+}
+
+export const WarmPromptRequest = new RequestType<WarmPromptParams, WarmPromptResult | null, void>('dlm/warmPrompt');
 
 // ---------------------------------------------------------------------------------------------------------
 // dlm/status, dlm/shutdown, dlm/log

@@ -2,11 +2,12 @@
  * Full-depth prompt reuse across keystrokes, as a StepModel the denoiser runs unchanged. dKV-Cache-Prefill
  * freezes a request's prompt K/V after its first step; this carries them on to the document's next request:
  * every prompt row whose token and position are unchanged keeps the K/V an earlier request computed for it, in
- * every layer. Two runs of rows are carried: the shared prefix [0, s) (same tokens at the same positions) and
- * the suffix's leading u rows (same tokens, moved by the number of tokens typed: their keys come already rotated
- * to the new positions, see prefixStore/planning). The denoiser sees only the rest, `[tail][MASK x n][rest of the
- * suffix]` at positions 0.., and this model maps its positions to the canvas and adds the carried rows' K/V to
- * every call's context in every layer. So every cache policy works with the carry as it is, on a canvas of a
+ * every layer. Two runs of rows are carried: the shared prefix [0, s) (same tokens at the same positions) and a
+ * run of the suffix's rows [a, a + u) (same tokens, moved by the number of tokens typed: their keys come already
+ * rotated to the new positions, prefixStore.ts `suffixRowsAt`); the rows next to the cursor, the tail and the
+ * suffix's first a rows, are computed (promptCarry.ts `CarryWindows`). The denoiser sees only the computed rows,
+ * `[tail][MASK x n][suffix rows before a][suffix rows after a + u]` at positions 0.., and this model maps its
+ * positions to the canvas and adds the carried rows' K/V to every call's context in every layer. So every cache policy works with the carry as it is, on a canvas of a
  * few rows: a keystroke computes the tokens it changed, the fill and what its cache policy recomputes.
  *
  * Approximate like every cache: a carried row's deeper K/V were computed in an earlier canvas (before the last
@@ -25,12 +26,14 @@ import type { SegmentedStepModel } from './segmentedModel';
 export interface CarrySetup {
   /** The carried prefix rows [0, s), or null. Their hidden states are not used. */
   shared: ReusablePrefix | null;
-  /** The carried leading rows of the suffix, keys rotated for this request's positions (start = s + tail + fill). */
+  /** Carried suffix rows, keys rotated for this request's positions: rows `carriedSuffixFrom`.. of the suffix. */
   carriedSuffix: ReusableSuffix | null;
+  /** Suffix rows before the carried ones, computed (the window next to the cursor). */
+  carriedSuffixFrom: number;
   /** The prefix after the shared rows. */
   tailIds: number[];
   fillLength: number;
-  /** The whole suffix; its first `carriedSuffix.ids.length` rows are carried. */
+  /** The whole suffix. */
   suffixIds: number[];
 }
 
@@ -58,7 +61,7 @@ export class CarriedPromptModel implements StepModel {
   rowsComputed = 0;
   private readonly carriedKeys: KvArray[];
   private readonly carriedValues: KvArray[];
-  /** Denoiser positions below this are tail and fill rows; from it on, rows of the suffix after the carried ones. */
+  /** Denoiser positions below this are tail, fill and suffix rows before the carried ones; from it on, suffix rows after them. */
   private readonly restStart: number;
   private readonly harvested: RequestHarvest;
   /** Per-layer context buffers, grown as needed. */
@@ -76,20 +79,21 @@ export class CarriedPromptModel implements StepModel {
     this.headDim = monolithic.headDim;
     this.cacheDtype = monolithic.cacheDtype;
     this.head = monolithic.head;
-    const { shared, carriedSuffix, tailIds, fillLength, suffixIds } = setup;
+    const { shared, carriedSuffix, carriedSuffixFrom: from, tailIds, fillLength, suffixIds } = setup;
     const s = shared?.ids.length ?? 0;
     const u = carriedSuffix?.ids.length ?? 0;
     if (carriedSuffix) {
-      if (u > suffixIds.length || carriedSuffix.ids.some((id, i) => id !== suffixIds[i])) {
-        throw new Error('the carried suffix rows are not the leading rows of this suffix');
+      if (from + u > suffixIds.length || carriedSuffix.ids.some((id, i) => id !== suffixIds[from + i])) {
+        throw new Error(`the carried suffix rows are not rows ${from}.. of this suffix`);
       }
-      if (carriedSuffix.start !== s + tailIds.length + fillLength) {
-        throw new Error(`the carried suffix rows' keys are for position ${carriedSuffix.start}, the suffix starts at ${s + tailIds.length + fillLength}`);
+      const start = s + tailIds.length + fillLength + from;
+      if (carriedSuffix.start !== start) {
+        throw new Error(`the carried suffix rows' keys are for position ${carriedSuffix.start}, they are at ${start}`);
       }
     }
     this.carriedPrefixRows = s;
     this.carriedSuffixRows = u;
-    this.restStart = tailIds.length + fillLength;
+    this.restStart = tailIds.length + fillLength + from;
     const { numKvHeads: heads, headDim: dim } = this;
     const join = (prefix: KvArray | undefined, suffix: KvArray | undefined) =>
       concatRows(allocate(this.cacheDtype, heads * (s + u) * dim), [
@@ -100,7 +104,7 @@ export class CarriedPromptModel implements StepModel {
     this.carriedValues = Array.from({ length: L }, (_, l) => join(shared?.values[l], carriedSuffix?.values[l]));
     const geometry = { numLayers: L, numKvHeads: heads, headDim: dim, hiddenSize, cacheDtype: this.cacheDtype };
     this.harvested = new RequestHarvest(geometry, { tailIds, fillLength, suffixIds, depths: [] });
-    if (carriedSuffix) this.harvested.seedSuffix(carriedSuffix);
+    if (carriedSuffix) this.harvested.seedSuffix(carriedSuffix, from);
     this.contextKeys = Array.from({ length: L }, () => allocate(this.cacheDtype, 0));
     this.contextValues = Array.from({ length: L }, () => allocate(this.cacheDtype, 0));
   }

@@ -15,7 +15,7 @@ import { validateDecodingOptions } from '../denoiser/options';
 import { readDepthProfile, safeDepthFor, usedDepths, type DepthProfile } from './depthProfile';
 import { PrefixReuseModel, type PrefixReuseSetup } from './prefixReuseModel';
 import type { ReusableSuffix } from './reuseHarvest';
-import { leadingPrefix, leadingSuffixAt, PrefixStore, sharedPrefixLength, type PrefixStoreKey, type StoredEntry } from './prefixStore';
+import { leadingPrefix, PrefixStore, sharedPrefixLength, suffixRowsAt, type PrefixStoreKey, type StoredEntry } from './prefixStore';
 import { hasSegmentGraphs } from './segmentFiles';
 import type { SegmentedStepModel } from './segmentedModel';
 
@@ -78,7 +78,7 @@ export function planReuse(
   let staleSuffix: ReusableSuffix | null = null;
   if (tuning.staleFirstCall && entry?.suffix) {
     const u = sharedPrefixLength(entry.suffix.ids, suffixIds);
-    if (u > 0) staleSuffix = leadingSuffixAt(entry.suffix, u, prefixIds.length + length, arch);
+    if (u > 0) staleSuffix = suffixRowsAt(entry.suffix, 0, u, prefixIds.length + length, arch);
   }
   return {
     setup: {
@@ -120,8 +120,10 @@ export class PrefixReuser {
     /** Names the loaded model and variant in store keys. */
     private readonly modelKey: string,
     private readonly tuning: ReuseTuning,
+    /** Where entries are kept; by default a store of its own with the tuning's budget. */
+    store?: PrefixStore,
   ) {
-    this.store = new PrefixStore(tuning.budgetTokens, arch);
+    this.store = store ?? new PrefixStore(tuning.budgetTokens, arch);
   }
 
   /**

@@ -16,7 +16,7 @@ import { denoise, type DenoiseHooks, type DenoiseRequest, type DenoiseResult, ty
 import { validateDecodingOptions } from '../denoiser/options';
 import { CarriedPromptModel, type CarrySetup, type LayeredRun } from './carriedPromptModel';
 import { DEFAULT_STORE_BYTES, MAX_STORE_TOKENS } from './prefixReuse';
-import { leadingPrefix, leadingSuffixAt, PrefixStore, sharedPrefixLength, type PrefixStoreKey, type StoredEntry } from './prefixStore';
+import { leadingPrefix, PrefixStore, sharedPrefixLength, suffixRowsAt, type PrefixStoreKey, type StoredEntry } from './prefixStore';
 import type { SegmentedStepModel } from './segmentedModel';
 
 export interface CarryStats {
@@ -35,24 +35,39 @@ export function carryBudgetTokens(arch: ModelArchitecture, dtype: CacheDtype): n
   return Math.min(MAX_STORE_TOKENS, Math.floor(DEFAULT_STORE_BYTES / bytesPerToken));
 }
 
+/**
+ * Prompt rows next to the cursor that every request computes afresh even when they are stored: the prefix's
+ * last and the suffix's first. They are the rows whose stored K/V are the most out of date (computed while the
+ * text typed since was masks or not there), and the ones the fill attends to most.
+ */
+export interface CarryWindows {
+  prefix: number;
+  suffix: number;
+}
+
+export const DEFAULT_CARRY_WINDOWS: Readonly<CarryWindows> = Object.freeze({ prefix: 16, suffix: 0 });
+
 /** What of a request can be carried from `entry`, as the setup of its carried-prompt model. */
 export function planCarry(
   entry: StoredEntry | null,
   request: Pick<DenoiseRequest, 'prefixIds' | 'suffixIds' | 'length'>,
   arch: ModelArchitecture,
+  windows: CarryWindows = DEFAULT_CARRY_WINDOWS,
 ): { setup: CarrySetup; stats: Omit<CarryStats, 'rowsComputed'> } {
   const { prefixIds, suffixIds, length } = request;
   const maxShared = arch.logitShift ? Math.max(0, prefixIds.length - 1) : prefixIds.length;
-  const s = entry ? Math.min(sharedPrefixLength(entry.prefix.ids, prefixIds), maxShared) : 0;
-  const u = entry?.suffix ? sharedPrefixLength(entry.suffix.ids, suffixIds) : 0;
+  const s = entry ? Math.max(0, Math.min(sharedPrefixLength(entry.prefix.ids, prefixIds), maxShared, prefixIds.length - windows.prefix)) : 0;
+  const matched = entry?.suffix ? sharedPrefixLength(entry.suffix.ids, suffixIds) : 0;
+  const from = Math.min(windows.suffix, matched);
   const setup: CarrySetup = {
     shared: s > 0 ? leadingPrefix(entry!.prefix, s, arch) : null,
-    carriedSuffix: u > 0 ? leadingSuffixAt(entry!.suffix!, u, prefixIds.length + length, arch) : null,
+    carriedSuffix: matched > from ? suffixRowsAt(entry!.suffix!, from, matched, prefixIds.length + length, arch) : null,
+    carriedSuffixFrom: from,
     tailIds: prefixIds.slice(s),
     fillLength: length,
     suffixIds,
   };
-  return { setup, stats: { sharedTokens: s, carriedSuffixTokens: u, promptTokens: prefixIds.length + suffixIds.length } };
+  return { setup, stats: { sharedTokens: s, carriedSuffixTokens: matched - from, promptTokens: prefixIds.length + suffixIds.length } };
 }
 
 export class PromptCarry {
@@ -63,9 +78,11 @@ export class PromptCarry {
     private readonly arch: ModelArchitecture,
     /** Names the loaded model and variant in store keys. */
     private readonly modelKey: string,
-    budgetTokens = carryBudgetTokens(arch, monolithic.cacheDtype),
+    /** Where entries are kept; by default a store of its own sized by carryBudgetTokens. */
+    store?: PrefixStore,
+    private readonly windows: CarryWindows = DEFAULT_CARRY_WINDOWS,
   ) {
-    this.store = new PrefixStore(budgetTokens, arch);
+    this.store = store ?? new PrefixStore(carryBudgetTokens(arch, monolithic.cacheDtype), arch);
   }
 
   /**
@@ -80,11 +97,10 @@ export class PromptCarry {
     wrap: (model: StepModel) => StepModel = (m) => m,
   ): Promise<{ result: DenoiseResult; carry: CarryStats }> {
     const key = this.key(request, document);
-    const { setup, stats } = planCarry(this.store.lookup(key), request, this.arch);
+    const { setup, stats } = planCarry(this.store.lookup(key), request, this.arch, this.windows);
     const model = new CarriedPromptModel(this.monolithic, setup, this.arch.hiddenSize);
     try {
-      const suffixIds = request.suffixIds.slice(stats.carriedSuffixTokens);
-      const result = await denoise(wrap(model), spec, { ...request, prefixIds: setup.tailIds, suffixIds }, hooks);
+      const result = await denoise(wrap(model), spec, { ...request, prefixIds: setup.tailIds, suffixIds: computedSuffix(setup) }, hooks);
       return { result, carry: { ...stats, rowsComputed: model.rowsComputed } };
     } finally {
       this.store.put(key, model.harvest());
@@ -99,9 +115,9 @@ export class PromptCarry {
   async warm(spec: DenoiseSpec, request: DenoiseRequest, document: string, layered?: Omit<LayeredRun, 'segments'> & { segments: SegmentedStepModel | null }): Promise<CarryStats> {
     validateDecodingOptions(request.options, request.length);
     const key = this.key(request, document);
-    const { setup, stats } = planCarry(this.store.lookup(key), request, this.arch);
+    const { setup, stats } = planCarry(this.store.lookup(key), request, this.arch, this.windows);
     const model = new CarriedPromptModel(this.monolithic, setup, this.arch.hiddenSize);
-    const canvas = [...setup.tailIds, ...new Array<number>(request.length).fill(spec.tokens.mask), ...request.suffixIds.slice(stats.carriedSuffixTokens)];
+    const canvas = [...setup.tailIds, ...new Array<number>(request.length).fill(spec.tokens.mask), ...computedSuffix(setup)];
     const run = layered?.segments ? { segments: layered.segments, isCancelled: layered.isCancelled } : undefined;
     await model.computePrompt(fullPassFeeds(model, canvas, canvas.length - 1), run);
     this.store.put(key, model.harvest());
@@ -111,4 +127,10 @@ export class PromptCarry {
   private key(request: DenoiseRequest, document: string): PrefixStoreKey {
     return { model: this.modelKey, settings: JSON.stringify(request.options), document };
   }
+}
+
+/** The suffix rows the denoiser's canvas holds: all but the carried ones. */
+function computedSuffix(setup: CarrySetup): number[] {
+  const carried = setup.carriedSuffix?.ids.length ?? 0;
+  return [...setup.suffixIds.slice(0, setup.carriedSuffixFrom), ...setup.suffixIds.slice(setup.carriedSuffixFrom + carried)];
 }

@@ -1,10 +1,11 @@
 /**
  * Cross-request prompt reuse for one loaded model, in its worker: full-depth carry (promptCarry.ts), which works
  * with any model folder, and BiCache's depth-wise reuse (prefixReuse.ts), which needs a folder readied by
- * `dlm profile-depth`. Each keeps its own store; only the mode in use holds entries (switching modes empties the
- * other), so the memory of one store's budget is never exceeded. The depth-wise segments, when the folder has
- * them, are loaded once at their first use and shared: depth-wise reuse runs on them, and a full-depth warm-up
- * runs layer by layer on them so that a request stops it between layers.
+ * `dlm profile-depth`. Both keep their entries in one store (the mode is part of the key) under one budget,
+ * the tokens that DEFAULT_STORE_BYTES holds at the larger of the two entries' sizes per token (depth-wise
+ * entries also hold hidden states). The depth-wise segments, when the folder has them, are loaded once at their
+ * first use and shared: depth-wise reuse runs on them, and a full-depth warm-up runs layer by layer on them so
+ * that a request stops it between layers.
  */
 import type { StepModel } from '../graph/stepContract';
 import type { ModelArchitecture } from '../model/architecture';
@@ -14,6 +15,7 @@ import type { DenoiseHooks, DenoiseRequest, DenoiseResult, DenoiseSpec } from '.
 import { readDepthProfile, usedDepths } from './depthProfile';
 import { defaultReuseTuning, PrefixReuser, reuseUnavailableReason } from './prefixReuse';
 import { PromptCarry } from './promptCarry';
+import { PrefixStore } from './prefixStore';
 import { hasSegmentGraphs } from './segmentFiles';
 import { SegmentedStepModel } from './segmentedModel';
 
@@ -36,10 +38,10 @@ export class ReuseUnavailableError extends Error {
 }
 
 export class PromptReuse {
+  readonly store: PrefixStore;
   private readonly carry: PromptCarry;
   private depthwise: Promise<PrefixReuser> | undefined;
   private segments: Promise<SegmentedStepModel | null> | undefined;
-  private lastMode: PromptReuseMode | undefined;
 
   constructor(
     private readonly modelDir: string,
@@ -48,7 +50,16 @@ export class PromptReuse {
     private readonly device: ExecutionDevice,
     private readonly monolithic: StepModel,
   ) {
-    this.carry = new PromptCarry(monolithic, arch, `${modelDir}#${variant.file}`);
+    // The profile's depths size the store for depth-wise entries (a folder readied later keeps this budget).
+    let profile = null;
+    try {
+      profile = readDepthProfile(modelDir, arch.numLayers);
+    } catch {
+      // A malformed profile is reported when a depth-wise request needs it.
+    }
+    const depths = profile ? usedDepths(profile, arch.numLayers).length : 0;
+    this.store = new PrefixStore(defaultReuseTuning(arch, variant.cacheDtype, depths).budgetTokens, arch);
+    this.carry = new PromptCarry(monolithic, arch, this.modelKey('full-depth'), this.store);
   }
 
   /** Denoises `request` reusing what `document`'s entry for `mode` shares with it; `wrap` decorates the model the denoiser runs. */
@@ -62,13 +73,11 @@ export class PromptReuse {
   ): Promise<{ result: DenoiseResult; reuse: ReuseSummary }> {
     const promptTokens = request.prefixIds.length + request.suffixIds.length;
     if (mode === 'full-depth') {
-      this.use(mode);
       const { result, carry } = await this.carry.denoise(spec, request, document, hooks, wrap);
       const reuse = { mode, promptTokens, prefixTokens: carry.sharedTokens, suffixTokens: carry.carriedSuffixTokens, depth: this.arch.numLayers, rowsComputed: carry.rowsComputed };
       return { result, reuse };
     }
     const reuser = await this.depthwiseReuser();
-    this.use(mode);
     const { result, reuse: stats } = await reuser.denoise(spec, request, document, hooks, wrap);
     return { result, reuse: { mode, promptTokens, prefixTokens: stats.sharedTokens, suffixTokens: stats.staleSuffixTokens, depth: stats.depth, rowsComputed: stats.rowsComputed } };
   }
@@ -80,29 +89,23 @@ export class PromptReuse {
   async warm(spec: DenoiseSpec, request: DenoiseRequest, document: string, mode: PromptReuseMode, isCancelled: () => boolean): Promise<ReuseSummary> {
     const promptTokens = request.prefixIds.length + request.suffixIds.length;
     if (mode === 'full-depth') {
-      this.use(mode);
       const carry = await this.carry.warm(spec, request, document, { segments: await this.segmentModel(), isCancelled });
       return { mode, promptTokens, prefixTokens: carry.sharedTokens, suffixTokens: carry.carriedSuffixTokens, depth: this.arch.numLayers, rowsComputed: carry.rowsComputed };
     }
     const reuser = await this.depthwiseReuser();
-    this.use(mode);
     const stats = await reuser.warm(spec, request, document, isCancelled);
     return { mode, promptTokens, prefixTokens: stats.sharedTokens, suffixTokens: stats.staleSuffixTokens, depth: stats.depth, rowsComputed: stats.rowsComputed };
   }
 
   async release(): Promise<void> {
-    this.carry.store.clear();
+    this.store.clear();
     const segments = await this.segments?.catch(() => null);
     await segments?.release();
   }
 
-  /** Empties the other mode's store when the mode changes. */
-  private use(mode: PromptReuseMode): void {
-    if (this.lastMode !== undefined && this.lastMode !== mode) {
-      if (mode === 'full-depth') void this.depthwise?.then((r) => r.store.clear(), () => undefined);
-      else this.carry.store.clear();
-    }
-    this.lastMode = mode;
+  /** Names the loaded model, its variant and the mode in store keys. */
+  private modelKey(mode: PromptReuseMode): string {
+    return `${this.modelDir}#${this.variant.file}#${mode}`;
   }
 
   /** The segments of the folder, or null when it has none. A failed load is not kept (the folder may be readied meanwhile). */
@@ -129,7 +132,7 @@ export class PromptReuse {
       const profile = readDepthProfile(this.modelDir, this.arch.numLayers)!;
       const segments = (await this.segmentModel())!;
       const tuning = defaultReuseTuning(this.arch, this.variant.cacheDtype, usedDepths(profile, this.arch.numLayers).length);
-      return new PrefixReuser(this.monolithic, segments, profile, this.arch, `${this.modelDir}#${this.variant.file}`, tuning);
+      return new PrefixReuser(this.monolithic, segments, profile, this.arch, this.modelKey('depthwise'), tuning, this.store);
     })().catch((error: unknown) => {
       this.depthwise = undefined;
       throw error;

@@ -91,16 +91,19 @@ export class RequestHarvest {
     this.suffixComputed = new Uint8Array(this.suffixLength);
   }
 
-  /** Holds the stale rows (the suffix's leading rows, keys at this request's positions) until a call computes them. */
-  seedSuffix(stale: ReusableSuffix): void {
+  /**
+   * Holds suffix rows from the store (keys at this request's positions), rows `at`.. of the suffix, until a call
+   * computes them.
+   */
+  seedSuffix(stored: ReusableSuffix, at = 0): void {
     const { numLayers: L, numKvHeads: heads, headDim: dim } = this.geometry;
-    const u = stale.ids.length;
+    const u = stored.ids.length;
     const rows = Array.from({ length: u }, (_, i) => i);
     for (let l = 0; l < L; l++) {
-      copyRows(stale.keys[l], u, rows, this.suffixKeys[l], this.suffixLength, 0, heads, dim);
-      copyRows(stale.values[l], u, rows, this.suffixValues[l], this.suffixLength, 0, heads, dim);
+      copyRows(stored.keys[l], u, rows, this.suffixKeys[l], this.suffixLength, at, heads, dim);
+      copyRows(stored.values[l], u, rows, this.suffixValues[l], this.suffixLength, at, heads, dim);
     }
-    this.suffixHave.fill(1, 0, u);
+    this.suffixHave.fill(1, at, at + u);
   }
 
   /** Whether a call at these positions computes a tail or suffix row whose K/V the harvest does not have yet. */

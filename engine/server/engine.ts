@@ -27,8 +27,8 @@ import {
   type LogParams,
   type PromptReuseMode,
   type WarmPromptParams,
+  type WarmPromptResult,
 } from '../protocol';
-import type { ReuseSummary } from '../reuse/promptReuse';
 import { EngineError, invalidParams, type ErrorCode } from './errors';
 import { DenoiseStopped, InvalidDecodingOptions, ModelWorker, type WorkerProgress } from './modelWorker';
 import type { PromptReuseTarget } from './workerMessages';
@@ -241,7 +241,7 @@ export class Engine {
    * as its next request will reuse them; any request of the model stops it. Resolves to what was computed, or to
    * null when the request would reuse nothing (exact decoding options).
    */
-  warmPrompt(params: WarmPromptParams): ScheduledJob<ReuseSummary | null> {
+  warmPrompt(params: WarmPromptParams): ScheduledJob<WarmPromptResult | null> {
     this.ensureRunning();
     const model = this.model(params.modelId);
     const { prefixIds, suffixIds } = this.canvasIds(params);
@@ -256,7 +256,7 @@ export class Engine {
     );
   }
 
-  private async warm(job: JobContext, model: LoadedModel, request: DenoiseRequest, target: PromptReuseTarget): Promise<ReuseSummary | null> {
+  private async warm(job: JobContext, model: LoadedModel, request: DenoiseRequest, target: PromptReuseTarget): Promise<WarmPromptResult | null> {
     job.onCancel(() => model.worker.cancel(job.id));
     let warmed;
     try {
@@ -274,9 +274,15 @@ export class Engine {
     const s = warmed.outcome.stats;
     this.options.log(
       'debug',
-      `${label}: ${Math.round(s.rowsComputed)} of ${s.promptTokens} prompt rows computed (${s.prefixTokens} prefix + ${s.suffixTokens} suffix rows already stored) in ${Math.round(warmed.ms)} ms`,
+      `${label}: ${Math.round(s.rowsComputed)} rows computed, ${s.prefixTokens} prefix + ${s.suffixTokens} suffix of ${s.promptTokens} prompt rows already stored, in ${Math.round(warmed.ms)} ms`,
     );
-    return s;
+    return {
+      reuseMode: s.mode,
+      promptTokens: s.promptTokens,
+      storedTokens: s.prefixTokens + s.suffixTokens,
+      rowsComputed: Math.round(s.rowsComputed),
+      ms: Math.round(warmed.ms * 10) / 10,
+    };
   }
 
   /** The request's canvas checked against the model, and its decoding options resolved against the model's defaults. */

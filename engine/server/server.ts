@@ -18,7 +18,7 @@ import {
   ShutdownRequest,
   StatusRequest,
   UnloadModelRequest,
-  WarmPromptNotification,
+  WarmPromptRequest,
   type LogParams,
 } from '../protocol';
 import { Engine, cancelledJobError } from './engine';
@@ -120,18 +120,21 @@ function registerHandlers(
     }),
   );
 
-  // A warm-up has no answer: what it did, or why it did nothing, goes to the debug log.
-  connection.onNotification(WarmPromptNotification, (raw: unknown) => {
-    try {
+  connection.onRequest(WarmPromptRequest, (raw: unknown, cancellation) =>
+    answer(async () => {
       const params = validateWarmPromptParams(raw);
-      engine.warmPrompt(params).result.catch((error: unknown) => {
-        if (error instanceof JobCancelledError) log('debug', `warm-up of ${params.documentId} ${error.reason} before it finished`);
-        else log('debug', `warm-up of ${params.documentId} failed: ${(error as Error).message}`);
-      });
-    } catch (error) {
-      log('debug', `warm-up refused: ${(error as Error).message}`);
-    }
-  });
+      const job = engine.warmPrompt(params);
+      const subscription = cancellation.onCancellationRequested(() => job.cancel('cancelled'));
+      try {
+        return await job.result;
+      } catch (error) {
+        if (error instanceof JobCancelledError) log('debug', `warm-up of ${params.documentId} ${error.message}`);
+        throw error;
+      } finally {
+        subscription.dispose();
+      }
+    }),
+  );
 
   connection.onRequest(StatusRequest, () => engine.status());
 }

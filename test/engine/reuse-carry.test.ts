@@ -14,12 +14,13 @@ import type { ModelArchitecture } from '../../engine/model/architecture';
 import { denoise, type DenoiseRequest } from '../../engine/denoiser/denoiser';
 import { DEFAULT_DECODING_OPTIONS } from '../../engine/denoiser/options';
 import { shiftKeyPositions } from '../../engine/reuse/kvRows';
-import { carryBudgetTokens, planCarry, PromptCarry } from '../../engine/reuse/promptCarry';
+import { carryBudgetTokens, planCarry, PromptCarry, type CarryWindows } from '../../engine/reuse/promptCarry';
 import type { StoredEntry } from '../../engine/reuse/prefixStore';
 import { fromCache, maxAbsDiff, stepFeeds } from './graphTestSupport';
 import { byteTokens, FP16_STATS, FP32_DECOMPOSED, FP32_GQA, segmentedFixture, type SegmentedFixture } from './reuseTestSupport';
 
 const FP32_TOLERANCE = 1e-4;
+const NO_WINDOWS: CarryWindows = { prefix: 0, suffix: 0 };
 const range = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => from + i);
 
 describe('carried prompt K/V: the suffix shift (real onnxruntime)', function () {
@@ -70,7 +71,8 @@ describe('carried prompt K/V: what a request carries', () => {
   const SUFFIX = byteTokens(12, 2);
   const FILL = 8;
   const stored = entry(PREFIX, SUFFIX, PREFIX.length + FILL);
-  const plan = (prefixIds: number[], suffixIds: number[], length = FILL, arch = ARCH) => planCarry(stored, { prefixIds, suffixIds, length }, arch);
+  const plan = (prefixIds: number[], suffixIds: number[], length = FILL, arch = ARCH, windows = NO_WINDOWS) =>
+    planCarry(stored, { prefixIds, suffixIds, length }, arch, windows);
 
   it('the same canvas again: every prompt row but the predictor of the first fill position', () => {
     const { setup, stats } = plan(PREFIX, SUFFIX);
@@ -128,6 +130,29 @@ describe('carried prompt K/V: what a request carries', () => {
     assert.equal(plan(PREFIX, SUFFIX.slice(0, 5)).stats.carriedSuffixTokens, 5);
   });
 
+  it('recomputes the rows next to the cursor: the last prefix rows and the first suffix rows of the windows', () => {
+    const typed = [...PREFIX, 77];
+    const { setup, stats } = plan(typed, SUFFIX, FILL, ARCH, { prefix: 8, suffix: 3 });
+    assert.equal(stats.sharedTokens, typed.length - 8);
+    assert.deepEqual(setup.tailIds, typed.slice(-8));
+    assert.equal(stats.carriedSuffixTokens, SUFFIX.length - 3);
+    assert.equal(setup.carriedSuffixFrom, 3);
+    assert.deepEqual(setup.carriedSuffix!.ids, SUFFIX.slice(3));
+    assert.equal(setup.carriedSuffix!.start, typed.length + FILL + 3);
+    const { numKvHeads, headDim } = GEOMETRY;
+    const rowsFrom3 = (kv: Float32Array) => Float32Array.from({ length: numKvHeads * (SUFFIX.length - 3) * headDim }, (_, i) => {
+      const h = Math.floor(i / ((SUFFIX.length - 3) * headDim));
+      const rest = i % ((SUFFIX.length - 3) * headDim);
+      return kv[h * SUFFIX.length * headDim + 3 * headDim + rest];
+    });
+    assert.deepEqual(setup.carriedSuffix!.values[1], rowsFrom3(stored.suffix!.values[1] as Float32Array), 'stored rows 3.. of each head');
+    const expectedKeys = shiftKeyPositions(rowsFrom3(stored.suffix!.keys[1] as Float32Array), numKvHeads, SUFFIX.length - 3, headDim, 1, ARCH.ropeTheta);
+    assert.ok(maxAbsDiff(setup.carriedSuffix!.keys[1], expectedKeys) === 0, 'rotated by the one token typed');
+    // Windows wider than what matches carry nothing there.
+    assert.equal(plan(typed, SUFFIX, FILL, ARCH, { prefix: 40, suffix: 20 }).stats.sharedTokens, 0);
+    assert.equal(plan(typed, SUFFIX, FILL, ARCH, { prefix: 40, suffix: 20 }).setup.carriedSuffix, null);
+  });
+
   it('sizes its store by the K/V a token takes (no hidden states)', () => {
     const qwen05b = { ...ARCH, numLayers: 24, numKvHeads: 2, headDim: 64 };
     assert.equal(carryBudgetTokens(qwen05b, 'float32'), Math.floor((256 * 1024 ** 2) / (4 * 2 * 24 * 2 * 64)));
@@ -151,7 +176,7 @@ for (const preset of ['tiny-dream', 'tiny-llada'] as const) {
 
     it('a request repeating the last canvas gets the tokens of no reuse, computing only the tail and the fill', async () => {
       const { monolithic, variant } = fixture.variants[0];
-      const carry = new PromptCarry(monolithic, fixture.arch, variant.file);
+      const carry = new PromptCarry(monolithic, fixture.arch, variant.file, undefined, NO_WINDOWS);
       const first = await carry.denoise(fixture.spec, request(PREFIX), 'a.ts');
       assert.deepEqual([first.carry.sharedTokens, first.carry.carriedSuffixTokens], [0, 0], 'nothing stored yet');
       const again = await carry.denoise(fixture.spec, request(PREFIX), 'a.ts');
@@ -166,10 +191,23 @@ for (const preset of ['tiny-dream', 'tiny-llada'] as const) {
       assert.deepEqual(again.result.stats.rowsPerCall.slice(1), cold.stats.rowsPerCall.slice(1));
     });
 
+    it('with windows, a repeated canvas computes the windows again and still gets the tokens of no reuse', async () => {
+      const { monolithic, variant } = fixture.variants[0];
+      const carry = new PromptCarry(monolithic, fixture.arch, variant.file, undefined, { prefix: 5, suffix: 2 });
+      await carry.denoise(fixture.spec, request(PREFIX), 'a.ts');
+      const again = await carry.denoise(fixture.spec, request(PREFIX), 'a.ts');
+      assert.deepEqual([again.carry.sharedTokens, again.carry.carriedSuffixTokens], [PREFIX.length - 5, SUFFIX.length - 2]);
+      assert.equal(again.result.stats.rowsPerCall[0], 5 + 8 + 2);
+      assert.deepEqual(again.result.fill, (await denoise(monolithic, fixture.spec, request(PREFIX))).fill);
+      // The harvest keeps the whole suffix: computed window rows and carried rows alike.
+      const next = await carry.denoise(fixture.spec, request([...PREFIX, 60]), 'a.ts');
+      assert.equal(next.carry.carriedSuffixTokens, SUFFIX.length - 2);
+    });
+
     it('carries across typing and edits, and nothing across models, settings or documents', async () => {
       const { monolithic, variant } = fixture.variants[0];
-      const carry = new PromptCarry(monolithic, fixture.arch, variant.file);
-      const other = new PromptCarry(monolithic, fixture.arch, `${variant.file}#other`);
+      const carry = new PromptCarry(monolithic, fixture.arch, variant.file, undefined, NO_WINDOWS);
+      const other = new PromptCarry(monolithic, fixture.arch, `${variant.file}#other`, undefined, NO_WINDOWS);
       const tail = fixture.arch.logitShift ? 1 : 0;
       await carry.denoise(fixture.spec, request(PREFIX), 'a.ts');
       const typed = await carry.denoise(fixture.spec, request([...PREFIX, 40, 41]), 'a.ts');
@@ -191,7 +229,7 @@ for (const preset of ['tiny-dream', 'tiny-llada'] as const) {
       const { monolithic, segments, variant } = fixture.variants[0];
       const tail = fixture.arch.logitShift ? 1 : 0;
       for (const layered of [false, true]) {
-        const carry = new PromptCarry(monolithic, fixture.arch, variant.file);
+        const carry = new PromptCarry(monolithic, fixture.arch, variant.file, undefined, NO_WINDOWS);
         const warm = await carry.warm(fixture.spec, request(PREFIX), 'a.ts', layered ? { segments, isCancelled: () => false } : undefined);
         assert.equal(warm.rowsComputed, PREFIX.length + 8 + SUFFIX.length);
         const next = await carry.denoise(fixture.spec, request(PREFIX), 'a.ts');
@@ -203,7 +241,7 @@ for (const preset of ['tiny-dream', 'tiny-llada'] as const) {
 
     it('a warm-up cancelled between layers leaves the store as it was', async () => {
       const { monolithic, segments, variant } = fixture.variants[0];
-      const carry = new PromptCarry(monolithic, fixture.arch, variant.file);
+      const carry = new PromptCarry(monolithic, fixture.arch, variant.file, undefined, NO_WINDOWS);
       await carry.denoise(fixture.spec, request(PREFIX), 'a.ts');
       const storedBefore = carry.store.tokens;
       let checks = 0;

@@ -25,7 +25,7 @@ import {
   ShutdownRequest,
   StatusRequest,
   UnloadModelRequest,
-  WarmPromptNotification,
+  WarmPromptRequest,
   type InfillParams,
   type InfillProgressParams,
   type LoadedModelInfo,
@@ -232,22 +232,26 @@ describe('engine server (dlm serve as a child process)', function () {
     assert.equal((await other).stats.genTokens, 8);
   });
 
-  it('takes dlm/warmPrompt notifications: a request stops a running warm-up or finds it done; bad ones are logged and ignored', async () => {
-    const warm = (params: object) => engine.connection.sendNotification(WarmPromptNotification.method, params);
-    await warm({ modelId: model.modelId, documentId: 'file:///w.py', prefix: PREFIX, suffix: SUFFIX, length: 'ten' });
-    await warm({ modelId: 'nope', documentId: 'file:///w.py', prefix: PREFIX, suffix: SUFFIX, length: 8 });
-    await waitFor(() => engine.logs.filter((l) => l.message.startsWith('warm-up refused:')).length === 2);
-    const refusals = engine.logs.filter((l) => l.message.startsWith('warm-up refused:')).map((l) => l.message);
-    assert.match(refusals[0], /params\.length must be a whole number/);
-    assert.match(refusals[1], /No model "nope" is loaded/);
-    // A long prompt, then at once a request of another document.
+  it('warms a prompt with dlm/warmPrompt: a request stops a running warm-up or finds it done; bad ones get InvalidParams', async () => {
+    const warm = (params: object) => engine.connection.sendRequest(WarmPromptRequest.method, params);
+    await expectError(warm({ modelId: model.modelId, documentId: 'file:///w.py', prefix: PREFIX, suffix: SUFFIX, length: 'ten' }), ErrorCodes.InvalidParams, /params\.length must be a whole number/);
+    await expectError(warm({ modelId: model.modelId, prefix: PREFIX, suffix: SUFFIX, length: 8 }), ErrorCodes.InvalidParams, /params\.documentId is missing/);
+    await expectError(warm({ modelId: 'nope', documentId: 'file:///w.py', prefix: PREFIX, suffix: SUFFIX, length: 8 }), ErrorCodes.ModelNotLoaded, /No model "nope"/);
+    const done = await engine.connection.sendRequest(WarmPromptRequest, { modelId: model.modelId, documentId: 'file:///v.py', prefix: PREFIX, suffix: SUFFIX, length: 8 });
+    assert.equal(done?.reuseMode, 'full-depth');
+    assert.equal(done?.storedTokens, 0);
+    // A long prompt, then at once a request of another document: the warm-up is preempted unless it already finished.
     const prefix = Array.from({ length: 60 }, (_, i) => `value_${i} = compute(${i})\n`).join('');
-    await warm({ modelId: model.modelId, documentId: 'file:///w.py', prefix, suffix: SUFFIX, length: 8, fitToModel: true });
+    const warming = engine.connection.sendRequest(WarmPromptRequest, { modelId: model.modelId, documentId: 'file:///w.py', prefix, suffix: SUFFIX, length: 8, fitToModel: true });
+    const settled = warming.then(() => 'finished' as const, (error: unknown) => error);
     const result = await infill({ documentId: 'file:///other.py', length: 8 });
     assert.equal(result.stats.genTokens, 8);
-    await waitFor(() => engine.logs.some((l) => /warm-up of file:\/\/\/w\.py(: \d+ of \d+ prompt rows computed| preempted before it finished)/.test(l.message)));
+    const outcome = await settled;
+    const finished = outcome === 'finished';
+    if (!finished) {
+      assert.ok(outcome instanceof ResponseError && outcome.code === ErrorCodes.RequestCancelled && /^Preempted by a request/.test(outcome.message), String(outcome));
+    }
     // The next request of the warmed document reuses what the warm-up stored, when it finished.
-    const finished = engine.logs.some((l) => /warm-up of file:\/\/\/w\.py: \d+ of/.test(l.message));
     const next = await infill({ documentId: 'file:///w.py', prefix: `${prefix}v`, suffix: SUFFIX, length: 8, fitToModel: true });
     assert.equal(next.stats.reusedPrefixTokens! > 0, finished);
   });
