@@ -12,6 +12,7 @@ import {
   ShutdownRequest,
   StatusRequest,
   UnloadModelRequest,
+  WarmPromptRequest,
   type EngineStatus,
   type InfillParams,
   type InfillProgressParams,
@@ -20,6 +21,8 @@ import {
   type LoadProgressParams,
   type LoadedModelInfo,
   type LogParams,
+  type WarmPromptParams,
+  type WarmPromptResult,
 } from '../engine/protocol';
 
 let nextProgressToken = 0;
@@ -72,6 +75,11 @@ export class EngineClient {
     } finally {
       this.infillListeners.delete(progressToken);
     }
+  }
+
+  /** Asks the engine to compute a context's prompt K/V in the background; any completion request stops it. */
+  warmPrompt(params: WarmPromptParams, token?: CancellationToken): Promise<WarmPromptResult | null> {
+    return this.connection.sendRequest(WarmPromptRequest, params, token);
   }
 
   unloadModel(modelId: string): Promise<void> {

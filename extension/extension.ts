@@ -10,9 +10,10 @@ import { EngineSupervisor } from './engineSupervisor';
 import { FillHistory } from './fillHistory';
 import { HuggingFaceToken } from './huggingFaceToken';
 import { InfillDecorations } from './infillDecorations';
-import { ACCEPT_COMMAND, DlmInlineCompletionProvider, type AcceptKind } from './inlineCompletionProvider';
+import { ACCEPT_COMMAND, ACCEPTED_COMMAND, DlmInlineCompletionProvider, type AcceptKind } from './inlineCompletionProvider';
 import { ModelSession } from './modelSession';
 import { OutputLog } from './outputLog';
+import { PromptWarmup } from './promptWarmup';
 import { affectsModel, readSettings, SECTION, type DlmSettings, type SettingProblem } from './settings';
 import { MENU_COMMAND, selectCacheMode, StatusBar } from './statusBar';
 
@@ -24,6 +25,7 @@ export interface DlmExtensionApi {
   readonly supervisor: EngineSupervisor;
   readonly session: ModelSession;
   readonly provider: DlmInlineCompletionProvider;
+  readonly warmup: PromptWarmup;
   readonly blockInfill: BlockInfill;
   readonly fillHistory: FillHistory;
   settings(): DlmSettings;
@@ -67,6 +69,7 @@ export function activate(context: vscode.ExtensionContext): DlmExtensionApi {
     blockFillActiveIn: (uri) => blockInfill.isActiveIn(uri),
     onResult,
   });
+  const warmup = new PromptWarmup({ session, log, settings: () => settings, isPaused: () => paused });
 
   const togglePause = () => {
     paused = !paused;
@@ -88,10 +91,12 @@ export function activate(context: vscode.ExtensionContext): DlmExtensionApi {
     history,
     blockInfill,
     provider,
+    warmup,
     vscode.languages.registerInlineCompletionItemProvider({ pattern: '**' }, provider),
     engine.onDidChangeState(refreshStatus),
     session.onDidChangeState(refreshStatus),
     vscode.commands.registerCommand(ACCEPT_COMMAND, (kind: AcceptKind = 'all') => provider.accept(kind)),
+    vscode.commands.registerCommand(ACCEPTED_COMMAND, () => warmup.completionAccepted()),
     vscode.commands.registerCommand('dlm.fillSelection', (options?: { length?: number }) => blockInfill.fillSelection(options)),
     vscode.commands.registerCommand('dlm.redenoiseSelection', () => blockInfill.redenoiseSelection()),
     vscode.commands.registerCommand('dlm.acceptFill', () => blockInfill.accept()),
@@ -133,6 +138,7 @@ export function activate(context: vscode.ExtensionContext): DlmExtensionApi {
     supervisor: engine,
     session,
     provider,
+    warmup,
     blockInfill,
     fillHistory: history,
     settings: () => settings,

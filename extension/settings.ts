@@ -12,9 +12,11 @@ import {
   CACHE_MODES,
   DEVICE_OPTIONS,
   GREEDY_ORDERS,
+  PROMPT_REUSE_MODES,
   SCHEDULES,
   type DecodingOptions,
   type DeviceOption,
+  type PromptReuseMode,
 } from '../engine/protocol';
 
 export const SECTION = 'dlm';
@@ -36,7 +38,11 @@ export interface DlmSettings {
   streaming: boolean;
   /** Per language id; `*` is the default for languages not listed. */
   enable: Record<string, boolean>;
+  /** How requests reuse the prompt computed for the document's previous request (or a warm-up), or `off`. */
+  promptReuse: PromptReuseSetting;
 }
+
+export type PromptReuseSetting = PromptReuseMode | 'off';
 
 export interface SettingProblem {
   key: string;
@@ -116,6 +122,7 @@ const GENERAL_SETTINGS: { [K in keyof Omit<DlmSettings, 'decoding'>]: [Validator
   debounceMs: [integer(0, 10_000), 200],
   streaming: [boolean, true],
   enable: [languageSwitches, { '*': true, plaintext: false, markdown: false, scminput: false }],
+  promptReuse: [oneOf<PromptReuseSetting>([...PROMPT_REUSE_MODES, 'off']), 'full-depth'],
 };
 
 function describe(value: unknown): string {
@@ -189,4 +196,9 @@ export function isEnabledForLanguage(settings: DlmSettings, languageId: string):
 /** The settings whose change needs the model loaded again (everything else goes with each request). */
 export function affectsModel(event: vscode.ConfigurationChangeEvent): boolean {
   return event.affectsConfiguration(`${SECTION}.model`) || event.affectsConfiguration(`${SECTION}.device`);
+}
+
+/** The reuse fields of an infill or warm-up request for the `dlm.promptReuse` setting. */
+export function promptReuseParams(setting: PromptReuseSetting): { reusePrefix: boolean; reuseMode?: PromptReuseMode } {
+  return setting === 'off' ? { reusePrefix: false } : { reusePrefix: true, reuseMode: setting };
 }
