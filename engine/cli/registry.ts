@@ -9,9 +9,10 @@ import { benchCommand } from './benchCommand';
 import { buildBuiltinCommand } from './buildBuiltinCommand';
 import { convertCommand } from './convertCommand';
 import { profileDepthCommand } from './profileDepthCommand';
+import { makeCheckpointCommand } from './makeCheckpointCommand';
 import { evalCommand } from './eval';
 
-export const COMMANDS: readonly CliCommand[] = [serveCommand, infillCommand, benchCommand, buildBuiltinCommand, convertCommand, evalCommand, profileDepthCommand];
+export const COMMANDS: readonly CliCommand[] = [serveCommand, infillCommand, benchCommand, buildBuiltinCommand, convertCommand, makeCheckpointCommand, evalCommand, profileDepthCommand];
 
 function overview(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length)) + 4;

@@ -275,38 +275,117 @@ function readIndex(indexFile: string): Record<string, string> {
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// Writing (tests, and checking exported checkpoints)
+// Writing (tests, random checkpoints of real geometries, checking exported checkpoints)
 
-export interface TensorToWrite {
+export interface TensorLayout {
   name: string;
   dtype: FloatDtype;
   shape: number[];
+}
+
+export interface TensorToWrite extends TensorLayout {
   data: Float32Array;
+}
+
+function byteLength(t: TensorLayout): number {
+  return elementCount(t.shape) * DTYPE_BYTES[t.dtype];
+}
+
+function encodeValues(dtype: FloatDtype, values: Float32Array): Uint8Array {
+  const typed = dtype === 'F32' ? values : dtype === 'BF16' ? float32ToBf16(values) : float32ToF16(values);
+  return new Uint8Array(typed.buffer, typed.byteOffset, typed.byteLength);
 }
 
 function encode(tensor: TensorToWrite): Uint8Array {
   if (tensor.data.length !== elementCount(tensor.shape)) {
     throw new SafetensorsError(`tensor ${tensor.name}: ${tensor.data.length} values for shape ${JSON.stringify(tensor.shape)}`);
   }
-  const typed = tensor.dtype === 'F32' ? tensor.data : tensor.dtype === 'BF16' ? float32ToBf16(tensor.data) : float32ToF16(tensor.data);
-  return new Uint8Array(typed.buffer, typed.byteOffset, typed.byteLength);
+  return encodeValues(tensor.dtype, tensor.data);
 }
 
-/** Writes one safetensors file; the header is padded with spaces to 8 bytes, as the reference writer does. */
-export function writeSafetensors(file: string, tensors: TensorToWrite[], metadata?: Record<string, string>): void {
+/** The length prefix and JSON header; padded with spaces to 8 bytes, as the reference writer does. */
+function headerBytes(tensors: TensorLayout[], metadata?: Record<string, string>): Buffer {
   const header: Record<string, unknown> = {};
   if (metadata) header.__metadata__ = metadata;
-  const chunks = tensors.map(encode);
   let offset = 0;
-  tensors.forEach((t, i) => {
-    header[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + chunks[i].length] };
-    offset += chunks[i].length;
-  });
+  for (const t of tensors) {
+    header[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + byteLength(t)] };
+    offset += byteLength(t);
+  }
   let json = JSON.stringify(header);
   json += ' '.repeat((8 - ((8 + Buffer.byteLength(json)) % 8)) % 8);
   const length = Buffer.alloc(8);
   length.writeBigUInt64LE(BigInt(Buffer.byteLength(json)));
-  fs.writeFileSync(file, Buffer.concat([length, Buffer.from(json), ...chunks]));
+  return Buffer.concat([length, Buffer.from(json)]);
+}
+
+/** Writes one safetensors file from tensors held in memory. */
+export function writeSafetensors(file: string, tensors: TensorToWrite[], metadata?: Record<string, string>): void {
+  fs.writeFileSync(file, Buffer.concat([headerBytes(tensors, metadata), ...tensors.map(encode)]));
+}
+
+/**
+ * Writes one safetensors file whose tensors are produced piece by piece, in order: the header comes from the
+ * layouts, then `values(tensor)` yields each tensor's values in chunks, converted and appended as they come,
+ * so the file can be far larger than memory.
+ */
+export async function writeSafetensorsStreamed(
+  file: string,
+  tensors: TensorLayout[],
+  values: (tensor: TensorLayout) => AsyncIterable<Float32Array> | Iterable<Float32Array>,
+  metadata?: Record<string, string>,
+): Promise<void> {
+  const handle = await fs.promises.open(file, 'w');
+  try {
+    await handle.write(headerBytes(tensors, metadata));
+    for (const tensor of tensors) {
+      let written = 0;
+      for await (const chunk of values(tensor)) {
+        await handle.write(encodeValues(tensor.dtype, chunk));
+        written += chunk.length;
+      }
+      if (written !== elementCount(tensor.shape)) {
+        throw new SafetensorsError(`tensor ${tensor.name}: ${written} values for shape ${JSON.stringify(tensor.shape)}`);
+      }
+    }
+  } finally {
+    await handle.close();
+  }
+}
+
+export interface ShardPlan {
+  /** `model-0000i-of-0000n.safetensors` */
+  file: string;
+  tensors: TensorLayout[];
+}
+
+/** Tensors in order, split into shards of at most `maxShardBytes` (a bigger tensor gets one of its own), as `save_pretrained` does. */
+export function planShards<T extends TensorLayout>(tensors: T[], maxShardBytes: number): { file: string; tensors: T[] }[] {
+  const shards: T[][] = [[]];
+  let shardBytes = 0;
+  for (const t of tensors) {
+    if (shardBytes > 0 && shardBytes + byteLength(t) > maxShardBytes) {
+      shards.push([]);
+      shardBytes = 0;
+    }
+    shards[shards.length - 1].push(t);
+    shardBytes += byteLength(t);
+  }
+  const pad = (n: number) => String(n).padStart(5, '0');
+  return shards.map((shard, i) => ({ file: `model-${pad(i + 1)}-of-${pad(shards.length)}.safetensors`, tensors: shard }));
+}
+
+/** `model.safetensors.index.json` for a sharded checkpoint. */
+export function writeShardIndex(dir: string, shards: ShardPlan[]): void {
+  const weightMap: Record<string, string> = {};
+  let totalSize = 0;
+  for (const shard of shards) {
+    for (const t of shard.tensors) {
+      weightMap[t.name] = shard.file;
+      totalSize += byteLength(t);
+    }
+  }
+  fs.writeFileSync(path.join(dir, INDEX_FILE), JSON.stringify({ metadata: { total_size: totalSize }, weight_map: weightMap }, null, 2));
 }
 
 /**
@@ -314,26 +393,8 @@ export function writeSafetensors(file: string, tensors: TensorToWrite[], metadat
  * `maxShardBytes` each plus `model.safetensors.index.json`, as `save_pretrained` does.
  */
 export function writeShardedSafetensors(dir: string, tensors: TensorToWrite[], maxShardBytes: number): string[] {
-  const shards: TensorToWrite[][] = [[]];
-  let shardBytes = 0;
-  for (const t of tensors) {
-    const bytes = elementCount(t.shape) * DTYPE_BYTES[t.dtype];
-    if (shardBytes > 0 && shardBytes + bytes > maxShardBytes) {
-      shards.push([]);
-      shardBytes = 0;
-    }
-    shards[shards.length - 1].push(t);
-    shardBytes += bytes;
-  }
-  const pad = (n: number) => String(n).padStart(5, '0');
-  const weightMap: Record<string, string> = {};
-  const files = shards.map((shard, i) => {
-    const name = `model-${pad(i + 1)}-of-${pad(shards.length)}.safetensors`;
-    writeSafetensors(path.join(dir, name), shard, { format: 'pt' });
-    for (const t of shard) weightMap[t.name] = name;
-    return name;
-  });
-  const totalSize = tensors.reduce((n, t) => n + elementCount(t.shape) * DTYPE_BYTES[t.dtype], 0);
-  fs.writeFileSync(path.join(dir, INDEX_FILE), JSON.stringify({ metadata: { total_size: totalSize }, weight_map: weightMap }, null, 2));
-  return files;
+  const shards = planShards(tensors, maxShardBytes);
+  for (const shard of shards) writeSafetensors(path.join(dir, shard.file), shard.tensors, { format: 'pt' });
+  writeShardIndex(dir, shards);
+  return shards.map((s) => s.file);
 }
