@@ -5,13 +5,29 @@
  * Flow: the extension spawns `dlm serve`, calls `dlm/loadModel` (progress via `dlm/loadProgress`), then
  * `dlm/infill` per completion; the engine streams `dlm/infillProgress` notifications (the partially denoised
  * canvas) and answers with the final text and stats. Cancellation is the standard `$/cancelRequest`; it takes
- * effect between denoising steps. A newer infill for the same `documentId` supersedes a running one.
+ * effect between denoising steps. A newer infill for the same `documentId` supersedes a running one. The
+ * extension may call `dlm/warmPrompt` when a request is likely soon (a document opened, the cursor settled on
+ * another line, a completion accepted): the engine computes that context's prompt K/V at the lowest priority.
  */
 import { NotificationType, RequestType, RequestType0 } from 'vscode-jsonrpc';
 import type { CacheMode, DecodingOptions } from './decodingOptions';
 
 // ---------------------------------------------------------------------------------------------------------
 // Devices (the decoding options are described in decodingOptions.ts)
+
+/**
+ * How a request reuses the prompt K/V its document's previous request (or a warm-up) computed, with
+ * `reusePrefix`. Either way only rows whose tokens are unchanged are reused, and a request that asks for exact
+ * decoding (cache `none`, or a refresh interval of 1) reuses nothing.
+ * - `full-depth`: every prompt row with the same token at the same position keeps its K/V in every layer, and
+ *   the suffix's leading rows move with the cursor (their keys rotated to the new positions); a keystroke
+ *   computes only the tokens it changed, the fill and what the cache mode recomputes. Works with any model.
+ * - `depthwise`: BiCache; the shared prefix keeps its K/V only in the layers below a profiled safe depth, the
+ *   deeper ones are recomputed within the request. More exact, slower; needs a folder readied by
+ *   `dlm profile-depth`.
+ */
+export const PROMPT_REUSE_MODES = ['full-depth', 'depthwise'] as const;
+export type PromptReuseMode = (typeof PROMPT_REUSE_MODES)[number];
 
 export type DeviceOption = 'auto' | 'cpu' | 'webgpu' | 'cuda' | 'dml' | 'coreml';
 export const DEVICE_OPTIONS: readonly DeviceOption[] = ['auto', 'cpu', 'webgpu', 'cuda', 'dml', 'coreml'];
@@ -270,11 +286,12 @@ export interface InfillParams {
   /** When set, the engine sends `dlm/infillProgress` notifications carrying this token. */
   progressToken?: string;
   /**
-   * Reuse the keys/values of the prefix this request shares with the previous request of its `documentId`
-   * (BiCache, tuned to typing: the first partial result computes only the rows that changed). Approximate, like
-   * every cache; needs a `documentId` and a model folder readied by `dlm profile-depth`. Default: true.
+   * Reuse the keys/values of the prompt rows this request shares with the previous request (or warm-up) of its
+   * `documentId`, as `reuseMode` says. Approximate, like every cache; needs a `documentId`. Default: true.
    */
   reusePrefix?: boolean;
+  /** Default: `full-depth`. */
+  reuseMode?: PromptReuseMode;
   /**
    * Fit the canvas to the model instead of refusing it with CanvasTooLong: whole lines are dropped from the start
    * of the prefix and the end of the suffix, measured with the model's tokenizer. Prefix cuts land on lines
@@ -303,9 +320,13 @@ export interface InfillStats {
   /** Of `ms`, the time spent in graph calls (the rest is host-side denoiser work and messaging). */
   graphMs?: number;
   tokensPerSecond: number;
+  /** How the prompt was reused (with `reusePrefix`, when the request reused rows or could have). */
+  reuseMode?: PromptReuseMode;
   /** Prefix tokens whose keys/values came from the document's previous request (with `reusePrefix`). */
   reusedPrefixTokens?: number;
-  /** Layers in which they were reused for the whole request (the deeper ones were refreshed in it). */
+  /** Leading suffix tokens whose keys/values came from it (`depthwise`: for the first step only). */
+  reusedSuffixTokens?: number;
+  /** Layers in which the prefix tokens were reused for the whole request (the deeper ones were refreshed in it). */
   reuseDepth?: number;
   /** With `coldBudgetMs`: the canvas limit in tokens (fill included) it set, and the measured graph cost it used. */
   canvasTokenLimit?: number;
@@ -347,6 +368,42 @@ export function progressText(pieces: readonly (string | null)[]): string {
 }
 
 export const InfillProgressNotification = new NotificationType<InfillProgressParams>('dlm/infillProgress');
+
+// ---------------------------------------------------------------------------------------------------------
+// dlm/warmPrompt
+
+/**
+ * The context an inline request is likely to come with soon, as an infill would send it. The engine computes
+ * its prompt K/V for `reuseMode` at the lowest priority: any infill of the model stops the warm-up at once (at
+ * its next layer boundary when the model folder has depth-wise segments, else when its one graph call ends) and
+ * a newer warm-up replaces it; either answers RequestCancelled.
+ */
+export interface WarmPromptParams {
+  modelId: string;
+  documentId: string;
+  prefix: string;
+  suffix: string;
+  /** The fill length the request will have (its masks are part of the prompt's context). */
+  length: number;
+  /** As the request will send them: the prompt K/V are kept per decoding options. */
+  options?: Partial<DecodingOptions>;
+  fitToModel?: boolean;
+  /** Default: `full-depth`. */
+  reuseMode?: PromptReuseMode;
+}
+
+/** What a warm-up computed; null when the request would reuse nothing (exact decoding options, or a mode the folder lacks). */
+export interface WarmPromptResult {
+  reuseMode: PromptReuseMode;
+  /** Prompt tokens of the context, and of them those already stored, whose K/V were kept. */
+  promptTokens: number;
+  storedTokens: number;
+  /** Rows computed (prompt rows not stored, and the fill's masks they attend to). */
+  rowsComputed: number;
+  ms: number;
+}
+
+export const WarmPromptRequest = new RequestType<WarmPromptParams, WarmPromptResult | null, void>('dlm/warmPrompt');
 
 // ---------------------------------------------------------------------------------------------------------
 // dlm/status, dlm/shutdown, dlm/log

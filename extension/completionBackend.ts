@@ -4,7 +4,7 @@
  * (remoteBackend.ts). Requests, progress, results and failures are stated here in the backend's neutral terms.
  */
 import type * as vscode from 'vscode';
-import type { InfillStats } from '../common/protocol';
+import type { InfillStats, PromptReuseMode } from '../common/protocol';
 import type { CacheMode, DecodingOptions } from '../common/decodingOptions';
 
 export interface FillRequest {
@@ -22,6 +22,8 @@ export interface FillRequest {
   options: Partial<DecodingOptions>;
   /** Local engine: size the context so a request computed from scratch takes about this long at most. */
   coldBudgetMs?: number;
+  /** Local engine: how the prompt computed for the document's previous request (or a warm-up) is reused. */
+  reuse?: { reusePrefix: boolean; reuseMode?: PromptReuseMode };
 }
 
 /** One step of a fill in progress: per token its text, or null while still masked. */

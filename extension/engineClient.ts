@@ -23,6 +23,7 @@ import {
   UnloadModelRequest,
   type CatalogueModel,
   type DeviceOption,
+  WarmPromptRequest,
   type EngineStatus,
   type GpuProviderStatus,
   type MachineFacts,
@@ -36,6 +37,8 @@ import {
   type LoadProgressParams,
   type LoadedModelInfo,
   type LogParams,
+  type WarmPromptParams,
+  type WarmPromptResult,
 } from '../common/protocol';
 
 let nextProgressToken = 0;
@@ -136,6 +139,11 @@ export class EngineClient {
     } finally {
       this.infillListeners.delete(progressToken);
     }
+  }
+
+  /** Asks the engine to compute a context's prompt K/V in the background; any completion request stops it. */
+  warmPrompt(params: WarmPromptParams, token?: CancellationToken): Promise<WarmPromptResult | null> {
+    return this.connection.sendRequest(WarmPromptRequest, params, token);
   }
 
   async unloadModel(modelId: string): Promise<void> {

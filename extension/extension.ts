@@ -14,7 +14,7 @@ import { FillHistory } from './fillHistory';
 import { GpuSetup, gpuProviderDir, gpuProviderEnv } from './gpuSetup';
 import { HuggingFaceToken } from './huggingFaceToken';
 import { InfillDecorations } from './infillDecorations';
-import { ACCEPT_COMMAND, DlmInlineCompletionProvider, type AcceptKind } from './inlineCompletionProvider';
+import { ACCEPT_COMMAND, ACCEPTED_COMMAND, DlmInlineCompletionProvider, type AcceptKind } from './inlineCompletionProvider';
 import { LocalBackend } from './localBackend';
 import { ManageModels } from './manageModels';
 import { ModelDownloads } from './modelDownloads';
@@ -24,6 +24,7 @@ import { visibleQuickPick } from './quickPicks';
 import { OPEN_EXAMPLE_COMMAND, openExample } from './walkthroughExample';
 import { OutputLog } from './outputLog';
 import { RemoteBackend } from './remoteBackend';
+import { PromptWarmup } from './promptWarmup';
 import { ServerApiKey } from './serverApiKey';
 import { affectsModel, affectsServer, readSettings, SECTION, type DlmSettings, type SettingProblem } from './settings';
 import { MENU_COMMAND, selectCacheMode, StatusBar } from './statusBar';
@@ -39,6 +40,7 @@ export interface DlmExtensionApi {
   readonly backend: BackendSwitch;
   readonly serverApiKey: ServerApiKey;
   readonly provider: DlmInlineCompletionProvider;
+  readonly warmup: PromptWarmup;
   readonly blockInfill: BlockInfill;
   readonly fillHistory: FillHistory;
   readonly downloads: ModelDownloads;
@@ -98,6 +100,7 @@ export function activate(context: vscode.ExtensionContext): DlmExtensionApi {
     blockFillActiveIn: (uri) => blockInfill.isActiveIn(uri),
     onResult,
   });
+  const warmup = new PromptWarmup({ session, log, settings: () => settings, isPaused: () => paused || backend.kind !== 'local' });
 
   const togglePause = () => {
     paused = !paused;
@@ -123,6 +126,7 @@ export function activate(context: vscode.ExtensionContext): DlmExtensionApi {
     history,
     blockInfill,
     provider,
+    warmup,
     vscode.languages.registerInlineCompletionItemProvider({ pattern: '**' }, provider),
     backend.onDidChangeStatus(refreshStatus),
     engine.onDidChangeState((state) => {
@@ -133,6 +137,7 @@ export function activate(context: vscode.ExtensionContext): DlmExtensionApi {
       });
     }),
     vscode.commands.registerCommand(ACCEPT_COMMAND, (kind: AcceptKind = 'all') => provider.accept(kind)),
+    vscode.commands.registerCommand(ACCEPTED_COMMAND, () => warmup.completionAccepted()),
     vscode.commands.registerCommand('dlm.fillSelection', (options?: { length?: number }) => blockInfill.fillSelection(options)),
     vscode.commands.registerCommand('dlm.redenoiseSelection', () => blockInfill.redenoiseSelection()),
     vscode.commands.registerCommand('dlm.acceptFill', () => blockInfill.accept()),
@@ -198,6 +203,7 @@ export function activate(context: vscode.ExtensionContext): DlmExtensionApi {
     backend,
     serverApiKey,
     provider,
+    warmup,
     blockInfill,
     fillHistory: history,
     downloads,

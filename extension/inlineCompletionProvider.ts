@@ -23,12 +23,15 @@ import { hasPlaceholder, PLACEHOLDER } from './ghostText';
 import { GhostTextRefresh } from './ghostTextRefresh';
 import { InflightCompletion, type CompletionState } from './inflightCompletion';
 import type { OutputLog } from './outputLog';
-import { isEnabledForLanguage, type DlmSettings } from './settings';
+import { textAroundCursor } from './cursorText';
+import { isEnabledForLanguage, promptReuseParams, type DlmSettings } from './settings';
 import { normalizeLineBreaks } from './lineBreaks';
 
 /** Context key true while the shown DLM suggestion is still a partial canvas (package.json keybindings). */
 export const PARTIAL_CONTEXT_KEY = 'dlm.inlineSuggestionPartial';
 export const ACCEPT_COMMAND = 'dlm.acceptInlineSuggestion';
+/** Run by VS Code after it inserted a final suggestion (the item's command); the prompt after it is warmed up. */
+export const ACCEPTED_COMMAND = 'dlm.inlineSuggestionAccepted';
 
 export type AcceptKind = 'all' | 'word' | 'line';
 const NATIVE_ACCEPT: Record<AcceptKind, string> = {
@@ -105,9 +108,7 @@ export class DlmInlineCompletionProvider implements vscode.InlineCompletionItemP
     const refreshing = this.refresh.takeIssued();
     if (this.inflight?.isAt(document, offset)) return this.itemsFor(this.inflight, context, position);
 
-    const window = settings.contextBytes; // a character is at least one byte: this many characters suffice
-    const before = document.getText(new vscode.Range(document.positionAt(Math.max(0, offset - window)), position));
-    const after = document.getText(new vscode.Range(position, document.positionAt(offset + window)));
+    const { before, after } = textAroundCursor(document, position, settings.contextBytes);
     const cached = this.cache.lookup(before, after);
     if (cached) {
       this.deps.log.debug(`Completion from the cache (${cached.typed} characters typed through).`);
@@ -147,6 +148,7 @@ export class DlmInlineCompletionProvider implements vscode.InlineCompletionItemP
             languageId: document.languageId,
             options: settings.decoding,
             coldBudgetMs: settings.coldRequestBudgetMs,
+            reuse: promptReuseParams(settings.promptReuse),
           },
           onProgress,
           backendToken,
@@ -185,7 +187,10 @@ export class DlmInlineCompletionProvider implements vscode.InlineCompletionItemP
     if (!inserted) return;
     const stop = endOfInsertion(start, text);
     editor.selection = new vscode.Selection(stop, stop);
-    if (kind === 'all') await vscode.commands.executeCommand('editor.action.inlineSuggest.hide');
+    if (kind === 'all') {
+      await vscode.commands.executeCommand('editor.action.inlineSuggest.hide');
+      await vscode.commands.executeCommand(ACCEPTED_COMMAND);
+    }
   }
 
   dispose(): void {
@@ -213,7 +218,9 @@ export class DlmInlineCompletionProvider implements vscode.InlineCompletionItemP
    */
   private async items(text: string, partial: boolean, position: vscode.Position): Promise<vscode.InlineCompletionItem[]> {
     await this.setPartialShown(partial && text !== '');
-    return text === '' ? [] : [new vscode.InlineCompletionItem(text, new vscode.Range(position, position))];
+    if (text === '') return [];
+    const accepted = partial ? undefined : { command: ACCEPTED_COMMAND, title: 'Completion accepted' };
+    return [new vscode.InlineCompletionItem(text, new vscode.Range(position, position), accepted)];
   }
 
   private onInflightUpdate(inflight: InflightCompletion, state: CompletionState): void {

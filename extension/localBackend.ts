@@ -105,6 +105,7 @@ class ReadyEngine implements ReadyBackend {
           options: request.options,
           fitToModel: true,
           ...(request.coldBudgetMs ? { coldBudgetMs: request.coldBudgetMs } : {}),
+          ...request.reuse,
         },
         onProgress && ((progress) => onProgress({ pieces: progress.pieces, step: progress.step, totalSteps: progress.totalSteps })),
         token,

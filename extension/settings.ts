@@ -17,6 +17,7 @@ import {
   isValidOptionValue,
   type DecodingOptions,
 } from '../common/decodingOptions';
+import { PROMPT_REUSE_MODES, type PromptReuseMode } from '../common/protocol';
 
 export const SECTION = 'dlm';
 
@@ -58,7 +59,11 @@ export interface DlmSettings {
   enable: Record<string, boolean>;
   /** A Hugging Face mirror's URL, or '' for the engine's default (HF_ENDPOINT, else huggingface.co). */
   huggingFaceEndpoint: string;
+  /** How requests reuse the prompt computed for the document's previous request (or a warm-up), or `off`. */
+  promptReuse: PromptReuseSetting;
 }
+
+export type PromptReuseSetting = PromptReuseMode | 'off';
 
 export interface SettingProblem {
   key: string;
@@ -127,6 +132,7 @@ const GENERAL_SETTINGS: { [K in keyof Omit<DlmSettings, 'decoding' | 'server'>]:
   streaming: [boolean, true],
   enable: [languageSwitches, { '*': true, plaintext: false, markdown: false, scminput: false }],
   huggingFaceEndpoint: [endpoint, ''],
+  promptReuse: [oneOf<PromptReuseSetting>([...PROMPT_REUSE_MODES, 'off']), 'full-depth'],
 };
 
 /** `dlm.server.<key>`, with the same fallbacks as package.json's defaults. */
@@ -243,4 +249,9 @@ export function affectsModel(event: vscode.ConfigurationChangeEvent): boolean {
 /** The settings whose change needs the server connected again. */
 export function affectsServer(event: vscode.ConfigurationChangeEvent): boolean {
   return event.affectsConfiguration(`${SECTION}.server`);
+}
+
+/** The reuse fields of an infill or warm-up request for the `dlm.promptReuse` setting. */
+export function promptReuseParams(setting: PromptReuseSetting): { reusePrefix: boolean; reuseMode?: PromptReuseMode } {
+  return setting === 'off' ? { reusePrefix: false } : { reusePrefix: true, reuseMode: setting };
 }

@@ -1,20 +1,23 @@
 /**
- * `dlm bench --typing`: prefix reuse against no reuse on what an editor sends while someone types. Regions of
- * real source files are typed out again (typingSessions.ts); every debounced keystroke makes one inline
- * completion request, its canvas cut around the cursor exactly as the extension cuts it
- * (extension/canvas.ts). Each request runs twice through the engine, with and without reuse, in alternating
- * order, and is measured from submission: the first partial result (the first progress notification) and the
- * final result. Throughput is requests per second of back-to-back processing; agreement is the share of fill
- * positions where the two final fills hold the same token (an ended fill reads as ended), averaged over
- * requests. Figures are medians.
+ * `dlm bench --typing`: prompt reuse across keystrokes against none, on what an editor sends while someone
+ * types. Regions of real source files are typed out again (typingSessions.ts); every debounced keystroke makes
+ * one inline completion request, its canvas cut around the cursor exactly as the extension cuts it
+ * (extension/canvas.ts). Each request runs through the engine once per side, in rotating order, each side on
+ * its own document: full-depth reuse, BiCache's depth-wise reuse, and no reuse (a cold request, by default
+ * with the prefill cache, the fastest mode without cross-request reuse). A request is measured from submission:
+ * the first partial result (the first progress notification) and the final result. Throughput is requests per
+ * second of back-to-back processing; agreement is the share of fill positions where a side's final fill and
+ * the one without reuse hold the same token (an ended fill reads as ended), averaged over requests. Figures are
+ * medians. Besides: `coldMs`, a session's first request with nothing stored (its document just opened), and
+ * `warmUp`, a session's first request after the editor's warm-up of the opened document had finished.
  */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { buildTextCanvas } from '../../common/textCanvas';
 import { MANIFEST_FILE, readManifest } from '../model/manifest';
-import { resolveModel } from '../store/modelManager';
+import { builtinModelDir, resolveModel } from '../store/modelManager';
 import { writeSyntheticModel } from '../model/synthetic';
-import type { DeviceOption } from '../../common/protocol';
+import type { DeviceOption, PromptReuseMode } from '../../common/protocol';
 import type { DecodingOptions } from '../../common/decodingOptions';
 import { prepareModelForReuse } from '../prepare/prepareModel';
 import { reuseUnavailableReason } from '../reuse/prefixReuse';
@@ -44,7 +47,10 @@ export interface TypingBenchOptions {
   charsPerSession: number;
   debounceMs: number;
   seed: number;
+  /** Decoding options of every side (default cache: prefill). */
   overrides: Partial<DecodingOptions>;
+  /** Reuse modes compared with no reuse; the first is the report's `reuse`. */
+  reuseModes: PromptReuseMode[];
   modelsDir: string;
   log(message: string): void;
 }
@@ -55,22 +61,37 @@ export interface TypingSide {
   requestsPerSecond: number;
 }
 
+export interface ComparedSide extends TypingSide {
+  /** Agreement with no reuse, as the report's. */
+  agreement: number;
+  exactMatch: number;
+}
+
 export interface TypingReport {
   requests: number;
+  /** Of `reuse` with no reuse: the share of fill tokens that agree, and of requests whose final texts are identical. */
   agreement: number;
-  /** Share of requests whose final texts are identical. */
   exactMatch: number;
+  reuseMode: PromptReuseMode;
   reuse: TypingSide;
   noReuse: TypingSide;
+  /** Final ms of a session's first request with nothing stored (median over sessions). */
+  coldMs: number;
+  /** A session's first request after its opened document was warmed up (medians over sessions). */
+  warmUp: { firstPartialMs: number; finalMs: number };
+  /** The depth-wise side, when both modes ran. */
+  depthwise?: ComparedSide;
   model: string;
-  /** `trained` for a trained model; random weights otherwise (speed and exactness only mean something). */
-  weights: string;
+  /** `trained` (the built-in model), `random` (synthetic), or `unknown` (a folder the bench cannot tell). */
+  weights: 'trained' | 'random' | 'unknown';
   device: string;
+  cache: string;
   sessions: number;
   keystrokes: number;
-  /** Means over requests: canvas tokens (masks included) and prefix tokens reused. */
+  /** Means over the `reuse` side's requests: canvas tokens (masks included), and prompt tokens reused before and after the fill. */
   canvasTokens: number;
   reusedPrefixTokens: number;
+  reusedSuffixTokens: number;
 }
 
 interface Sample {
@@ -78,10 +99,15 @@ interface Sample {
   finalMs: number;
   fillIds: number[];
   text: string;
+  canvasTokens: number;
   reusedPrefixTokens: number;
+  reusedSuffixTokens: number;
 }
 
-/** The model folder to type with, readied for prefix reuse (segments and depth profile). */
+/** A side of the comparison: a reuse mode, or none. */
+type Side = PromptReuseMode | 'none';
+
+/** The model folder to type with, readied for depth-wise reuse (segments and depth profile) when that side runs. */
 async function typingModel(options: TypingBenchOptions): Promise<string> {
   let dir: string;
   if (options.model === TYPING_SYNTHETIC_MODEL) {
@@ -94,8 +120,9 @@ async function typingModel(options: TypingBenchOptions): Promise<string> {
     dir = await resolveModel(options.model, { cacheDir: options.modelsDir });
   }
   const manifest = readManifest(dir);
-  if (manifest.variants.some((v) => reuseUnavailableReason(dir, manifest.architecture, v) !== null)) {
-    options.log(`readying ${dir} for prefix reuse (dlm profile-depth) ...`);
+  const unready = manifest.variants.some((v) => reuseUnavailableReason(dir, manifest.architecture, v) !== null);
+  if (options.reuseModes.includes('depthwise') && unready) {
+    options.log(`readying ${dir} for depth-wise reuse (dlm profile-depth) ...`);
     const profile = await prepareModelForReuse(dir, { device: options.device, source: options.source });
     options.log(`safe depths by prefix ratio: ${profile.ratios.map((r) => `${r.ratio}:${r.safeDepth}`).join(' ')}`);
   }
@@ -103,6 +130,7 @@ async function typingModel(options: TypingBenchOptions): Promise<string> {
 }
 
 export async function runTypingBench(options: TypingBenchOptions): Promise<TypingReport> {
+  if (options.reuseModes.length === 0) throw new Error('the typing benchmark needs a reuse mode to compare');
   const dir = await typingModel(options);
   const texts = loadSourceTexts(options.source);
   const sessions = typingSessions(texts, {
@@ -111,6 +139,7 @@ export async function runTypingBench(options: TypingBenchOptions): Promise<Typin
     debounceMs: options.debounceMs,
     seed: options.seed,
   });
+  const decoding: Partial<DecodingOptions> = { cache: 'prefill', ...options.overrides };
   const engine = new Engine({
     cacheDir: options.modelsDir,
     log: (level, message) => {
@@ -120,94 +149,147 @@ export async function runTypingBench(options: TypingBenchOptions): Promise<Typin
   try {
     const info = await engine.loadModel({ model: dir, device: options.device });
     const manifest = engine.manifestOf(info.modelId);
-    const infill = async (document: string, before: string, after: string, reuse: boolean): Promise<Sample & { canvasTokens: number }> => {
-      const canvas = buildTextCanvas(before, after, EDITOR_CANVAS);
+    const canvasOf = (before: string, after: string) => buildTextCanvas(before, after, EDITOR_CANVAS);
+    const infill = async (document: string, before: string, after: string, side: Side): Promise<Sample> => {
+      const canvas = canvasOf(before, after);
       // As the extension asks: its canvas, fitted to the model by the engine.
       const { prefixIds, suffixIds } = engine.canvasIds({ modelId: info.modelId, ...canvas, fitToModel: true });
       const started = performance.now();
       let firstPartialMs = NaN;
       const job = engine.infillTokens(
-        { modelId: info.modelId, documentId: reuse ? document : `${document}#no-reuse`, prefixIds, suffixIds, length: canvas.length, options: options.overrides, reusePrefix: reuse },
+        {
+          modelId: info.modelId,
+          documentId: document,
+          prefixIds,
+          suffixIds,
+          length: canvas.length,
+          options: decoding,
+          reusePrefix: side !== 'none',
+          ...(side === 'none' ? {} : { reuseMode: side }),
+        },
         { onProgress: () => (firstPartialMs = Number.isNaN(firstPartialMs) ? performance.now() - started : firstPartialMs) },
       );
       const result = await job.result;
-      const finalMs = performance.now() - started;
       return {
         firstPartialMs,
-        finalMs,
+        finalMs: performance.now() - started,
         fillIds: result.fillIds,
         text: result.text,
-        reusedPrefixTokens: result.stats.reusedPrefixTokens ?? 0,
         canvasTokens: prefixIds.length + canvas.length + suffixIds.length,
+        reusedPrefixTokens: result.stats.reusedPrefixTokens ?? 0,
+        reusedSuffixTokens: result.stats.reusedSuffixTokens ?? 0,
       };
     };
 
-    // Warm-up: sessions (and the reuse segments, loaded at the first reuse) are not part of any request.
-    const warm = sessions[0].requests[0];
-    for (const reuse of [true, false]) for (let i = 0; i < 2; i++) await infill('warm-up', warm.before, warm.after, reuse);
+    const sides: Side[] = [...options.reuseModes, 'none'];
+    const primary = options.reuseModes[0];
+    // Priming: sessions (and the depth-wise segments, loaded at their first use) are not part of any request.
+    const prime = sessions[0].requests[0];
+    for (const side of sides) for (let i = 0; i < 2; i++) await infill('priming', prime.before, prime.after, side);
 
-    const withReuse: Sample[] = [];
-    const without: Sample[] = [];
-    const canvasTokens: number[] = [];
+    const samples = new Map<Side, Sample[]>(sides.map((side) => [side, []]));
+    const cold: number[] = [];
+    const warmed: Sample[] = [];
     let index = 0;
     for (const [s, session] of sessions.entries()) {
-      const document = `typing-${s}`;
-      for (const request of session.requests) {
-        // Alternate which runs first, so neither gets the warmer machine.
-        const order = index++ % 2 === 0 ? [true, false] : [false, true];
-        for (const reuse of order) {
-          const sample = await infill(document, request.before, request.after, reuse);
-          (reuse ? withReuse : without).push(sample);
-          if (reuse) canvasTokens.push(sample.canvasTokens);
+      // The document as opened, warmed up as the extension does, then its first request.
+      const first = session.requests[0];
+      const warmDocument = `typing-${s}-warmed`;
+      await engine.warmPrompt({ modelId: info.modelId, documentId: warmDocument, ...canvasOf(session.openedBefore, first.after), options: decoding, fitToModel: true, reuseMode: primary }).result;
+      warmed.push(await infill(warmDocument, first.before, first.after, primary));
+
+      for (const [r, request] of session.requests.entries()) {
+        // Rotate which side runs first, so none gets the warmer machine.
+        const order = sides.map((_, i) => sides[(i + index) % sides.length]);
+        index++;
+        for (const side of order) {
+          const sample = await infill(`typing-${s}-${side}`, request.before, request.after, side);
+          samples.get(side)!.push(sample);
+          if (r === 0 && side === primary) cold.push(sample.finalMs);
         }
       }
-      const last = withReuse.length - session.requests.length;
-      options.log(
-        `session ${s + 1}/${sessions.length} (${session.source}): ${session.requests.length} requests for ${session.keystrokes} keystrokes; ` +
-          `first partial ${round(median(withReuse.slice(last).map((x) => x.firstPartialMs)), 1)} vs ` +
-          `${round(median(without.slice(last).map((x) => x.firstPartialMs)), 1)} ms, final ${round(median(withReuse.slice(last).map((x) => x.finalMs)), 1)} vs ` +
-          `${round(median(without.slice(last).map((x) => x.finalMs)), 1)} ms`,
-      );
+      const last = (side: Side) => samples.get(side)!.slice(-session.requests.length);
+      const summary = (side: Side) =>
+        `${side} first partial ${round(median(last(side).map((x) => x.firstPartialMs)), 1)} ms, final ${round(median(last(side).map((x) => x.finalMs)), 1)} ms`;
+      options.log(`session ${s + 1}/${sessions.length} (${session.source}): ${session.requests.length} requests for ${session.keystrokes} keystrokes; ${sides.map(summary).join('; ')}`);
     }
-    const side = (samples: Sample[]): TypingSide => ({
-      firstPartialMs: round(median(samples.map((x) => x.firstPartialMs)), 2),
-      finalMs: round(median(samples.map((x) => x.finalMs)), 2),
-      requestsPerSecond: round(samples.length / (samples.reduce((n, x) => n + x.finalMs, 0) / 1000), 3),
+
+    const side = (list: Sample[]): TypingSide => ({
+      firstPartialMs: round(median(list.map((x) => x.firstPartialMs)), 2),
+      finalMs: round(median(list.map((x) => x.finalMs)), 2),
+      requestsPerSecond: round(list.length / (list.reduce((n, x) => n + x.finalMs, 0) / 1000), 3),
     });
-    const fillLength = (i: number) => Math.max(withReuse[i].fillIds.length, without[i].fillIds.length, 1);
+    const without = samples.get('none')!;
+    const compared = (list: Sample[]) => {
+      const fillLength = (i: number) => Math.max(list[i].fillIds.length, without[i].fillIds.length, 1);
+      return {
+        agreement: round(mean(list.map((x, i) => agreement(x.fillIds, without[i].fillIds, fillLength(i)))), 4),
+        exactMatch: round(mean(list.map((x, i) => (x.text === without[i].text ? 1 : 0))), 4),
+      };
+    };
+    const reused = samples.get(primary)!;
+    const depthwise = primary !== 'depthwise' && samples.has('depthwise') ? samples.get('depthwise')! : null;
     return {
-      requests: withReuse.length,
-      agreement: round(mean(withReuse.map((x, i) => agreement(x.fillIds, without[i].fillIds, fillLength(i)))), 4),
-      exactMatch: round(mean(withReuse.map((x, i) => (x.text === without[i].text ? 1 : 0))), 4),
-      reuse: side(withReuse),
+      requests: reused.length,
+      ...compared(reused),
+      reuseMode: primary,
+      reuse: side(reused),
       noReuse: side(without),
+      coldMs: round(median(cold), 2),
+      warmUp: { firstPartialMs: round(median(warmed.map((x) => x.firstPartialMs)), 2), finalMs: round(median(warmed.map((x) => x.finalMs)), 2) },
+      ...(depthwise ? { depthwise: { ...side(depthwise), ...compared(depthwise) } } : {}),
       model: manifest.name,
-      // Only synthetic folders have random weights; converted checkpoints (the built-in one too) are trained.
-      weights: manifest.source?.kind === 'synthetic' ? 'random' : 'trained',
+      weights: weightsOf(options.model, dir, manifest.source?.kind),
       device: info.device,
+      cache: decoding.cache!,
       sessions: sessions.length,
       keystrokes: sessions.reduce((n, s) => n + s.keystrokes, 0),
-      canvasTokens: round(mean(canvasTokens), 1),
-      reusedPrefixTokens: round(mean(withReuse.map((x) => x.reusedPrefixTokens)), 1),
+      canvasTokens: round(mean(reused.map((x) => x.canvasTokens)), 1),
+      reusedPrefixTokens: round(mean(reused.map((x) => x.reusedPrefixTokens)), 1),
+      reusedSuffixTokens: round(mean(reused.map((x) => x.reusedSuffixTokens)), 1),
     };
   } finally {
     await engine.shutdown();
   }
 }
 
+/**
+ * What the agreement can mean: only the built-in model is known to be trained; synthetic folders have random
+ * weights; of a converted checkpoint the folder does not say (a random checkpoint in a real layout converts like
+ * a trained one).
+ */
+export function weightsOf(model: string, dir: string, source: string | undefined): TypingReport['weights'] {
+  if (source === 'synthetic') return 'random';
+  if (model === 'builtin' || path.resolve(dir) === path.resolve(builtinModelDir())) return 'trained';
+  return 'unknown';
+}
+
+const WEIGHTS_NOTE: Record<TypingReport['weights'], string> = {
+  trained: 'trained weights',
+  random: 'random weights: agreement means nothing',
+  unknown: 'weights of unknown training: agreement means something only for trained weights',
+};
+
 export function formatTypingReport(r: TypingReport): string {
   const ratio = (a: number, b: number) => `${(a / b).toFixed(2)}x`;
+  const d = r.depthwise;
+  const row = (label: string, pick: (x: TypingSide) => number, gain: (reuse: number, none: number) => string) =>
+    `| ${label} | ${pick(r.reuse)} | ${d ? `${pick(d)} | ` : ''}${pick(r.noReuse)} | ${gain(pick(r.reuse), pick(r.noReuse))} |`;
+  const sooner = (a: number, b: number) => ratio(b, a);
   return [
-    `${r.requests} requests from ${r.keystrokes} keystrokes in ${r.sessions} sessions; model ${r.model} (${r.weights} weights) on ${r.device}`,
-    `canvas ${r.canvasTokens} tokens on average, ${r.reusedPrefixTokens} prefix tokens reused`,
+    `${r.requests} requests from ${r.keystrokes} keystrokes in ${r.sessions} sessions; model ${r.model} (${WEIGHTS_NOTE[r.weights]}) on ${r.device}, cache ${r.cache}`,
+    `canvas ${r.canvasTokens} tokens on average; ${r.reuseMode} reuse took ${r.reusedPrefixTokens} prefix + ${r.reusedSuffixTokens} suffix tokens per request`,
     '',
-    '|                  | reuse | no reuse | gain |',
-    '|------------------|-------|----------|------|',
-    `| first partial ms | ${r.reuse.firstPartialMs} | ${r.noReuse.firstPartialMs} | ${ratio(r.noReuse.firstPartialMs, r.reuse.firstPartialMs)} |`,
-    `| final ms         | ${r.reuse.finalMs} | ${r.noReuse.finalMs} | ${ratio(r.noReuse.finalMs, r.reuse.finalMs)} |`,
-    `| requests/s       | ${r.reuse.requestsPerSecond} | ${r.noReuse.requestsPerSecond} | ${ratio(r.reuse.requestsPerSecond, r.noReuse.requestsPerSecond)} |`,
+    `| | ${r.reuseMode} | ${d ? 'depthwise | ' : ''}no reuse | gain |`,
+    `|---|---:|${d ? '---:|' : ''}---:|---:|`,
+    row('first partial ms', (x) => x.firstPartialMs, sooner),
+    row('final ms', (x) => x.finalMs, sooner),
+    row('requests/s', (x) => x.requestsPerSecond, ratio),
     '',
-    `agreement of the final fills: ${(r.agreement * 100).toFixed(1)}% of tokens, ${(r.exactMatch * 100).toFixed(1)}% of texts identical`,
+    `cold request (nothing stored): ${r.coldMs} ms to the final text, ${ratio(r.coldMs, r.reuse.finalMs)} the ${r.reuseMode} median`,
+    `first request after a warm-up of the opened document: first partial ${r.warmUp.firstPartialMs} ms, final ${r.warmUp.finalMs} ms`,
+    `agreement with no reuse: ${r.reuseMode} ${(r.agreement * 100).toFixed(1)}% of tokens (${(r.exactMatch * 100).toFixed(1)}% of texts identical)` +
+      (d ? `, depthwise ${(d.agreement * 100).toFixed(1)}% (${(d.exactMatch * 100).toFixed(1)}%)` : ''),
     '',
   ].join('\n');
 }

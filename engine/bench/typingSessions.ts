@@ -20,6 +20,8 @@ export interface TypingRequest {
 
 export interface TypingSession {
   source: string;
+  /** The document's text before the cursor when the session starts (the region not typed yet). */
+  openedBefore: string;
   /** Characters typed, and keystrokes (an Enter with its auto-indent is one). */
   typedChars: number;
   keystrokes: number;
@@ -77,7 +79,7 @@ function session(source: SourceText, options: TypingSessionOptions, random: () =
     const last = k === keys.length - 1;
     if (last || times[k + 1] - times[k] >= options.debounceMs) requests.push({ before: typed, after, atMs: times[k] });
   });
-  return { source: source.id, typedChars: region.length, keystrokes: keys.length, requests };
+  return { source: source.id, openedBefore: text.slice(0, start), typedChars: region.length, keystrokes: keys.length, requests };
 }
 
 /** Milliseconds between pressing `previous` and the next key. */

@@ -1,6 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { CACHE_MODES, type CacheMode } from '../../common/decodingOptions';
+import { PROMPT_REUSE_MODES, type PromptReuseMode } from '../../common/protocol';
 import { BENCH_MODEL_NAMES, benchModelDescription, ensureGeometryModel, type BenchModelName } from '../bench/benchModels';
 import { BENCH_CANVASES, INLINE_CANVAS } from '../bench/benchCanvases';
 import { CHECKPOINT_GEOMETRY_NAMES, type CheckpointGeometryName } from '../bench/randomCheckpoint';
@@ -40,10 +41,11 @@ export const benchCommand: CliCommand = {
     'speedupVsNone, agreementVsNone, ...}]}.',
     '',
     '--typing replays typing instead: regions of real source files (--source) typed out keystroke by keystroke,',
-    'one inline completion per debounced keystroke, each run with and without prefix reuse (interleaved). --model',
-    `is then ${TYPING_SYNTHETIC_MODEL} (the built-in geometry, random weights), builtin or a model folder (or --geometry one), readied for reuse`,
-    'first if needed; --cache picks one cache mode for the requests. The JSON file holds {"typing":{requests,',
-    'agreement, reuse:{firstPartialMs, finalMs, requestsPerSecond}, noReuse:{...}, ...}} (medians).',
+    'one inline completion per debounced keystroke, each run with every --reuse mode and without reuse',
+    `(interleaved). --model is then ${TYPING_SYNTHETIC_MODEL} (the built-in geometry, random weights), builtin or a model`,
+    'folder (readied for depth-wise reuse first if that mode runs); --cache picks one cache mode for all sides',
+    '(default prefill, the fastest without cross-request reuse). The JSON file holds {"typing":{requests, agreement,',
+    'reuse:{firstPartialMs, finalMs, requestsPerSecond}, noReuse:{...}, coldMs, warmUp, depthwise, ...}} (medians).',
     '',
     '--step-cost profiles one step of one --geometry instead: graph variants (full logits; the stats head; int4',
     'accuracy_level 4; explicit threads) side by side, the graph alone and whole prefill fills, each checked',
@@ -63,6 +65,11 @@ export const benchCommand: CliCommand = {
     chars: { type: 'integer', description: 'Typing: characters typed per session.', defaultText: '80' },
     debounce: { type: 'integer', description: 'Typing: debounce in ms.', defaultText: String(EDITOR_CANVAS.debounceMs) },
     source: { type: 'string', valueName: 'path', description: 'Typing: source files to type from.', defaultText: 'held-out files, else engine/' },
+    reuse: {
+      type: 'string',
+      description: `Typing: reuse modes compared with none: ${PROMPT_REUSE_MODES.join(', ')} or all; the first is the report's reuse.`,
+      defaultText: 'all',
+    },
     ...decodingFlagsWithoutCache,
     ...DEVICE_FLAG,
   },
@@ -120,6 +127,7 @@ async function runTyping(options: OptionValues): Promise<number> {
     debounceMs: numberOption(options, 'debounce') ?? EDITOR_CANVAS.debounceMs,
     seed: 0,
     overrides: { ...decodingOverrides(options), ...(modes.length ? { cache: modes[0] } : {}) },
+    reuseModes: selection<PromptReuseMode>(options, 'reuse', PROMPT_REUSE_MODES),
     modelsDir,
     log,
   });

@@ -141,11 +141,11 @@ export function stepModelShape(model: StepModel): Pick<StepModel, 'numLayers' | 
 }
 
 /** A full pass (C = 0) over `ids` at positions 0.., every row visible to every row, reading the rows `read`. */
-export function fullPassFeeds(model: Pick<StepModel, 'cacheDtype' | 'numLayers'>, ids: readonly number[], read: readonly number[]): StepFeeds {
+export function fullPassFeeds(model: Pick<StepModel, 'cacheDtype' | 'numLayers'>, ids: ArrayLike<number>, read: readonly number[] = [0]): StepFeeds {
   const q = ids.length;
   const empty = model.cacheDtype === 'float16' ? new Uint16Array(0) : new Float32Array(0);
   return {
-    inputIds: BigInt64Array.from(ids, BigInt),
+    inputIds: BigInt64Array.from({ length: q }, (_, i) => BigInt(ids[i])),
     positionIds: BigInt64Array.from({ length: q }, (_, i) => BigInt(i)),
     // Zero is a visible key in either dtype (fp16 zero is all-zero bits too).
     attentionBias: model.cacheDtype === 'float16' ? new Uint16Array(q * q) : new Float32Array(q * q),

@@ -13,7 +13,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fromFloat16Array } from '../graph/float16';
-import type { KvArray, StepFeeds, StepModel } from '../graph/stepContract';
+import { fullPassFeeds, type KvArray, type StepModel } from '../graph/stepContract';
 import { DEPTH_PROFILE_FILE, type DepthProfile, type RatioProfile } from '../reuse/depthProfile';
 import { seededRandom } from './sourceTexts';
 
@@ -62,8 +62,8 @@ export async function profileDepth(
       const offset = Math.floor(random() * (tokens.length - T + 1));
       const canvas = tokens.slice(offset, offset + T);
       canvas.fill(maskId, p, p + n);
-      const alone = await model.run(fullPass(model, canvas.slice(0, p)));
-      const inContext = await model.run(fullPass(model, canvas));
+      const alone = await model.run(fullPassFeeds(model, canvas.slice(0, p)));
+      const inContext = await model.run(fullPassFeeds(model, canvas));
       for (let l = 0; l < model.numLayers; l++) {
         const keys = rowCosine(alone.newKeys[l], inContext.newKeys[l], model.numKvHeads, p, T, model.headDim);
         const values = rowCosine(alone.newValues[l], inContext.newValues[l], model.numKvHeads, p, T, model.headDim);
@@ -89,21 +89,6 @@ export async function profileDepth(
 
 export function writeDepthProfile(modelDir: string, profile: DepthProfile): void {
   fs.writeFileSync(path.join(modelDir, DEPTH_PROFILE_FILE), `${JSON.stringify(profile, null, 2)}\n`);
-}
-
-/** A full pass over `ids` at positions 0.., reading one row. */
-function fullPass(model: StepModel, ids: number[]): StepFeeds {
-  const q = ids.length;
-  const empty = model.cacheDtype === 'float16' ? new Uint16Array(0) : new Float32Array(0);
-  return {
-    inputIds: BigInt64Array.from(ids, BigInt),
-    positionIds: BigInt64Array.from({ length: q }, (_, i) => BigInt(i)),
-    attentionBias: model.cacheDtype === 'float16' ? new Uint16Array(q * q) : new Float32Array(q * q),
-    logitsIndex: new BigInt64Array(1),
-    pastKeys: new Array(model.numLayers).fill(empty),
-    pastValues: new Array(model.numLayers).fill(empty),
-    contextLength: 0,
-  };
 }
 
 /**

@@ -1,23 +1,22 @@
 /**
- * Prefix reuse for one loaded model (in its worker): the store, the depth profile and the segment sessions,
- * and the planning of a request against the store: the longest token prefix it shares with its document's
- * entry (capped so a shifted model's last prefix row, which predicts the first fill position, stays in the
- * denoiser's canvas), the safe depth for that prefix's ratio of the canvas, and the leading suffix rows the
- * entry also holds (their keys moved to the new positions). After the request, cancelled or not, its harvest
- * becomes the document's entry.
+ * Depth-wise (BiCache) prefix reuse for one loaded model (in its worker): the store, the depth profile and the
+ * segment sessions, and the planning of a request against the store: the longest token prefix it shares with its
+ * document's entry (capped so a shifted model's last prefix row, which predicts the first fill position, stays
+ * in the denoiser's canvas), the safe depth for that prefix's ratio of the canvas, and the leading suffix rows
+ * the entry also holds (their keys moved to the new positions). After the request, cancelled or not, its harvest
+ * becomes the document's entry; a warm-up's only when it completes.
  */
 import * as fs from 'node:fs';
-import type { CacheDtype, StepModel } from '../graph/stepContract';
+import { fullPassFeeds, type CacheDtype, type StepModel } from '../graph/stepContract';
 import type { ModelArchitecture } from '../architecture/architecture';
-import type { ExecutionDevice, GraphVariant } from '../model/manifest';
+import type { GraphVariant } from '../model/manifest';
 import { denoise, type DenoiseHooks, type DenoiseRequest, type DenoiseResult, type DenoiseSpec } from '../denoiser/denoiser';
 import { readDepthProfile, safeDepthFor, usedDepths, type DepthProfile } from './depthProfile';
-import { leadingRows, shiftKeyPositions } from './kvRows';
 import { PrefixReuseModel, type PrefixReuseSetup } from './prefixReuseModel';
-import type { ReusablePrefix, ReusableSuffix } from './reuseHarvest';
-import { PrefixStore, sharedPrefixLength, type PrefixStoreKey, type StoredEntry } from './prefixStore';
+import type { ReusableSuffix } from './reuseHarvest';
+import { leadingPrefix, PrefixStore, sharedPrefixLength, suffixRowsAt, type PrefixStoreKey, type StoredEntry } from './prefixStore';
 import { hasSegmentGraphs } from './segmentFiles';
-import { SegmentedStepModel } from './segmentedModel';
+import type { SegmentedStepModel } from './segmentedModel';
 
 export interface ReuseTuning {
   /** Stored tokens (prefix and suffix rows) over all documents. */
@@ -78,17 +77,7 @@ export function planReuse(
   let staleSuffix: ReusableSuffix | null = null;
   if (tuning.staleFirstCall && entry?.suffix) {
     const u = sharedPrefixLength(entry.suffix.ids, suffixIds);
-    if (u > 0) {
-      const start = prefixIds.length + length;
-      const old = entry.suffix;
-      const rows = (kv: typeof old.keys[number]) => leadingRows(kv, old.ids.length, u, arch.numKvHeads, arch.headDim);
-      staleSuffix = {
-        ids: old.ids.slice(0, u),
-        start,
-        keys: old.keys.map((k) => shiftKeyPositions(rows(k), arch.numKvHeads, u, arch.headDim, start - old.start, arch.ropeTheta)),
-        values: old.values.map(rows),
-      };
-    }
+    if (u > 0) staleSuffix = suffixRowsAt(entry.suffix, 0, u, prefixIds.length + length, arch);
   }
   return {
     setup: {
@@ -103,17 +92,6 @@ export function planReuse(
       suffixIds,
     },
     stats: { sharedTokens: s, staleSuffixTokens: staleSuffix?.ids.length ?? 0, ratio, depth },
-  };
-}
-
-function leadingPrefix(prefix: ReusablePrefix, rows: number, arch: ModelArchitecture): ReusablePrefix {
-  const n = prefix.ids.length;
-  const cut = (kv: typeof prefix.keys[number]) => leadingRows(kv, n, rows, arch.numKvHeads, arch.headDim);
-  return {
-    ids: prefix.ids.slice(0, rows),
-    keys: prefix.keys.map(cut),
-    values: prefix.values.map(cut),
-    hidden: new Map([...prefix.hidden].map(([d, h]) => [d, rows === n ? h : h.slice(0, rows * arch.hiddenSize)])),
   };
 }
 
@@ -141,25 +119,10 @@ export class PrefixReuser {
     /** Names the loaded model and variant in store keys. */
     private readonly modelKey: string,
     private readonly tuning: ReuseTuning,
+    /** Where entries are kept; by default a store of its own with the tuning's budget. */
+    store?: PrefixStore,
   ) {
-    this.store = new PrefixStore(tuning.budgetTokens, arch);
-  }
-
-  /** A reuser over the folder's segments and profile (see reuseUnavailableReason). */
-  static async load(
-    modelDir: string,
-    arch: ModelArchitecture,
-    variant: GraphVariant,
-    device: ExecutionDevice,
-    monolithic: StepModel,
-    tuning?: ReuseTuning,
-  ): Promise<PrefixReuser> {
-    const reason = reuseUnavailableReason(modelDir, arch, variant);
-    if (reason) throw new Error(reason);
-    const profile = readDepthProfile(modelDir, arch.numLayers)!;
-    const segments = await SegmentedStepModel.load(modelDir, arch, variant, device);
-    tuning ??= defaultReuseTuning(arch, variant.cacheDtype, usedDepths(profile, arch.numLayers).length);
-    return new PrefixReuser(monolithic, segments, profile, arch, `${modelDir}#${variant.file}`, tuning);
+    this.store = store ?? new PrefixStore(tuning.budgetTokens, arch);
   }
 
   /** Denoises `request` reusing what `document`'s entry shares with it; the store gets this request's harvest even when it is cancelled. */
@@ -169,7 +132,7 @@ export class PrefixReuser {
     document: string,
     hooks: DenoiseHooks = {},
   ): Promise<{ result: DenoiseResult; reuse: ReuseStats }> {
-    const key: PrefixStoreKey = { model: this.modelKey, settings: JSON.stringify(request.options), document };
+    const key = this.key(request, document);
     const { setup, stats } = planReuse(this.store.lookup(key), request, this.profile, this.arch, this.tuning);
     const model = new PrefixReuseModel(this.monolithic, this.segments, setup);
     try {
@@ -180,8 +143,22 @@ export class PrefixReuser {
     }
   }
 
-  async release(): Promise<void> {
-    this.store.clear();
-    await this.segments.release();
+  /**
+   * Computes and stores what `request`'s first call would (the prompt rows' K/V and hidden states), so the
+   * request finds them when it comes; stops between layers with PromptComputationCancelled once `isCancelled()`
+   * says so, the store then untouched.
+   */
+  async warm(spec: DenoiseSpec, request: DenoiseRequest, document: string, isCancelled: () => boolean): Promise<ReusePlanStats & PrefixReuseModel['stats']> {
+    const key = this.key(request, document);
+    const { setup, stats } = planReuse(this.store.lookup(key), request, this.profile, this.arch, this.tuning);
+    const model = new PrefixReuseModel(this.monolithic, this.segments, setup);
+    const canvas = [...setup.tailIds, ...new Array<number>(request.length).fill(spec.tokens.mask), ...request.suffixIds];
+    await model.computePrompt(fullPassFeeds(model, canvas, [canvas.length - 1]), isCancelled);
+    this.store.put(key, model.harvest());
+    return { ...stats, ...model.stats };
+  }
+
+  private key(request: DenoiseRequest, document: string): PrefixStoreKey {
+    return { model: this.modelKey, settings: JSON.stringify(request.options), document };
   }
 }

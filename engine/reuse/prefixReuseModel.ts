@@ -26,6 +26,7 @@
  */
 import type { CacheDtype, HeadKind, KvArray, StepFeeds, StepModel, StepResult, StepRunOptions } from '../graph/stepContract';
 import type { SegmentedStepModel } from './segmentedModel';
+import { PromptComputationCancelled } from './carriedPromptModel';
 import { allocate, concatRows, leadingRows, type RowBlock } from './kvRows';
 import { RequestHarvest, type ReusablePrefix, type ReusableSuffix, type ReuseHarvest } from './reuseHarvest';
 import { StaleSuffixRows } from './staleSuffix';
@@ -88,6 +89,8 @@ export class PrefixReuseModel implements StepModel {
   /** Per-layer context buffers, grown as needed. */
   private readonly contextKeys: KvArray[];
   private readonly contextValues: KvArray[];
+  /** While a warm-up runs: whether to stop, asked between the layers of a depth-wise call. */
+  private stopCheck: (() => boolean) | undefined;
 
   constructor(
     private readonly monolithic: StepModel,
@@ -134,6 +137,20 @@ export class PrefixReuseModel implements StepModel {
     const result = mode === 'plain' ? await this.runMonolithic(feeds, skipKv) : await this.runDepthwise(feeds, mode);
     if (!skipKv) this.harvested.recordKv(feeds, result, this.staleRowsOfCall);
     return result;
+  }
+
+  /**
+   * Runs the request's first call (depth-wise) for its harvest only (a background warm-up), stopping between
+   * layers with PromptComputationCancelled once `isCancelled()` says so.
+   */
+  async computePrompt(feeds: StepFeeds, isCancelled: () => boolean): Promise<void> {
+    if (this.calls > 0) throw new Error('the prompt is computed by the first call only');
+    this.stopCheck = isCancelled;
+    try {
+      await this.run(feeds);
+    } finally {
+      this.stopCheck = undefined;
+    }
   }
 
   private modeOf(call: number): CallMode {
@@ -194,6 +211,7 @@ export class PrefixReuseModel implements StepModel {
     const newKeys: KvArray[] = [];
     const newValues: KvArray[] = [];
     for (let l = 0; l < L; l++) {
+      if (this.stopCheck?.()) throw new PromptComputationCancelled('the prompt computation was cancelled');
       const isUpper = l >= b;
       if (isUpper && l === b && b > 0 && s > 0) hidden = this.withSharedHidden(hidden, rows, b);
       const queryRows = isUpper ? rows.upperRows : rows.computed.length;

@@ -10,7 +10,7 @@
  * kept (the new entry has the new text).
  */
 import type { KvArray } from '../graph/stepContract';
-import { leadingRows } from './kvRows';
+import { copyRows, leadingRows, shiftKeyPositions } from './kvRows';
 import type { ReusablePrefix, ReusableSuffix } from './reuseHarvest';
 
 export interface PrefixStoreKey {
@@ -43,6 +43,49 @@ export function sharedPrefixLength(a: readonly number[], b: readonly number[]): 
   let i = 0;
   while (i < n && a[i] === b[i]) i++;
   return i;
+}
+
+/** The first `rows` rows of a stored prefix (the prefix itself when that is all of them). */
+export function leadingPrefix(prefix: ReusablePrefix, rows: number, geometry: KvGeometry): ReusablePrefix {
+  const n = prefix.ids.length;
+  if (rows === n) return prefix;
+  const cut = (kv: KvArray) => leadingRows(kv, n, rows, geometry.numKvHeads, geometry.headDim);
+  return {
+    ids: prefix.ids.slice(0, rows),
+    keys: prefix.keys.map(cut),
+    values: prefix.values.map(cut),
+    hidden: new Map([...prefix.hidden].map(([d, h]) => [d, h.slice(0, rows * geometry.hiddenSize)])),
+  };
+}
+
+/**
+ * Rows [from, to) of a stored suffix as a request whose suffix starts at `suffixStart` needs them: keys rotated
+ * by the distance moved (RoPE is a rotation, and keys are stored after it), values as they are.
+ */
+export function suffixRowsAt(
+  suffix: ReusableSuffix,
+  from: number,
+  to: number,
+  suffixStart: number,
+  geometry: KvGeometry & { ropeTheta: number },
+): ReusableSuffix {
+  const { numKvHeads: heads, headDim: dim, ropeTheta } = geometry;
+  const total = suffix.ids.length;
+  const rows = to - from;
+  const cut = (kv: KvArray) => (from === 0 ? leadingRows(kv, total, rows, heads, dim) : takeRows(kv, total, from, rows, heads, dim));
+  return {
+    ids: suffix.ids.slice(from, to),
+    start: suffixStart + from,
+    keys: suffix.keys.map((k) => shiftKeyPositions(cut(k), heads, rows, dim, suffixStart - suffix.start, ropeTheta)),
+    values: suffix.values.map(cut),
+  };
+}
+
+/** Rows [from, from + rows) of a `[heads, total, dim]` tensor. */
+function takeRows(data: KvArray, total: number, from: number, rows: number, heads: number, dim: number): KvArray {
+  const out = data instanceof Uint16Array ? new Uint16Array(heads * rows * dim) : new Float32Array(heads * rows * dim);
+  copyRows(data, total, Array.from({ length: rows }, (_, i) => from + i), out, rows, 0, heads, dim);
+  return out;
 }
 
 export class PrefixStore {

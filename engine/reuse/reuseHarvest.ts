@@ -4,7 +4,8 @@
  * every row of the denoiser's canvas outside the fill (the prefix rows after the shared ones, the "tail", and the
  * suffix rows), each from its earliest computation in the request: the next request's first call sees its fill
  * all masked, and the earliest values were computed with the fill least decoded. Of the tail rows it also keeps
- * the hidden states entering the harvested depths (depth-wise calls only), which a depth-wise refresh starts from.
+ * the hidden states entering the harvested depths (depth-wise calls only), which a depth-wise refresh starts from;
+ * with depths to harvest, a tail row is passed on only with them.
  *
  * Suffix rows taken from the store for the request (stale rows) count as held without being computed: the
  * harvest passes them on as they were given, until a call computes them.
@@ -90,16 +91,19 @@ export class RequestHarvest {
     this.suffixComputed = new Uint8Array(this.suffixLength);
   }
 
-  /** Holds the stale rows (the suffix's leading rows, keys at this request's positions) until a call computes them. */
-  seedSuffix(stale: ReusableSuffix): void {
+  /**
+   * Holds suffix rows from the store (keys at this request's positions), rows `at`.. of the suffix, until a call
+   * computes them.
+   */
+  seedSuffix(stored: ReusableSuffix, at = 0): void {
     const { numLayers: L, numKvHeads: heads, headDim: dim } = this.geometry;
-    const u = stale.ids.length;
+    const u = stored.ids.length;
     const rows = Array.from({ length: u }, (_, i) => i);
     for (let l = 0; l < L; l++) {
-      copyRows(stale.keys[l], u, rows, this.suffixKeys[l], this.suffixLength, 0, heads, dim);
-      copyRows(stale.values[l], u, rows, this.suffixValues[l], this.suffixLength, 0, heads, dim);
+      copyRows(stored.keys[l], u, rows, this.suffixKeys[l], this.suffixLength, at, heads, dim);
+      copyRows(stored.values[l], u, rows, this.suffixValues[l], this.suffixLength, at, heads, dim);
     }
-    this.suffixHave.fill(1, 0, u);
+    this.suffixHave.fill(1, at, at + u);
   }
 
   /** Whether a call at these positions computes a tail or suffix row whose K/V the harvest does not have yet. */
@@ -158,7 +162,8 @@ export class RequestHarvest {
     const { numLayers: L, numKvHeads: heads, headDim: dim, hiddenSize: H, cacheDtype } = this.geometry;
     const s = shared?.ids.length ?? 0;
     let t = 0;
-    while (t < this.tailLength && this.tailHave[t] && this.tailHiddenHave[t]) t++;
+    const needsHidden = this.layout.depths.length > 0;
+    while (t < this.tailLength && this.tailHave[t] && (!needsHidden || this.tailHiddenHave[t])) t++;
     const n = s + t;
     const depths = this.layout.depths.filter((d) => s === 0 || shared!.hidden.has(d));
     const hidden = new Map<number, KvArray>();

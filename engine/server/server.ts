@@ -13,6 +13,7 @@ import {
   ShutdownRequest,
   StatusRequest,
   UnloadModelRequest,
+  WarmPromptRequest,
   type LogParams,
 } from '../../common/protocol';
 import { nativeBinding } from '../runtime/nativeBinding';
@@ -21,7 +22,7 @@ import { EngineError } from '../service/errors';
 import { JobCancelledError } from '../service/scheduler';
 import { abortSignalOf, progressSender, registerSetupHandlers } from './setupHandlers';
 import { StrictMessageReader } from './strictMessageReader';
-import { validateInfillParams, validateLoadModelParams, validateUnloadModelParams } from './validation';
+import { validateInfillParams, validateLoadModelParams, validateUnloadModelParams, validateWarmPromptParams } from './validation';
 
 export interface ServeOptions {
   cacheDir: string;
@@ -141,6 +142,22 @@ function registerHandlers(
         if (error instanceof JobCancelledError) {
           log('info', `${label} ${error.message}`);
         }
+        throw error;
+      } finally {
+        subscription.dispose();
+      }
+    }),
+  );
+
+  connection.onRequest(WarmPromptRequest, (raw: unknown, cancellation) =>
+    answer(WarmPromptRequest.method, log, async () => {
+      const params = validateWarmPromptParams(raw);
+      const job = engine.warmPrompt(params);
+      const subscription = cancellation.onCancellationRequested(() => job.cancel('cancelled'));
+      try {
+        return await job.result;
+      } catch (error) {
+        if (error instanceof JobCancelledError) log('debug', `warm-up of ${params.documentId} ${error.message}`);
         throw error;
       } finally {
         subscription.dispose();

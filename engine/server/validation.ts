@@ -5,7 +5,7 @@
  * model's defaults and checks them once, for the CLI and the server alike (engine/denoiser/options.ts), before
  * anything is queued; so do ranges that depend on the model (length vs the canvas).
  */
-import { DEVICE_OPTIONS, type DeviceOption, type InfillParams, type LoadModelParams } from '../../common/protocol';
+import { DEVICE_OPTIONS, PROMPT_REUSE_MODES, type DeviceOption, type InfillParams, type LoadModelParams, type WarmPromptParams } from '../../common/protocol';
 import { DECODING_OPTION_NAMES, isDecodingOptionName, type DecodingOptions } from '../../common/decodingOptions';
 import { invalidParams } from '../service/errors';
 
@@ -100,13 +100,22 @@ export function validateGpuProviderParams(value: unknown): { dir: string; progre
 }
 
 export function validateInfillParams(value: unknown): InfillParams {
+  return checkCanvasParams(value, { documentId: 'string', progressToken: 'string', reusePrefix: 'boolean' }) as InfillParams;
+}
+
+export function validateWarmPromptParams(value: unknown): WarmPromptParams {
+  return checkCanvasParams(value, {}, { documentId: 'string' }) as WarmPromptParams;
+}
+
+/** The fields of a request that carries a canvas (infill, warm-up), with its own `optional` and `required` ones. */
+function checkCanvasParams(value: unknown, optional: Record<string, FieldKind>, required: Record<string, FieldKind> = {}): InfillParams | WarmPromptParams {
   const object = record('params', value);
   const { options, ...rest } = object;
   const params = checkObject(
     'params',
     rest,
-    { modelId: 'string', prefix: 'string', suffix: 'string', length: 'integer' },
-    { documentId: 'string', progressToken: 'string', reusePrefix: 'boolean', fitToModel: 'boolean', coldBudgetMs: 'number' },
+    { modelId: 'string', prefix: 'string', suffix: 'string', length: 'integer', ...required },
+    { fitToModel: 'boolean', coldBudgetMs: 'number', reuseMode: PROMPT_REUSE_MODES, ...optional },
   );
   if ((params.length as number) < 1) throw invalidParams(`params.length must be at least 1; got ${params.length}.`);
   if ((params.coldBudgetMs as number) < 0) throw invalidParams(`params.coldBudgetMs must be 0 or more; got ${params.coldBudgetMs}.`);

@@ -13,15 +13,16 @@ import { hubDownloadDir, resolveModel, type ModelProgress } from '../store/model
 import { canvasTokenIds, type CanvasIds } from '../model/canvasTokens';
 import { CALIBRATION_ROWS, GraphCost, canvasTokensForBudget } from './coldBudget';
 import { Tokenizer } from '../model/tokenizer';
-import type { DenoiseRequest } from '../denoiser/denoiser';
+import type { DenoiseRequest, DenoiseSpec } from '../denoiser/denoiser';
 import { CanvasTooLongError, checkCanvasFits } from '../denoiser/tokenCanvas';
 import { checkDecodingOverrides, InvalidOptionsError, resolveDecodingOptions } from '../denoiser/options';
-import { ErrorCodes, type DeviceOption, type EngineStatus, type InfillParams, type InfillProgressParams, type InfillResult, type InfillStats, type LoadedModelInfo, type LogParams, type PrepareModelParams, type PreparedModel } from '../../common/protocol';
+import { ErrorCodes, type DeviceOption, type EngineStatus, type InfillParams, type InfillProgressParams, type InfillResult, type InfillStats, type LoadedModelInfo, type LogParams, type PrepareModelParams, type PreparedModel, type PromptReuseMode, type WarmPromptParams, type WarmPromptResult } from '../../common/protocol';
 import { type DecodingOptions } from '../../common/decodingOptions';
 import { EngineError, invalidParams, type ErrorCode } from './errors';
 import { checkMemory, type MemoryFacts } from './memoryGuard';
 import { ModelWorker, type WorkerProgress } from './modelWorker';
 import { CancelledError } from '../denoiser/cancellation';
+import type { PromptReuseTarget } from './workerMessages';
 import { JobCancelledError, Scheduler, type CancelReason, type JobContext, type ScheduledJob } from './scheduler';
 import { setupError } from './setupErrors';
 import { SharedWork } from './sharedWork';
@@ -53,8 +54,10 @@ export interface TokenInfillRequest {
   options?: Partial<DecodingOptions>;
   /** Keep denoising after the fill has ended (equal work across cache modes, for the benchmark). */
   runToCompletion?: boolean;
-  /** As InfillParams.reusePrefix: reuse the prefix shared with the document's previous request (default true). */
+  /** As InfillParams.reusePrefix: reuse the prompt rows shared with the document's previous request (default true). */
   reusePrefix?: boolean;
+  /** As InfillParams.reuseMode (default `full-depth`). */
+  reuseMode?: PromptReuseMode;
 }
 
 export interface TokenInfillResult extends InfillResult {
@@ -367,13 +370,61 @@ export class Engine {
         maxCanvasTokens: max,
       });
     }
-    const reuse = request.documentId !== undefined && request.reusePrefix !== false ? { document: request.documentId } : undefined;
+    const reuse = request.reusePrefix === false ? undefined : reuseTarget(request.documentId, request.reuseMode, options);
     return this.scheduler.schedule(
       request.modelId,
       request.documentId,
       (job) => this.run(job, model, { prefixIds, suffixIds, length, options, runToCompletion: request.runToCompletion }, hooks, reuse),
-      jobId,
+      { id: jobId },
     );
+  }
+
+  /**
+   * Schedules a background warm-up: the prompt K/V of the context `params` describes, computed for its document
+   * as its next request will reuse them; any request of the model stops it. Resolves to what was computed, or to
+   * null when the request would reuse nothing (exact decoding options).
+   */
+  warmPrompt(params: WarmPromptParams): ScheduledJob<WarmPromptResult | null> {
+    this.ensureRunning();
+    const model = this.model(params.modelId);
+    const { prefixIds, suffixIds } = this.canvasIds(params);
+    const options = this.decodingOptions(model, params.length, params.options);
+    const target = reuseTarget(params.documentId, params.reuseMode, options);
+    const request: DenoiseRequest = { prefixIds, suffixIds, length: params.length, options };
+    return this.scheduler.schedule(
+      params.modelId,
+      params.documentId,
+      async (job) => (target ? this.warm(job, model, request, target) : null),
+      { background: true },
+    );
+  }
+
+  private async warm(job: JobContext, model: LoadedModel, request: DenoiseRequest, target: PromptReuseTarget): Promise<WarmPromptResult | null> {
+    job.onCancel(() => model.worker.cancel(job.id));
+    let warmed;
+    try {
+      warmed = await model.worker.warm(job.id, this.denoiseSpec(model), request, target);
+    } catch (error) {
+      if (error instanceof CancelledError) throw new JobCancelledError(job.cancelReason ?? 'cancelled', 0);
+      throw error;
+    }
+    const label = `${model.info.modelId}: warm-up of ${target.document}`;
+    if ('unavailable' in warmed.outcome) {
+      this.options.log('debug', `${label}: ${target.mode} reuse is not available: ${warmed.outcome.unavailable}`);
+      return null;
+    }
+    const s = warmed.outcome.stats;
+    this.options.log(
+      'debug',
+      `${label}: ${Math.round(s.rowsComputed)} rows computed, ${s.prefixTokens} prefix + ${s.suffixTokens} suffix of ${s.promptTokens} prompt rows already stored, in ${Math.round(warmed.ms)} ms`,
+    );
+    return {
+      reuseMode: s.mode,
+      promptTokens: s.promptTokens,
+      storedTokens: s.prefixTokens + s.suffixTokens,
+      rowsComputed: Math.round(s.rowsComputed),
+      ms: Math.round(warmed.ms * 10) / 10,
+    };
   }
 
   /** The decoding options of a fill of `length` tokens on `model`; InvalidParams for a fill that cannot run. */
@@ -388,12 +439,17 @@ export class Engine {
     );
   }
 
+  private denoiseSpec(model: LoadedModel): DenoiseSpec {
+    const { manifest } = model;
+    return { tokens: manifest.tokens, logitShift: manifest.architecture.logitShift, vocabSize: manifest.architecture.vocabSize };
+  }
+
   private async run(
     job: JobContext,
     model: LoadedModel,
     request: DenoiseRequest,
     hooks: InfillHooks,
-    reuse: { document: string } | undefined,
+    reuse: PromptReuseTarget | undefined,
   ): Promise<TokenInfillResult> {
     const { manifest, tokenizer, worker } = model;
     job.onCancel(() => worker.cancel(job.id));
@@ -403,11 +459,7 @@ export class Engine {
     try {
       denoised = await worker.denoise(
         job.id,
-        {
-          tokens: manifest.tokens,
-          logitShift: manifest.architecture.logitShift,
-          vocabSize: manifest.architecture.vocabSize,
-        },
+        this.denoiseSpec(model),
         request,
         onProgress && ((progress) => job.cancelReason || onProgress(this.progressOf(model, progress))),
         reuse,
@@ -442,8 +494,13 @@ export class Engine {
     };
     const reused = denoised.reuse;
     if (reused && 'stats' in reused) {
-      result.stats.reusedPrefixTokens = reused.stats.sharedTokens;
-      result.stats.reuseDepth = reused.stats.depth;
+      const r = reused.stats;
+      Object.assign(result.stats, { reuseMode: r.mode, reusedPrefixTokens: r.prefixTokens, reusedSuffixTokens: r.suffixTokens, reuseDepth: r.depth });
+      this.options.log(
+        'debug',
+        `${model.info.modelId}: infill ${job.id} of ${reuse!.document}: ${r.mode} reuse of ${r.prefixTokens} prefix + ${r.suffixTokens} suffix ` +
+          `of ${r.promptTokens} prompt rows (in ${r.depth} of ${manifest.architecture.numLayers} layers); ${stats.rowsComputed} rows computed in ${stats.graphCalls} calls`,
+      );
     } else if (reused && reused.unavailable !== model.reuseUnavailable) {
       model.reuseUnavailable = reused.unavailable;
       this.options.log('info', `${model.info.modelId}: prefix reuse is off: ${reused.unavailable}`);
@@ -509,9 +566,19 @@ export class Engine {
 /** The worker job id of the calibration pass at load: scheduled jobs count up from 1, and 0 is the worker's "no job cancelled". */
 const CALIBRATION_JOB = -1;
 
+/**
+ * Where a request reuses prompt K/V: its document, in `mode`; none without a document, or when its decoding
+ * options ask for exact decoding (cache `none`, or a full refresh every step), which cross-request reuse would break.
+ */
+function reuseTarget(documentId: string | undefined, mode: PromptReuseMode | undefined, options: DecodingOptions): PromptReuseTarget | undefined {
+  if (documentId === undefined || options.cache === 'none' || options.refreshInterval === 1) return undefined;
+  return { document: documentId, mode: mode ?? 'full-depth' };
+}
+
 const CANCELLATIONS: Record<CancelReason, { code: ErrorCode; what: string }> = {
   cancelled: { code: ErrorCodes.RequestCancelled, what: 'Cancelled' },
   superseded: { code: ErrorCodes.Superseded, what: 'Superseded by a newer request for the same document' },
+  preempted: { code: ErrorCodes.RequestCancelled, what: 'Preempted by a request' },
   unloaded: { code: ErrorCodes.ModelNotLoaded, what: 'The model was unloaded' },
   shutdown: { code: ErrorCodes.EngineShuttingDown, what: 'The engine is shutting down' },
 };

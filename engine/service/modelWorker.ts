@@ -7,7 +7,7 @@ import type { ExecutionDevice, ModelManifest } from '../model/manifest';
 import { CancelledError } from '../denoiser/cancellation';
 import type { DenoiseRequest, DenoiseResult, DenoiseSpec } from '../denoiser/denoiser';
 import type { DeviceOption } from '../../common/protocol';
-import type { FromWorker, ModelWorkerData, ReuseOutcome, ToWorker } from './workerMessages';
+import type { FromWorker, ModelWorkerData, PromptReuseTarget, ReuseOutcome, ToWorker } from './workerMessages';
 import { workerScript } from './workerScript';
 
 export interface WorkerProgress {
@@ -20,8 +20,14 @@ export interface WorkerProgress {
 /** A denoise's result and how prefix reuse fared when it was asked for. */
 export type WorkerDenoiseResult = DenoiseResult & { reuse?: ReuseOutcome };
 
+/** What a warm-up computed (or why it could not), and how long it took. */
+export interface WarmOutcome {
+  outcome: ReuseOutcome;
+  ms: number;
+}
+
 interface PendingJob {
-  resolve(result: WorkerDenoiseResult): void;
+  resolve(result: WorkerDenoiseResult | WarmOutcome): void;
   reject(error: Error): void;
   onProgress?: (progress: WorkerProgress) => void;
 }
@@ -75,12 +81,21 @@ export class ModelWorker {
     spec: DenoiseSpec,
     request: DenoiseRequest,
     onProgress?: (progress: WorkerProgress) => void,
-    reuse?: { document: string },
+    reuse?: PromptReuseTarget,
   ): Promise<WorkerDenoiseResult> {
     if (this.exitError) return Promise.reject(this.exitError);
     return new Promise<WorkerDenoiseResult>((resolve, reject) => {
-      this.pending.set(jobId, { resolve, reject, onProgress });
+      this.pending.set(jobId, { resolve: (result) => resolve(result as WorkerDenoiseResult), reject, onProgress });
       this.post({ kind: 'denoise', jobId, spec, request, reportProgress: onProgress !== undefined, ...(reuse ? { reuse } : {}) });
+    });
+  }
+
+  /** Computes `request`'s prompt K/V for `reuse` (a background warm-up); a cancel stops it between layers. */
+  warm(jobId: number, spec: DenoiseSpec, request: DenoiseRequest, reuse: PromptReuseTarget): Promise<WarmOutcome> {
+    if (this.exitError) return Promise.reject(this.exitError);
+    return new Promise<WarmOutcome>((resolve, reject) => {
+      this.pending.set(jobId, { resolve: (result) => resolve(result as WarmOutcome), reject });
+      this.post({ kind: 'warm', jobId, spec, request, reuse });
     });
   }
 
@@ -112,6 +127,10 @@ export class ModelWorker {
       case 'done':
         this.pending.delete(message.jobId);
         job.resolve({ ...message.result, ...(message.reuse ? { reuse: message.reuse } : {}) });
+        return;
+      case 'warmed':
+        this.pending.delete(message.jobId);
+        job.resolve({ outcome: message.outcome, ms: message.ms });
         return;
       case 'cancelled':
         this.pending.delete(message.jobId);

@@ -3,9 +3,13 @@
  * of a document wins: scheduling a job for a document cancels that document's queued or running job.
  * A queued job is dropped at once; a running one is asked to stop (its work sees the cancel listener fire
  * and ends at the next step boundary).
+ *
+ * Background jobs (prompt warm-ups) run only when nothing else of their lane is queued or running: any other
+ * job scheduled on the lane preempts them (queued ones are dropped, a running one is asked to stop), and a
+ * newer background job of the lane replaces the older ones.
  */
 
-export type CancelReason = 'cancelled' | 'superseded' | 'unloaded' | 'shutdown';
+export type CancelReason = 'cancelled' | 'superseded' | 'preempted' | 'unloaded' | 'shutdown';
 
 export class JobCancelledError extends Error {
   override name = 'JobCancelledError';
@@ -33,6 +37,13 @@ export interface JobContext {
   onCancel(listener: (reason: CancelReason) => void): void;
 }
 
+export interface ScheduleOptions {
+  /** Run at the lowest priority, preempted by any other job of the lane. */
+  background?: boolean;
+  /** The id reserved for the job (`reserveId`), else a new one. */
+  id?: number;
+}
+
 export interface ScheduledJob<T> {
   readonly id: number;
   readonly result: Promise<T>;
@@ -53,6 +64,7 @@ class Job<T> implements JobContext, ScheduledJob<T> {
     readonly id: number,
     readonly lane: string,
     readonly documentId: string | undefined,
+    readonly background: boolean,
     readonly work: (job: JobContext) => Promise<T>,
     private readonly dequeue: (job: Job<T>) => void,
   ) {
@@ -96,24 +108,32 @@ export class Scheduler {
   }
 
   /**
-   * Queues `work` on `lane` (as job `id` when one was reserved); a job of the same document still queued or
-   * running is superseded.
+   * Queues `work` on `lane` (as job `options.id` when one was reserved); a job of the same document still queued
+   * or running is superseded. A background job replaces the lane's other background jobs; any other job preempts
+   * them.
    */
-  schedule<T>(lane: string, documentId: string | undefined, work: (job: JobContext) => Promise<T>, id = this.reserveId()): ScheduledJob<T> {
-    const job = new Job<T>(id, lane, documentId, work, (j) => this.remove(j as Job<unknown>));
-    if (documentId !== undefined) {
+  schedule<T>(lane: string, documentId: string | undefined, work: (job: JobContext) => Promise<T>, options: ScheduleOptions = {}): ScheduledJob<T> {
+    const background = options.background === true;
+    const job = new Job<T>(options.id ?? this.reserveId(), lane, documentId, background, work, (j) => this.remove(j as Job<unknown>));
+    const { queue, running } = this.lane(lane);
+    for (const other of [...queue, ...(running ? [running] : [])]) {
+      if (other.background) other.cancel(background ? 'superseded' : 'preempted');
+    }
+    if (documentId !== undefined && !background) {
       this.byDocument.get(documentId)?.cancel('superseded');
       this.byDocument.set(documentId, job as Job<unknown>);
     }
-    this.lane(lane).queue.push(job as Job<unknown>);
+    queue.push(job as Job<unknown>);
     this.pump(lane);
     return job;
   }
 
-  /** Jobs running or queued. */
+  /** Jobs running or queued, background ones not counted. */
   get busy(): number {
     let n = 0;
-    for (const lane of this.lanes.values()) n += lane.queue.length + (lane.running ? 1 : 0);
+    for (const lane of this.lanes.values()) {
+      n += lane.queue.filter((job) => !job.background).length + (lane.running && !lane.running.background ? 1 : 0);
+    }
     return n;
   }
 

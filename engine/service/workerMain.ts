@@ -12,16 +12,16 @@ import { weightProblem } from '../runtime/weightSelfCheck';
 import { denoise, type DenoiseHooks } from '../denoiser/denoiser';
 import { CancelledError } from '../denoiser/cancellation';
 import type { StepModel } from '../graph/stepContract';
-import { PrefixReuser } from '../reuse/prefixReuse';
+import { PromptComputationCancelled } from '../reuse/carriedPromptModel';
+import { PromptReuse, ReuseUnavailableError } from '../reuse/promptReuse';
 import type { FromWorker, ModelWorkerData, ReuseOutcome, ToWorker } from './workerMessages';
 
 const port = parentPort;
 if (!port) throw new Error('workerMain.ts runs only as a worker thread.');
 const cancelFlag = new Int32Array((workerData as ModelWorkerData).cancelFlag);
 let model: StepModel | undefined;
-/** What prefix reuse is built from, once a model is loaded; the reuser itself is made at its first use. */
-let reuseSource: { load(): Promise<PrefixReuser> } | undefined;
-let reuser: Promise<PrefixReuser> | undefined;
+/** Cross-request prompt reuse for the loaded model. */
+let reuse: PromptReuse | undefined;
 function send(message: FromWorker, transfer: ArrayBuffer[] = []): void {
   port!.postMessage(message, transfer);
 }
@@ -35,8 +35,7 @@ async function handle(message: ToWorker): Promise<void> {
         throw new Error(`the weights in ${message.modelDir} are corrupt: ${problem}. Convert or download the model again.`);
       }
       model = loaded.model;
-      const { modelDir, manifest } = message;
-      reuseSource = { load: () => PrefixReuser.load(modelDir, manifest.architecture, loaded.variant, loaded.device, loaded.model) };
+      reuse = new PromptReuse(message.modelDir, message.manifest.architecture, loaded.variant, loaded.device, loaded.model);
       const notes = [
         ...(loaded.skippedVariants ?? []).map((reason) => `graph variant skipped: ${reason}`),
         ...(loaded.deviceKvUnavailable ? [`K/V cache kept on the host: ${loaded.deviceKvUnavailable}`] : []),
@@ -47,6 +46,8 @@ async function handle(message: ToWorker): Promise<void> {
     }
     return;
   }
+
+  if (message.kind === 'warm') return warm(message);
 
   const { jobId, spec, request, reportProgress } = message;
   try {
@@ -63,34 +64,49 @@ async function handle(message: ToWorker): Promise<void> {
       },
       isCancelled: () => Atomics.load(cancelFlag, 0) === jobId,
     };
-    let reuse: ReuseOutcome | undefined;
-    let reusing: PrefixReuser | undefined;
+    let outcome: ReuseOutcome | undefined;
+    let result;
     if (message.reuse) {
       try {
-        // A failed load is not kept: the folder may be readied (dlm profile-depth) while the engine runs.
-        reusing = await (reuser ??= reuseSource!.load().catch((error: unknown) => {
-          reuser = undefined;
-          throw error;
-        }));
+        const reused = await reuse!.denoise(spec, request, message.reuse.document, message.reuse.mode, hooks);
+        result = reused.result;
+        outcome = { stats: reused.reuse };
       } catch (error) {
-        reuse = { unavailable: (error as Error).message };
+        if (!(error instanceof ReuseUnavailableError)) throw error;
+        outcome = { unavailable: error.message };
       }
     }
-    let result;
-    if (reusing) {
-      const reused = await reusing.denoise(spec, request, message.reuse!.document, hooks);
-      result = reused.result;
-      reuse = { stats: reused.reuse };
-    } else {
-      result = await denoise(model, spec, request, hooks);
-    }
-    send({ kind: 'done', jobId, result, reuse });
+    result ??= await denoise(model, spec, request, hooks);
+    send({ kind: 'done', jobId, result, reuse: outcome });
   } catch (error) {
     if (error instanceof CancelledError) {
       send({ kind: 'cancelled', jobId, stepsDone: error.stepsDone, totalSteps: error.totalSteps });
     } else {
       send({ kind: 'failed', jobId, message: (error as Error).message });
     }
+  }
+}
+
+/** A background warm-up: the prompt K/V of a context, stopped between layers when its job is cancelled. */
+async function warm(message: Extract<ToWorker, { kind: 'warm' }>): Promise<void> {
+  const { jobId, spec, request } = message;
+  const started = performance.now();
+  try {
+    if (!reuse) throw new Error('No model is loaded in this worker.');
+    const isCancelled = () => Atomics.load(cancelFlag, 0) === jobId;
+    // Queued behind a request that preempted it: stop before computing anything.
+    if (isCancelled()) throw new PromptComputationCancelled('cancelled before it started');
+    let outcome: ReuseOutcome;
+    try {
+      outcome = { stats: await reuse.warm(spec, request, message.reuse.document, message.reuse.mode, isCancelled) };
+    } catch (error) {
+      if (!(error instanceof ReuseUnavailableError)) throw error;
+      outcome = { unavailable: error.message };
+    }
+    send({ kind: 'warmed', jobId, outcome, ms: performance.now() - started });
+  } catch (error) {
+    if (error instanceof PromptComputationCancelled) send({ kind: 'cancelled', jobId, stepsDone: 0, totalSteps: 0 });
+    else send({ kind: 'failed', jobId, message: (error as Error).message });
   }
 }
 

@@ -4,8 +4,9 @@
  */
 import type { ExecutionDevice, ModelManifest } from '../model/manifest';
 import type { DeviceOption } from '../../common/protocol';
+import type { PromptReuseMode } from '../../common/protocol';
 import type { DenoiseRequest, DenoiseResult, DenoiseSpec } from '../denoiser/denoiser';
-import type { ReuseStats } from '../reuse/prefixReuse';
+import type { ReuseSummary } from '../reuse/promptReuse';
 
 /** `workerData` of a model worker. */
 export interface ModelWorkerData {
@@ -25,12 +26,24 @@ export type ToWorker =
       request: DenoiseRequest;
       /** Progress messages cost a copy of the fill per step; skipped when nobody listens. */
       reportProgress: boolean;
-      /** Reuse the prefix shared with this document's previous request (engine/reuse/prefixReuse.ts). */
-      reuse?: { document: string };
+      /** Reuse the prompt rows shared with this document's previous request (engine/reuse/promptReuse.ts). */
+      reuse?: PromptReuseTarget;
+    }
+  | {
+      kind: 'warm';
+      jobId: number;
+      spec: DenoiseSpec;
+      request: DenoiseRequest;
+      reuse: PromptReuseTarget;
     };
 
-/** How a request asked to reuse a prefix fared: its stats, or why the model cannot reuse prefixes. */
-export type ReuseOutcome = { stats: ReuseStats } | { unavailable: string };
+export interface PromptReuseTarget {
+  document: string;
+  mode: PromptReuseMode;
+}
+
+/** How a request asked to reuse a prefix fared: what it reused, or why the model cannot reuse prefixes this way. */
+export type ReuseOutcome = { stats: ReuseSummary } | { unavailable: string };
 
 export type FromWorker =
   | {
@@ -43,5 +56,6 @@ export type FromWorker =
   | { kind: 'loadFailed'; message: string }
   | { kind: 'progress'; jobId: number; step: number; totalSteps: number; fill: Int32Array; confidence: Float32Array }
   | { kind: 'done'; jobId: number; result: DenoiseResult; reuse?: ReuseOutcome }
+  | { kind: 'warmed'; jobId: number; outcome: ReuseOutcome; ms: number }
   | { kind: 'cancelled'; jobId: number; stepsDone: number; totalSteps: number }
   | { kind: 'failed'; jobId: number; message: string };

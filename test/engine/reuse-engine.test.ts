@@ -1,7 +1,9 @@
 /**
- * Prefix reuse through the engine (its worker thread, real onnxruntime): a folder readied by
- * `dlm profile-depth` reuses the prefix a document's consecutive requests share, a request can opt out, and a
- * folder that is not readied answers as before, with the reason logged once.
+ * Prompt reuse through the engine (its worker thread, real onnxruntime): a document's consecutive requests reuse
+ * the prompt rows they share (full-depth by default, on any folder; depth-wise on a folder readied by
+ * `dlm profile-depth`, else answered without reuse and the reason logged once), a request can opt out, exact
+ * decoding options reuse nothing, the debug log says what each request reused, and a warm-up readies a
+ * document's first request or gives way to any request.
  */
 import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
@@ -20,6 +22,7 @@ describe('prefix reuse in the engine (worker thread, real onnxruntime)', functio
   let plainDir: string;
   let engine: Engine;
   const logs: string[] = [];
+  const debugLogs: string[] = [];
 
   before(async () => {
     dir = temporaryDir('reuse-engine');
@@ -30,7 +33,7 @@ describe('prefix reuse in the engine (worker thread, real onnxruntime)', functio
     }
     // Profile on this repository's own sources, small and quick.
     await prepareModelForReuse(readied, { device: 'cpu', source: path.join(__dirname, '..', '..', 'engine', 'reuse'), samplesPerRatio: 2, canvasTokens: 96, fillTokens: 8 });
-    engine = new Engine({ cacheDir: path.join(dir, 'cache'), log: (_level, message) => logs.push(message) });
+    engine = new Engine({ cacheDir: path.join(dir, 'cache'), log: (level, message) => (level === 'debug' ? debugLogs : logs).push(message) });
   });
   after(async () => {
     await engine?.shutdown();
@@ -71,14 +74,82 @@ describe('prefix reuse in the engine (worker thread, real onnxruntime)', functio
     assert.equal(other.stats.reusedPrefixTokens, 0);
   });
 
-  it('answers as before with a folder that is not readied, and says why once', async () => {
+  it('answers depth-wise requests as before with a folder that is not readied, and says why once; full-depth reuse needs no readying', async () => {
     const info = await engine.loadModel({ model: plainDir, device: 'cpu' });
     for (const prefix of ['let x = ', 'let x = 1']) {
-      const result = await engine.infill({ modelId: info.modelId, documentId: 'file:///c.js', prefix, suffix: ';\n', length: 6 }).result;
+      const result = await engine.infill({ modelId: info.modelId, documentId: 'file:///c.js', prefix, suffix: ';\n', length: 6, reuseMode: 'depthwise' }).result;
       assert.equal(result.stats.reusedPrefixTokens, undefined);
     }
     const reasons = logs.filter((line) => line.includes('prefix reuse is off'));
     assert.equal(reasons.length, 1);
     assert.match(reasons[0], /dlm profile-depth/);
+    const code = 'function add(a, b) {\n  return a + b;\n}\n\nlet y = ';
+    for (const prefix of [code, `${code}2`]) await engine.infill({ modelId: info.modelId, documentId: 'file:///d.js', prefix, suffix: ';\n', length: 6 }).result;
+    const carried = await engine.infill({ modelId: info.modelId, documentId: 'file:///d.js', prefix: `${code}2;`, suffix: ';\n', length: 6 }).result;
+    assert.equal(carried.stats.reuseMode, 'full-depth');
+    assert.ok(carried.stats.reusedPrefixTokens! > 0 && carried.stats.reusedSuffixTokens! > 0);
+    assert.equal(carried.stats.reuseDepth, 3, 'every layer');
+  });
+
+  it('says in the debug log how many prompt rows each request reused', async () => {
+    const info = await engine.loadModel({ model: path.join(dir, 'readied'), device: 'cpu' });
+    const request = (prefix: string) => engine.infill({ modelId: info.modelId, documentId: 'file:///log.js', prefix, suffix: '\n}\n', length: 8 }).result;
+    await request('function f(a) {\n  return ');
+    const typed = await request('function f(a) {\n  return a');
+    const line = debugLogs.find((l) => l.includes('file:///log.js') && l.includes(`full-depth reuse of ${typed.stats.reusedPrefixTokens} prefix + ${typed.stats.reusedSuffixTokens} suffix`));
+    assert.ok(line, debugLogs.join('\n'));
+    assert.match(line, new RegExp(`of ${typed.stats.promptTokens} prompt rows \\(in 3 of 3 layers\\); ${typed.stats.rowsComputed} rows computed`));
+  });
+
+  it('reuses nothing when the decoding options ask for exact decoding: refresh interval 1 gives the tokens of none, bit for bit', async () => {
+    const info = await engine.loadModel({ model: path.join(dir, 'readied'), device: 'cpu' });
+    const code = 'const values = [1, 2, 3];\nconst doubled = values.map((v) => ';
+    const ask = (documentId: string | undefined, options: object, reuseMode?: 'depthwise') =>
+      engine.infillTokens({ modelId: info.modelId, documentId, ...engine.canvasIds({ modelId: info.modelId, prefix: code, suffix: ');\n', length: 8 }), length: 8, options: { steps: 8, ...options }, reuseMode }).result;
+    const none = await ask(undefined, { cache: 'none' });
+    for (const reuseMode of [undefined, 'depthwise'] as const) {
+      for (const options of [{ cache: 'prefill', refreshInterval: 1 }, { cache: 'decode', refreshInterval: 1 }, { cache: 'none' }]) {
+        const document = `file:///exact-${reuseMode}-${JSON.stringify(options)}.js`;
+        await ask(document, options, reuseMode);
+        const again = await ask(document, options, reuseMode);
+        assert.equal(again.stats.reusedPrefixTokens, undefined, `${JSON.stringify(options)}: nothing reused`);
+        assert.deepEqual(again.fillIds, none.fillIds, `${JSON.stringify(options)}: the tokens of none`);
+      }
+    }
+    // Opting out after reusing requests gives the output without reuse.
+    const document = 'file:///opt-out.js';
+    await ask(document, { cache: 'prefill' });
+    await ask(document, { cache: 'prefill' });
+    const optedOut = await engine.infillTokens({ modelId: info.modelId, documentId: document, ...engine.canvasIds({ modelId: info.modelId, prefix: code, suffix: ');\n', length: 8 }), length: 8, options: { steps: 8, cache: 'prefill' }, reusePrefix: false }).result;
+    const plain = await ask(undefined, { cache: 'prefill' });
+    assert.deepEqual(optedOut.fillIds, plain.fillIds);
+    assert.equal(optedOut.stats.reusedPrefixTokens, undefined);
+  });
+
+  it('a warm-up readies the first request of a document, in either mode', async () => {
+    const info = await engine.loadModel({ model: path.join(dir, 'readied'), device: 'cpu' });
+    const prefix = 'class Point {\n  constructor(x, y) {\n    this.x = x;\n    ';
+    for (const reuseMode of ['full-depth', 'depthwise'] as const) {
+      const documentId = `file:///warm-${reuseMode}.js`;
+      const warmed = await engine.warmPrompt({ modelId: info.modelId, documentId, prefix, suffix: '\n  }\n}\n', length: 8, reuseMode }).result;
+      assert.equal(warmed?.reuseMode, reuseMode);
+      assert.equal(warmed?.storedTokens, 0, 'nothing was stored before');
+      assert.ok(warmed!.rowsComputed >= warmed!.promptTokens);
+      const first = await engine.infill({ modelId: info.modelId, documentId, prefix: `${prefix}t`, suffix: '\n  }\n}\n', length: 8, reuseMode }).result;
+      assert.ok(first.stats.reusedPrefixTokens! > 10, `${reuseMode}: the first request reused ${first.stats.reusedPrefixTokens} prefix rows`);
+      assert.equal(first.stats.reuseMode, reuseMode);
+    }
+    assert.ok(debugLogs.some((l) => /warm-up of file:\/\/\/warm-full-depth\.js: \d+ rows computed/.test(l)));
+  });
+
+  it('a queued warm-up gives way to any request of the model', async () => {
+    const info = await engine.loadModel({ model: path.join(dir, 'readied'), device: 'cpu' });
+    const running = engine.infill({ modelId: info.modelId, documentId: 'file:///busy.js', prefix: 'let a = ', suffix: ';\n', length: 8 });
+    const warm = engine.warmPrompt({ modelId: info.modelId, documentId: 'file:///idle.js', prefix: 'let b = ', suffix: ';\n', length: 8 });
+    const request = engine.infill({ modelId: info.modelId, documentId: 'file:///other.js', prefix: 'let c = ', suffix: ';\n', length: 8 });
+    await assert.rejects(warm.result, (e: Error & { reason?: string }) => e.reason === 'preempted');
+    const [first, second] = await Promise.all([running.result, request.result]);
+    assert.equal(typeof first.text, 'string');
+    assert.equal(second.stats.reusedPrefixTokens, 0, 'the warm-up of another document stored nothing for it');
   });
 });

@@ -5,7 +5,8 @@
 import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { runTypingBench } from '../../engine/bench/typingBench';
+import { runTypingBench, weightsOf } from '../../engine/bench/typingBench';
+import { builtinModelDir } from '../../engine/store/modelManager';
 import { typingSessions } from '../../engine/bench/typingSessions';
 import { writeSyntheticModel } from '../../engine/model/synthetic';
 import { prepareModelForReuse } from '../../engine/prepare/prepareModel';
@@ -17,6 +18,12 @@ const SOURCE = path.join(__dirname, '..', '..', 'engine', 'reuse');
 
 describe('typing benchmark', function () {
   this.timeout(180_000);
+
+  it('calls only the built-in model trained; a converted checkpoint may have random weights', () => {
+    assert.equal(weightsOf('builtin', builtinModelDir(), 'huggingface'), 'trained');
+    assert.equal(weightsOf('/models/qwen-0.5b-random', '/models/qwen-0.5b-random', 'huggingface'), 'unknown');
+    assert.equal(weightsOf('synthetic', '/models/typing-synthetic', 'synthetic'), 'random');
+  });
 
   it('types a region of a real file out again in order, one request per debounced keystroke', () => {
     const texts = loadSourceTexts(SOURCE);
@@ -41,7 +48,7 @@ describe('typing benchmark', function () {
     }
   });
 
-  it('runs every request with and without reuse and reports medians in the --json shape', async () => {
+  it('runs every request with each reuse mode and without reuse and reports medians in the --json shape', async () => {
     const dir = temporaryDir('reuse-typing');
     try {
       const model = path.join(dir, 'model');
@@ -57,6 +64,7 @@ describe('typing benchmark', function () {
         debounceMs: 200,
         seed: 0,
         overrides: { steps: 8 },
+        reuseModes: ['full-depth', 'depthwise'],
         modelsDir: path.join(dir, 'models'),
         log: () => {},
       });
@@ -67,7 +75,12 @@ describe('typing benchmark', function () {
         for (const field of ['firstPartialMs', 'finalMs', 'requestsPerSecond']) assert.ok(side[field] > 0, field);
         assert.ok(side.firstPartialMs <= side.finalMs);
       }
-      assert.ok(report.reusedPrefixTokens > 0, 'consecutive keystrokes reuse their shared prefix');
+      assert.ok(report.reusedPrefixTokens > 0 && report.reusedSuffixTokens > 0, 'consecutive keystrokes reuse their shared prompt');
+      assert.equal(json.typing.reuseMode, 'full-depth');
+      assert.equal(json.typing.cache, 'prefill', 'no reuse is cold prefill unless --cache says otherwise');
+      assert.ok(json.typing.depthwise.finalMs > 0 && json.typing.depthwise.agreement >= 0 && json.typing.depthwise.agreement <= 1);
+      assert.ok(json.typing.coldMs > 0 && json.typing.warmUp.finalMs > 0 && json.typing.warmUp.firstPartialMs <= json.typing.warmUp.finalMs);
+      assert.equal(json.typing.weights, 'random', 'a synthetic folder');
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }

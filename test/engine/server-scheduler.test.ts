@@ -93,6 +93,57 @@ describe('server scheduler', () => {
     assert.deepEqual(log, ['start running', 'start other lane']);
   });
 
+  it('runs a background job only when its lane is idle; any other job preempts it and runs as soon as it stops', async () => {
+    const log: string[] = [];
+    const scheduler = new Scheduler();
+    const request = controllable(log, 'request');
+    const warm = controllable(log, 'warm-up');
+    const next = controllable(log, 'next request');
+    const jRequest = scheduler.schedule('m', 'a.ts', request.work);
+    const jQueuedWarm = scheduler.schedule('m', 'b.ts', warm.work, { background: true });
+    assert.equal(scheduler.busy, 1, 'a warm-up is not a request');
+    await settle();
+    request.release('r');
+    assert.equal(await jRequest.result, 'r');
+    await settle();
+    assert.deepEqual(log, ['start request', 'start warm-up'], 'the warm-up waited for the request');
+    // A request of another document preempts the running warm-up; it starts once the warm-up has stopped.
+    const jNext = scheduler.schedule('m', 'c.ts', next.work);
+    await assert.rejects(jQueuedWarm.result, (e: JobCancelledError) => e.reason === 'preempted');
+    await settle();
+    assert.deepEqual(log, ['start request', 'start warm-up', 'start next request']);
+    // A queued warm-up is dropped by a request, without running.
+    const later = controllable(log, 'later warm-up');
+    const jLater = scheduler.schedule('m', 'c.ts', later.work, { background: true });
+    const last = controllable(log, 'last request');
+    const jLast = scheduler.schedule('m', 'd.ts', last.work);
+    await assert.rejects(jLater.result, (e: JobCancelledError) => e.reason === 'preempted' && e.stepsPlanned === undefined);
+    next.release('n');
+    assert.equal(await jNext.result, 'n', 'a warm-up never supersedes a request of its own document');
+    await settle();
+    last.release('l');
+    assert.equal(await jLast.result, 'l');
+    assert.deepEqual(log, ['start request', 'start warm-up', 'start next request', 'start last request']);
+  });
+
+  it('a newer background job replaces the older ones of its lane; other lanes keep theirs', async () => {
+    const log: string[] = [];
+    const scheduler = new Scheduler();
+    const first = controllable(log, 'first');
+    const second = controllable(log, 'second');
+    const elsewhere = controllable(log, 'elsewhere');
+    const j1 = scheduler.schedule('m', 'a.ts', first.work, { background: true });
+    const j3 = scheduler.schedule('m2', 'a.ts', elsewhere.work, { background: true });
+    await settle();
+    const j2 = scheduler.schedule('m', 'b.ts', second.work, { background: true });
+    await assert.rejects(j1.result, (e: JobCancelledError) => e.reason === 'superseded');
+    await settle();
+    second.release('2');
+    elsewhere.release('e');
+    assert.deepEqual(await Promise.all([j2.result, j3.result]), ['2', 'e']);
+    assert.deepEqual(log, ['start first', 'start elsewhere', 'start second']);
+  });
+
   it('ignores a cancel after the job settled', async () => {
     const scheduler = new Scheduler();
     const job = scheduler.schedule('m', 'doc', async () => 42);

@@ -26,6 +26,7 @@ import {
   StatusRequest,
   UnloadModelRequest,
   progressText,
+  WarmPromptRequest,
   type InfillParams,
   type InfillProgressParams,
   type LoadedModelInfo,
@@ -268,6 +269,30 @@ describe('engine server (dlm serve as a child process)', function () {
     assert.ok(data.stepsDone < data.stepsPlanned);
     assert.equal((await newer).stats.genTokens, 8);
     assert.equal((await other).stats.genTokens, 8);
+  });
+
+  it('warms a prompt with dlm/warmPrompt: a request stops a running warm-up or finds it done; bad ones get InvalidParams', async () => {
+    const warm = (params: object) => engine.connection.sendRequest(WarmPromptRequest.method, params);
+    await expectError(warm({ modelId: model.modelId, documentId: 'file:///w.py', prefix: PREFIX, suffix: SUFFIX, length: 'ten' }), ErrorCodes.InvalidParams, /params\.length must be a whole number/);
+    await expectError(warm({ modelId: model.modelId, prefix: PREFIX, suffix: SUFFIX, length: 8 }), ErrorCodes.InvalidParams, /params\.documentId is missing/);
+    await expectError(warm({ modelId: 'nope', documentId: 'file:///w.py', prefix: PREFIX, suffix: SUFFIX, length: 8 }), ErrorCodes.ModelNotLoaded, /No model "nope"/);
+    const done = await engine.connection.sendRequest(WarmPromptRequest, { modelId: model.modelId, documentId: 'file:///v.py', prefix: PREFIX, suffix: SUFFIX, length: 8 });
+    assert.equal(done?.reuseMode, 'full-depth');
+    assert.equal(done?.storedTokens, 0);
+    // A long prompt, then at once a request of another document: the warm-up is preempted unless it already finished.
+    const prefix = Array.from({ length: 60 }, (_, i) => `value_${i} = compute(${i})\n`).join('');
+    const warming = engine.connection.sendRequest(WarmPromptRequest, { modelId: model.modelId, documentId: 'file:///w.py', prefix, suffix: SUFFIX, length: 8, fitToModel: true });
+    const settled = warming.then(() => 'finished' as const, (error: unknown) => error);
+    const result = await infill({ documentId: 'file:///other.py', length: 8 });
+    assert.equal(result.stats.genTokens, 8);
+    const outcome = await settled;
+    const finished = outcome === 'finished';
+    if (!finished) {
+      assert.ok(outcome instanceof ResponseError && outcome.code === ErrorCodes.RequestCancelled && /^Preempted by a request/.test(outcome.message), String(outcome));
+    }
+    // The next request of the warmed document reuses what the warm-up stored, when it finished.
+    const next = await infill({ documentId: 'file:///w.py', prefix: `${prefix}v`, suffix: SUFFIX, length: 8, fitToModel: true });
+    assert.equal(next.stats.reusedPrefixTokens! > 0, finished);
   });
 
   it('reports status with the loaded model and the last stats', async () => {

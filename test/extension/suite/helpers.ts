@@ -91,3 +91,15 @@ export async function whileDenoisingLong<T>(body: () => Promise<T>): Promise<T> 
     await config.update('cacheMode', previous.cacheMode, vscode.ConfigurationTarget.Global);
   }
 }
+
+/** Sets `dlm.<key>` in the user settings for the duration of `body`, then puts the previous value back. */
+export async function withSetting<T>(key: string, value: unknown, body: () => Promise<T>): Promise<T> {
+  const config = vscode.workspace.getConfiguration('dlm');
+  const previous = config.inspect(key)?.globalValue;
+  await config.update(key, value, vscode.ConfigurationTarget.Global);
+  try {
+    return await body();
+  } finally {
+    await vscode.workspace.getConfiguration('dlm').update(key, previous, vscode.ConfigurationTarget.Global);
+  }
+}

@@ -2,22 +2,9 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import * as vscode from 'vscode';
 import { writeSyntheticModel } from '../../../engine/model/synthetic';
 import type { DlmExtensionApi } from '../../../extension/extension';
-import { closeEditors, dlmApi, editorAtNewPlace, inlineText, waitFor } from './helpers';
-
-/** Sets `dlm.<key>` in the user settings for the duration of `body`, then puts the previous value back. */
-async function withSetting<T>(key: string, value: unknown, body: () => Promise<T>): Promise<T> {
-  const config = vscode.workspace.getConfiguration('dlm');
-  const previous = config.inspect(key)?.globalValue;
-  await config.update(key, value, vscode.ConfigurationTarget.Global);
-  try {
-    return await body();
-  } finally {
-    await vscode.workspace.getConfiguration('dlm').update(key, previous, vscode.ConfigurationTarget.Global);
-  }
-}
+import { closeEditors, dlmApi, editorAtNewPlace, inlineText, waitFor, withSetting } from './helpers';
 
 async function completeOnce(api: DlmExtensionApi) {
   const editor = await editorAtNewPlace();
