@@ -119,7 +119,7 @@ describe('corrupt model folders and checkpoints', function () {
     const profile = path.join(dir, 'depth-profile.json');
     fs.writeFileSync(profile, fs.readFileSync(profile, 'utf8').slice(0, 100));
     const info = await engine.loadModel({ model: dir, device: 'cpu' });
-    const result = await engine.infill({ modelId: info.modelId, documentId: 'file:///a.py', prefix: 'def f():\n    ', suffix: '\n', length: 4 }).result;
+    const result = await engine.infill({ modelId: info.modelId, documentId: 'file:///a.py', prefix: 'def f():\n    ', suffix: '\n', length: 4, reuseMode: 'depthwise' }).result;
     assert.equal(result.stats.genTokens, 4);
     assert.ok(
       logs.some((line) => line.includes('prefix reuse is off') && line.includes(`The depth profile file ${profile} is not valid JSON`)),

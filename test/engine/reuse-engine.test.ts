@@ -144,7 +144,11 @@ describe('prefix reuse in the engine (worker thread, real onnxruntime)', functio
 
   it('a queued warm-up gives way to any request of the model', async () => {
     const info = await engine.loadModel({ model: path.join(dir, 'readied'), device: 'cpu' });
-    const running = engine.infill({ modelId: info.modelId, documentId: 'file:///busy.js', prefix: 'let a = ', suffix: ';\n', length: 8 });
+    // Requests are tokenized off the main thread before they are scheduled: wait until this one runs.
+    let started!: () => void;
+    const runningStarted = new Promise<void>((resolve) => (started = resolve));
+    const running = engine.infill({ modelId: info.modelId, documentId: 'file:///busy.js', prefix: 'let a = ', suffix: ';\n', length: 48 }, { onProgress: () => started() });
+    await runningStarted;
     const warm = engine.warmPrompt({ modelId: info.modelId, documentId: 'file:///idle.js', prefix: 'let b = ', suffix: ';\n', length: 8 });
     const request = engine.infill({ modelId: info.modelId, documentId: 'file:///other.js', prefix: 'let c = ', suffix: ';\n', length: 8 });
     await assert.rejects(warm.result, (e: Error & { reason?: string }) => e.reason === 'preempted');
