@@ -24,6 +24,7 @@ import { HfCheckpoint } from './checkpoint';
 import { ConversionError } from './families';
 import { checkpointFingerprint } from './fingerprint';
 import { F16_MAX } from '../graph/floatFormats';
+import { isProcessRunning } from '../machine/processes';
 
 export interface ConvertProgress {
   /** Weight tensors written, of all. */
@@ -148,18 +149,10 @@ function removeAbandonedTemporaries(parent: string, base: string): void {
   const prefix = temporaryPrefix(base);
   for (const entry of fs.readdirSync(parent)) {
     const pid = entry.startsWith(prefix) ? Number(/^(\d+)-/.exec(entry.slice(prefix.length))?.[1]) : NaN;
-    if (Number.isInteger(pid) && !isRunning(pid)) fs.rmSync(path.join(parent, entry), { recursive: true, force: true });
+    if (Number.isInteger(pid) && !isProcessRunning(pid)) fs.rmSync(path.join(parent, entry), { recursive: true, force: true });
   }
 }
 
-function isRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 export function checkFreeSpace(dir: string, neededBytes: number): Promise<void> {
   return ensureFreeSpace(dir, neededBytes, 'the converted model', 'free some space or choose an output folder on another disk');

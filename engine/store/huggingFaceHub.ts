@@ -18,6 +18,7 @@ import { readJsonFile } from '../model/jsonFile';
 import type { HubModelId } from '../../common/hubModelId';
 import { ensureFreeSpace } from '../machine/diskSpace';
 import { bytesPresent, describeFetchError, downloadFile, DownloadError, type DownloadFailure, type RemoteFile } from './fileDownload';
+import { isProcessRunning } from '../machine/processes';
 
 export { hubIdProblem, parseHubModelId, type HubModelId } from '../../common/hubModelId';
 
@@ -114,7 +115,7 @@ function lockDownload(dir: string, id: HubModelId): () => void {
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
       const owner = Number(fs.readFileSync(lock, 'utf8'));
-      if (Number.isInteger(owner) && owner !== process.pid && isRunning(owner)) {
+      if (Number.isInteger(owner) && owner !== process.pid && isProcessRunning(owner)) {
         throw new HubError(`${id.repo} is being downloaded by another DLM engine (process ${owner}); wait for it to finish`, 'busy');
       }
       fs.rmSync(lock, { force: true });
@@ -123,14 +124,6 @@ function lockDownload(dir: string, id: HubModelId): () => void {
   throw new HubError(`cannot lock ${dir} for the download of ${id.repo}`, 'busy');
 }
 
-function isRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /** Removes `dir` and then its parents up to and including `top`, as long as each is empty. */
 function removeEmptyFolders(dir: string, top: string): void {
