@@ -19,10 +19,12 @@ describe('prompt warm-up (real engine, tiny synthetic model)', () => {
   });
   afterEach(closeEditors);
 
-  /** The first warm-up of `editor`'s document at `line` that has ended, sent after the `after`th one. */
-  const warmedAt = (editor: vscode.TextEditor, line: number, after = 0) =>
+  /** The warm-ups sent so far (the list keeps only the last few, so a later one is told by identity, not index). */
+  const sentSoFar = () => new Set(api.warmup.sent);
+  /** The first warm-up of `editor`'s document at `line` that has ended, not among `before`. */
+  const warmedAt = (editor: vscode.TextEditor, line: number, before = new Set<SentWarmup>()) =>
     waitFor(`a warm-up at line ${line + 1}`, () =>
-      api.warmup.sent.slice(after).find((w): w is Required<SentWarmup> => w.uri === editor.document.uri.toString() && w.line === line && w.outcome !== undefined),
+      api.warmup.sent.find((w): w is Required<SentWarmup> => !before.has(w) && w.uri === editor.document.uri.toString() && w.line === line && w.outcome !== undefined),
     );
 
   it('warms the context when a document is shown; its first completion reuses that prompt', async () => {
@@ -44,20 +46,20 @@ describe('prompt warm-up (real engine, tiny synthetic model)', () => {
   it('warms again when the cursor settles on another line, and not while typing', async () => {
     const editor = await editorAtNewPlace();
     await warmedAt(editor, editor.selection.active.line);
-    const sent = api.warmup.sent.length;
+    const sent = sentSoFar();
     const line = 3;
     editor.selection = new vscode.Selection(line, 4, line, 4);
     const moved = await warmedAt(editor, line, sent);
     assert.equal(moved.reason, 'cursor');
 
     // Typing, Enter included, moves the cursor with every key: its completion requests keep the cache current.
-    const typing = api.warmup.sent.length;
+    const typing = sentSoFar();
     for (const key of ['x', '\n', 'y']) {
       await editor.edit((edit) => edit.insert(editor.selection.active, key));
       await pause(SETTLE_MS / 4);
     }
     await pause(3 * SETTLE_MS);
-    assert.deepEqual(api.warmup.sent.slice(typing).map((w) => w.reason), [], 'no warm-up while typing');
+    assert.deepEqual(api.warmup.sent.filter((w) => !typing.has(w)).map((w) => w.reason), [], 'no warm-up while typing');
   });
 
   it('warms the context after an accepted completion', () =>
@@ -65,11 +67,11 @@ describe('prompt warm-up (real engine, tiny synthetic model)', () => {
       const editor = await editorAtNewPlace();
       await inlineText(api, editor);
       const completion = api.provider.current!;
-      const sent = api.warmup.sent.length;
+      const sent = sentSoFar();
       await vscode.commands.executeCommand('dlm.acceptInlineSuggestion', 'all');
       const end = await completion.done;
       assert.equal(end.kind, 'final');
-      const accepted = await waitFor('the warm-up after the accept', () => api.warmup.sent.slice(sent).find((w) => w.reason === 'accepted' && w.outcome));
+      const accepted = await waitFor('the warm-up after the accept', () => api.warmup.sent.find((w) => !sent.has(w) && w.reason === 'accepted' && w.outcome));
       assert.equal(accepted.line, editor.selection.active.line, 'at the cursor after the inserted fill');
       // Without a cache (cacheMode none) the engine has nothing to warm: exact decoding reuses nothing.
       assert.deepEqual(accepted.outcome, { kind: 'done', result: null });
@@ -77,10 +79,10 @@ describe('prompt warm-up (real engine, tiny synthetic model)', () => {
 
   it('sends no warm-up with dlm.promptReuse off, and completions reuse nothing', () =>
     withSetting('promptReuse', 'off', async () => {
-      const sent = api.warmup.sent.length;
+      const sent = sentSoFar();
       const editor = await editorAtNewPlace();
       await pause(3 * SETTLE_MS);
-      assert.equal(api.warmup.sent.length, sent);
+      assert.deepEqual(api.warmup.sent.filter((w) => !sent.has(w)), []);
       await inlineText(api, editor);
       assert.equal((await api.provider.current!.done).kind, 'final');
       assert.equal(api.lastStats()!.reusedPrefixTokens, undefined);
