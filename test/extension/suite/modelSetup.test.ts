@@ -43,6 +43,14 @@ const SMALL_CPU_ONLY = machine({ totalMemoryBytes: 8 * GB, availableMemoryBytes:
 
 type Item = vscode.QuickPickItem & { model?: { id: string } };
 
+const UNIT_BYTES: Record<string, number> = { B: 1, kB: 1e3, MB: 1e6 };
+
+/** The bytes received that a download's progress message says ("Downloading x: 12.3 kB of ..."), 0 before any. */
+function progressBytes(message: string): number {
+  const said = /^Downloading [^:]+: ([\d.]+) (B|kB|MB) of /.exec(message);
+  return said ? Number(said[1]) * UNIT_BYTES[said[2]] : 0;
+}
+
 /** The extension's quick pick once its items are there. */
 function openPick(api: DlmExtensionApi): Promise<vscode.QuickPick<Item>> {
   return waitFor('the quick pick with its items', () => {
@@ -164,7 +172,9 @@ describe('choosing and fetching models (local Hugging Face stand-in)', function 
     server.log.length = 0;
     const interrupted = nextOutcome(api);
     void api.downloads.start({ model: 'org/resume-me', name: 'org/resume-me', device: 'cpu' });
-    await waitFor('the weights arriving', () => /^Downloading org\/resume-me: [1-9][\d.]* kB of /.test(api.downloads.lastProgress));
+    // The small files come first or last; only bytes beyond all of them (and a chunk's rounding) are weights.
+    const otherFiles = Object.entries(files).reduce((n, [name, bytes]) => n + (name === WEIGHTS ? 0 : bytes.length), 0);
+    await waitFor('the weights arriving', () => progressBytes(api.downloads.lastProgress) > otherFiles + 20_000);
     const state = api.supervisor.state;
     assert.equal(state.kind, 'running');
     const ready = new Promise<DownloadOutcome>((resolve) => {
