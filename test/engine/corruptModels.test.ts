@@ -86,7 +86,8 @@ describe('corrupt model folders and checkpoints', function () {
     const error = await loadError(dir);
     assert.equal(error.code, ErrorCodes.ModelLoadFailed);
     assert.ok(error.message.includes(`(${dir})`), error.message);
-    assert.match(error.message, /Deserialize tensor model\.layers\.\d+\.\S+ failed.* out of bounds/);
+    // Which tensor past the cut onnxruntime reads first varies (a layer's weight, the head).
+    assert.match(error.message, /Deserialize tensor (model\.layers\.\d+\.|lm_head\.)\S+ failed.* out of bounds/);
   });
 
   it('names the broken file of a model folder: its manifest, its tokenizer', async () => {
