@@ -41,7 +41,7 @@ export const convertCommand: CliCommand = {
     attention: { type: { choices: ['gqa', 'decomposed'] }, description: 'Attention lowering.', defaultText: 'gqa with float32, else decomposed' },
     head: { type: { choices: ['logits', 'stats'] }, description: 'Full logits, or top-k + entropy.', defaultText: 'stats' },
     'top-k': { type: 'integer', description: 'K of the stats head.', defaultText: '32' },
-    'int4-accuracy-level': { type: { choices: ['0', '4'] }, description: 'int4: MatMulNBits accuracy_level (4 = int8 activations on the CPU).', defaultText: '0' },
+    'int4-accuracy-level': { type: { choices: ['0', '4'] }, description: 'int4: MatMulNBits accuracy_level (4 = int8 activations on the CPU).', defaultText: '4 with float32 activations, else 0' },
     'max-positions': { type: 'integer', description: 'Largest canvas in tokens (sizes the RoPE tables).', defaultText: 'the config\'s, at most 16384' },
     name: { type: 'string', description: 'Model name in the manifest.', defaultText: 'the folder name or id' },
     'cache-dir': { type: 'string', description: 'Where a downloaded checkpoint is kept.' },

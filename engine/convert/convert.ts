@@ -74,9 +74,10 @@ export function defaultGraphOptions(options: Partial<StepGraphOptions> = {}): St
   const cacheDtype: CacheDtype = options.cacheDtype ?? (precision === 'fp32' ? 'float32' : 'float16');
   const head: HeadKind = options.head ?? 'stats';
   const attention: AttentionLowering = options.attention ?? (cacheDtype === 'float32' ? PREFERRED_CPU_ATTENTION : 'decomposed');
-  // accuracy_level 4 stays opt-in: on a 0.5B model it makes small cached steps faster but the first full pass
-  // slower, a cold fill slower overall (README, "The cost of one step").
-  const int4AccuracyLevel = options.int4AccuracyLevel ?? 0;
+  // int4 weights with float32 activations are the CPU's graph: there accuracy_level 4 (int8 activations on the
+  // VNNI/AVX-512/AVX2 kernels) makes the few-row steps of cached and carried requests about twice as cheap and the
+  // rare cold full pass about 1.2x dearer (README, "The cost of one step"). GPU graphs (fp16 activations) keep 0.
+  const int4AccuracyLevel = options.int4AccuracyLevel ?? (precision === 'int4' && cacheDtype === 'float32' ? 4 : 0);
   return {
     precision, cacheDtype, attention, head, topK: options.topK ?? (head === 'stats' ? DEFAULT_TOP_K : 0),
     ...(int4AccuracyLevel ? { int4AccuracyLevel } : {}),

@@ -37,14 +37,17 @@ export function carryBudgetTokens(arch: ModelArchitecture, dtype: CacheDtype): n
 /**
  * Prompt rows next to the cursor that every request computes afresh even when they are stored: the prefix's
  * last and the suffix's first. They are the rows whose stored K/V are the most out of date (computed while the
- * text typed since was masks or not there), and the ones the fill attends to most.
+ * text typed since was masks or not there), and the ones the fill attends to most. The suffix's first rows matter
+ * most: on the built-in model's typing replay (`dlm bench --typing --model builtin --sessions 4`, README "Prompt
+ * reuse across keystrokes") windows of 16 prefix and 32 suffix rows agree with no reuse on 98.0 % of fill tokens
+ * with the prefill cache, against 89.2 % for 16 and 0.
  */
 export interface CarryWindows {
   prefix: number;
   suffix: number;
 }
 
-export const DEFAULT_CARRY_WINDOWS: Readonly<CarryWindows> = Object.freeze({ prefix: 16, suffix: 0 });
+export const DEFAULT_CARRY_WINDOWS: Readonly<CarryWindows> = Object.freeze({ prefix: 16, suffix: 32 });
 
 /** What of a request can be carried from `entry`, as the setup of its carried-prompt model. */
 export function planCarry(

@@ -49,8 +49,8 @@ describe('model manager: checkpoint folders and Hugging Face ids', function () {
     assert.notEqual(retrained, first);
   });
 
-  it('picks int4 above 2B parameters, fp32 activations on the CPU and fp16 elsewhere', () => {
-    assert.deepEqual(conversionFor(7.6e9, 'cpu'), { precision: 'int4', cacheDtype: 'float32', attention: 'gqa', head: 'stats', topK: 32 });
+  it('picks int4 above 2B parameters, fp32 activations on the CPU (int8 in the int4 matmuls) and fp16 elsewhere', () => {
+    assert.deepEqual(conversionFor(7.6e9, 'cpu'), { precision: 'int4', cacheDtype: 'float32', attention: 'gqa', head: 'stats', topK: 32, int4AccuracyLevel: 4 });
     assert.deepEqual(conversionFor(7.6e9, 'cuda'), { precision: 'int4', cacheDtype: 'float16', attention: 'decomposed', head: 'stats', topK: 32 });
     assert.equal(conversionFor(0.5e9, 'auto').precision, 'fp16');
     assert.equal(conversionFor(0.5e9, 'cpu').precision, 'fp32');

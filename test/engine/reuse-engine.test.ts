@@ -84,8 +84,10 @@ describe('prefix reuse in the engine (worker thread, real onnxruntime)', functio
     assert.equal(reasons.length, 1);
     assert.match(reasons[0], /dlm profile-depth/);
     const code = 'function add(a, b) {\n  return a + b;\n}\n\nlet y = ';
-    for (const prefix of [code, `${code}2`]) await engine.infill({ modelId: info.modelId, documentId: 'file:///d.js', prefix, suffix: ';\n', length: 6 }).result;
-    const carried = await engine.infill({ modelId: info.modelId, documentId: 'file:///d.js', prefix: `${code}2;`, suffix: ';\n', length: 6 }).result;
+    // A suffix longer than the rows next to the cursor that are always computed (promptCarry.ts CarryWindows).
+    const suffix = `;\n${'console.log(add(y, y));\n'.repeat(12)}`;
+    for (const prefix of [code, `${code}2`]) await engine.infill({ modelId: info.modelId, documentId: 'file:///d.js', prefix, suffix, length: 6 }).result;
+    const carried = await engine.infill({ modelId: info.modelId, documentId: 'file:///d.js', prefix: `${code}2;`, suffix, length: 6 }).result;
     assert.equal(carried.stats.reuseMode, 'full-depth');
     assert.ok(carried.stats.reusedPrefixTokens! > 0 && carried.stats.reusedSuffixTokens! > 0);
     assert.equal(carried.stats.reuseDepth, 3, 'every layer');
