@@ -387,7 +387,9 @@ export interface WarmPromptParams {
   length: number;
   /** As the request will send them: the prompt K/V are kept per decoding options. */
   options?: Partial<DecodingOptions>;
+  /** As the request will send them: the context is cut the same way, or the request finds nothing to carry. */
   fitToModel?: boolean;
+  coldBudgetMs?: number;
   /** Default: `full-depth`. */
   reuseMode?: PromptReuseMode;
 }

@@ -122,7 +122,18 @@ export class PromptWarmup implements vscode.Disposable {
     const where = `${vscode.workspace.asRelativePath(document.uri)}:${position.line + 1}`;
     try {
       const result = await state.client.warmPrompt(
-        { modelId: state.info.modelId, documentId: uri, prefix: canvas.prefix, suffix: canvas.suffix, length: canvas.length, options: settings.decoding, fitToModel: true, reuseMode },
+        {
+          modelId: state.info.modelId,
+          documentId: uri,
+          prefix: canvas.prefix,
+          suffix: canvas.suffix,
+          length: canvas.length,
+          options: settings.decoding,
+          // Cut as the completion there will be (inlineCompletionProvider.ts): a prefix that starts elsewhere shares no rows.
+          fitToModel: true,
+          coldBudgetMs: settings.coldRequestBudgetMs,
+          reuseMode,
+        },
         source.token,
       );
       sent.outcome = { kind: 'done', result };

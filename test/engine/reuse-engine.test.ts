@@ -144,6 +144,22 @@ describe('prefix reuse in the engine (worker thread, real onnxruntime)', functio
     assert.ok(debugLogs.some((l) => /warm-up of file:\/\/\/warm-full-depth\.js: \d+ rows computed/.test(l)));
   });
 
+  it('a warm-up cut to the cold budget readies a request cut the same way; one cut otherwise readies nothing', async () => {
+    const info = await engine.loadModel({ model: plainDir, device: 'cpu' });
+    // Far more context than the budget's minimum (64 tokens): the budget cuts the prefix's first lines.
+    const prefix = `${Array.from({ length: 60 }, (_, i) => `const v${i} = f(${i});`).join('\n')}\nconst last = `;
+    const request = { modelId: info.modelId, suffix: ';\n', length: 8, fitToModel: true, coldBudgetMs: 1 };
+    for (const [warmBudget, carried] of [[1, true], [undefined, false]] as const) {
+      const documentId = `file:///budget-${warmBudget}.js`;
+      await engine.warmPrompt({ ...request, documentId, prefix, coldBudgetMs: warmBudget }).result;
+      const first = await engine.infill({ ...request, documentId, prefix: `${prefix}g` }).result;
+      assert.equal(first.stats.canvasTokenLimit, 8 + 64);
+      // Cut elsewhere, only the lines' first tokens happen to sit at the same positions ("const", " v").
+      const rows = first.stats.reusedPrefixTokens!;
+      assert.ok(carried ? rows >= 32 : rows < 16, `warmed with budget ${warmBudget}: ${rows} prefix rows carried`);
+    }
+  });
+
   it('a queued warm-up gives way to any request of the model', async () => {
     const info = await engine.loadModel({ model: path.join(dir, 'readied'), device: 'cpu' });
     // Requests are tokenized off the main thread before they are scheduled: wait until this one runs.
