@@ -35,7 +35,8 @@ describe('remote backend (stand-in SGLang/vLLM server on 127.0.0.1, real VS Code
     await api.session.ready();
     server = new InferenceTestServer({ apiKey: KEY });
     server.answer = () => ANSWER;
-    server.eventDelayMs = 30;
+    // Spaced so that a busy extension host still sees the ghost text grow event by event.
+    server.eventDelayMs = 80;
     await server.start();
     await api.serverApiKey.store(KEY);
     await setting('server.url', server.baseUrl);
