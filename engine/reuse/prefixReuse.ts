@@ -14,7 +14,7 @@ import { denoise, type DenoiseHooks, type DenoiseRequest, type DenoiseResult, ty
 import { readDepthProfile, safeDepthFor, usedDepths, type DepthProfile } from './depthProfile';
 import { PrefixReuseModel, type PrefixReuseSetup } from './prefixReuseModel';
 import type { ReusableSuffix } from './reuseHarvest';
-import { leadingPrefix, PrefixStore, sharedPrefixLength, suffixRowsAt, type PrefixStoreKey, type StoredEntry } from './prefixStore';
+import { leadingPrefix, PrefixStore, sharedPrefixLength, storeKey, suffixRowsAt, type StoredEntry } from './prefixStore';
 import { hasSegmentGraphs } from './segmentFiles';
 import type { SegmentedStepModel } from './segmentedModel';
 
@@ -132,7 +132,7 @@ export class PrefixReuser {
     document: string,
     hooks: DenoiseHooks = {},
   ): Promise<{ result: DenoiseResult; reuse: ReuseStats }> {
-    const key = this.key(request, document);
+    const key = storeKey(this.modelKey, request.options, document);
     const { setup, stats } = planReuse(this.store.lookup(key), request, this.profile, this.arch, this.tuning);
     const model = new PrefixReuseModel(this.monolithic, this.segments, setup);
     try {
@@ -149,16 +149,12 @@ export class PrefixReuser {
    * says so, the store then untouched.
    */
   async warm(spec: DenoiseSpec, request: DenoiseRequest, document: string, isCancelled: () => boolean): Promise<ReusePlanStats & PrefixReuseModel['stats']> {
-    const key = this.key(request, document);
+    const key = storeKey(this.modelKey, request.options, document);
     const { setup, stats } = planReuse(this.store.lookup(key), request, this.profile, this.arch, this.tuning);
     const model = new PrefixReuseModel(this.monolithic, this.segments, setup);
     const canvas = [...setup.tailIds, ...new Array<number>(request.length).fill(spec.tokens.mask), ...request.suffixIds];
     await model.computePrompt(fullPassFeeds(model, canvas, [canvas.length - 1]), isCancelled);
     this.store.put(key, model.harvest());
     return { ...stats, ...model.stats };
-  }
-
-  private key(request: DenoiseRequest, document: string): PrefixStoreKey {
-    return { model: this.modelKey, settings: JSON.stringify(request.options), document };
   }
 }

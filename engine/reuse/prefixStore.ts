@@ -21,6 +21,11 @@ export interface PrefixStoreKey {
   document: string;
 }
 
+/** The key of `document`'s entry for requests on `model` with decoding `options`. */
+export function storeKey(model: string, options: unknown, document: string): PrefixStoreKey {
+  return { model, settings: JSON.stringify(options), document };
+}
+
 export interface StoredEntry {
   prefix: ReusablePrefix;
   suffix: ReusableSuffix | null;

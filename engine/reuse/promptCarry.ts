@@ -15,7 +15,7 @@ import type { ModelArchitecture } from '../architecture/architecture';
 import { denoise, type DenoiseHooks, type DenoiseRequest, type DenoiseResult, type DenoiseSpec } from '../denoiser/denoiser';
 import { CarriedPromptModel, type CarrySetup, type LayeredRun } from './carriedPromptModel';
 import { DEFAULT_STORE_BYTES, MAX_STORE_TOKENS } from './prefixReuse';
-import { leadingPrefix, PrefixStore, sharedPrefixLength, suffixRowsAt, type PrefixStoreKey, type StoredEntry } from './prefixStore';
+import { leadingPrefix, PrefixStore, sharedPrefixLength, storeKey, suffixRowsAt, type StoredEntry } from './prefixStore';
 import type { SegmentedStepModel } from './segmentedModel';
 
 export interface CarryStats {
@@ -94,7 +94,7 @@ export class PromptCarry {
     document: string,
     hooks: DenoiseHooks = {},
   ): Promise<{ result: DenoiseResult; carry: CarryStats }> {
-    const key = this.key(request, document);
+    const key = storeKey(this.modelKey, request.options, document);
     const { setup, stats } = planCarry(this.store.lookup(key), request, this.arch, this.windows);
     const model = new CarriedPromptModel(this.monolithic, setup, this.arch.hiddenSize);
     try {
@@ -111,7 +111,7 @@ export class PromptCarry {
    * layer by layer and throws PromptComputationCancelled between layers once cancelled; the store is then untouched.
    */
   async warm(spec: DenoiseSpec, request: DenoiseRequest, document: string, layered?: Omit<LayeredRun, 'segments'> & { segments: SegmentedStepModel | null }): Promise<CarryStats> {
-    const key = this.key(request, document);
+    const key = storeKey(this.modelKey, request.options, document);
     const { setup, stats } = planCarry(this.store.lookup(key), request, this.arch, this.windows);
     const model = new CarriedPromptModel(this.monolithic, setup, this.arch.hiddenSize);
     const canvas = [...setup.tailIds, ...new Array<number>(request.length).fill(spec.tokens.mask), ...computedSuffix(setup)];
@@ -119,10 +119,6 @@ export class PromptCarry {
     await model.computePrompt(fullPassFeeds(model, canvas, [canvas.length - 1]), run);
     this.store.put(key, model.harvest());
     return { ...stats, rowsComputed: model.rowsComputed };
-  }
-
-  private key(request: DenoiseRequest, document: string): PrefixStoreKey {
-    return { model: this.modelKey, settings: JSON.stringify(request.options), document };
   }
 }
 
