@@ -108,10 +108,7 @@ export async function measureCallOverhead(modelDir: string, device: DeviceOption
       await model.run(feeds);
       stepGraph.push(performance.now() - started);
       started = performance.now();
-      let hidden = await segments.embed(ids);
-      for (let l = 0; l < model.numLayers; l++) {
-        hidden = (await segments.layer(l, { hidden, positionIds: ids, attentionBias: one, pastKey: empty, pastValue: empty, contextLength: 0 })).hidden;
-      }
+      const { hidden } = await segments.forward(feeds);
       await segments.predict(hidden, 1, ids);
       depthwise.push(performance.now() - started);
     }

@@ -133,23 +133,9 @@ export class CarriedPromptModel implements StepModel {
   }
 
   private async runLayered(feeds: StepFeeds, { segments, isCancelled }: LayeredRun): Promise<StepResult> {
-    let hidden = await segments.embed(feeds.inputIds);
-    const newKeys: KvArray[] = [];
-    const newValues: KvArray[] = [];
-    for (let l = 0; l < this.numLayers; l++) {
+    const { newKeys, newValues } = await segments.forward(feeds, () => {
       if (isCancelled()) throw new PromptComputationCancelled('the prompt computation was cancelled');
-      const out = await segments.layer(l, {
-        hidden,
-        positionIds: feeds.positionIds,
-        attentionBias: feeds.attentionBias,
-        pastKey: feeds.pastKeys[l],
-        pastValue: feeds.pastValues[l],
-        contextLength: feeds.contextLength,
-      });
-      hidden = out.hidden;
-      newKeys.push(out.newKey);
-      newValues.push(out.newValue);
-    }
+    });
     return { predictions: { kind: 'logits', rows: 0, vocabSize: 0, logits: new Float32Array(0) }, newKeys, newValues };
   }
 

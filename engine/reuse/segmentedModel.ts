@@ -5,7 +5,7 @@
  */
 import * as path from 'node:path';
 import { InferenceSession, Tensor } from 'onnxruntime-node';
-import { StepInput, StepOutput, type CacheDtype, type HeadKind, type KvArray, type RowPredictions } from '../graph/stepContract';
+import { StepInput, StepOutput, type CacheDtype, type HeadKind, type KvArray, type RowPredictions, type StepFeeds } from '../graph/stepContract';
 import type { ModelArchitecture } from '../architecture/architecture';
 import type { ExecutionDevice, GraphVariant } from '../model/manifest';
 import { sessionOptionsFor } from '../runtime/executionProviders';
@@ -108,6 +108,31 @@ export class SegmentedStepModel {
       newKey: outputs[StepOutput.newKey(layer)].data as KvArray,
       newValue: outputs[StepOutput.newValue(layer)].data as KvArray,
     };
+  }
+
+  /**
+   * Every layer over the rows and context of one step call (`feeds`): the last layer's hidden states and each
+   * layer's new K/V. `beforeLayer` sees each layer's input first; it may throw to stop between layers.
+   */
+  async forward(feeds: StepFeeds, beforeLayer?: (layer: number, hidden: KvArray) => void): Promise<{ hidden: KvArray; newKeys: KvArray[]; newValues: KvArray[] }> {
+    let hidden = await this.embed(feeds.inputIds);
+    const newKeys: KvArray[] = [];
+    const newValues: KvArray[] = [];
+    for (let l = 0; l < this.numLayers; l++) {
+      beforeLayer?.(l, hidden);
+      const out = await this.layer(l, {
+        hidden,
+        positionIds: feeds.positionIds,
+        attentionBias: feeds.attentionBias,
+        pastKey: feeds.pastKeys[l],
+        pastValue: feeds.pastValues[l],
+        contextLength: feeds.contextLength,
+      });
+      hidden = out.hidden;
+      newKeys.push(out.newKey);
+      newValues.push(out.newValue);
+    }
+    return { hidden, newKeys, newValues };
   }
 
   /** Predictions of the rows `logitsIndex` of `hidden` ([rows, H]). */

@@ -30,24 +30,8 @@ const FP16_TOLERANCE = 0.05;
 
 /** A whole call through the segments, every layer on the same rows and context; hidden states kept per depth. */
 async function segmentForward(segments: SegmentedStepModel, feeds: StepFeeds): Promise<StepResult & { hiddenAt: KvArray[] }> {
-  let hidden = await segments.embed(feeds.inputIds);
   const hiddenAt: KvArray[] = [];
-  const newKeys: KvArray[] = [];
-  const newValues: KvArray[] = [];
-  for (let l = 0; l < segments.numLayers; l++) {
-    hiddenAt.push(hidden);
-    const out = await segments.layer(l, {
-      hidden,
-      positionIds: feeds.positionIds,
-      attentionBias: feeds.attentionBias,
-      pastKey: feeds.pastKeys[l],
-      pastValue: feeds.pastValues[l],
-      contextLength: feeds.contextLength,
-    });
-    hidden = out.hidden;
-    newKeys.push(out.newKey);
-    newValues.push(out.newValue);
-  }
+  const { hidden, newKeys, newValues } = await segments.forward(feeds, (_, input) => hiddenAt.push(input));
   const predictions = await segments.predict(hidden, feeds.inputIds.length, feeds.logitsIndex);
   return { predictions, newKeys, newValues, hiddenAt };
 }
