@@ -12,7 +12,7 @@
  * Every completion request is logged with its body, its Authorization header, and whether the client closed it.
  */
 import * as http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { closeServer, listenOnLoopback } from './loopbackServer';
 
 export type Fault =
   | { status: number; body?: unknown; retryAfter?: number; location?: string }
@@ -73,15 +73,12 @@ export class InferenceTestServer {
   }
 
   async start(): Promise<void> {
-    this.server = http.createServer((req, res) => void this.handle(req, res));
-    await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
-    this.baseUrl = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    ({ server: this.server, baseUrl: this.baseUrl } = await listenOnLoopback((req, res) => void this.handle(req, res)));
   }
 
   async stop(): Promise<void> {
     for (const timer of this.timers) clearTimeout(timer);
-    this.server?.closeAllConnections();
-    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+    await closeServer(this.server);
   }
 
   /** The port, for a URL with another host name (e.g. localhost). */

@@ -7,7 +7,7 @@
  */
 import { createHash } from 'node:crypto';
 import * as http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { closeServer, listenOnLoopback } from '../common/loopbackServer';
 
 export interface ServedRepo {
   files: Map<string, Buffer>;
@@ -50,14 +50,11 @@ export class HubTestServer {
   }
 
   async start(): Promise<void> {
-    this.server = http.createServer((req, res) => this.handle(req, res));
-    await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
-    this.baseUrl = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    ({ server: this.server, baseUrl: this.baseUrl } = await listenOnLoopback((req, res) => this.handle(req, res)));
   }
 
   async stop(): Promise<void> {
-    this.server?.closeAllConnections();
-    await new Promise<void>((resolve) => this.server?.close(() => resolve()) ?? resolve());
+    await closeServer(this.server);
   }
 
   requests(filter: (r: LoggedRequest) => boolean = () => true): LoggedRequest[] {

@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import * as http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { closeServer, listenOnLoopback } from '../common/loopbackServer';
 import { serveFile, type Fault } from './hubTestServer';
 
 export class NugetTestServer {
@@ -28,14 +28,11 @@ export class NugetTestServer {
   }
 
   async start(): Promise<void> {
-    this.server = http.createServer((req, res) => this.handle(req, res));
-    await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
-    this.baseUrl = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    ({ server: this.server, baseUrl: this.baseUrl } = await listenOnLoopback((req, res) => this.handle(req, res)));
   }
 
   async stop(): Promise<void> {
-    this.server?.closeAllConnections();
-    await new Promise<void>((resolve) => this.server?.close(() => resolve()) ?? resolve());
+    await closeServer(this.server);
   }
 
   private json(res: http.ServerResponse, value: unknown): void {
