@@ -9,31 +9,15 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import type { MachineFacts } from '../../../common/protocol';
 import type { DlmExtensionApi } from '../../../extension/extension';
 import type { DownloadOutcome } from '../../../extension/modelDownloads';
 import { writeFixtureCheckpoint } from '../../engine/convertFixtures';
 import { HubTestServer } from '../../engine/hubTestServer';
 import { dlmApi, waitFor } from './helpers';
+import { GB, machine } from '../machineFacts';
 
-const GB = 1e9;
 const OPEN_DCODER = 'fredzzp/open-dcoder-0.5B';
 const WEIGHTS = 'model.safetensors';
-
-function machine(facts: Partial<MachineFacts>): MachineFacts {
-  return {
-    platform: 'linux',
-    arch: 'x64',
-    cpuCores: 8,
-    totalMemoryBytes: 32 * GB,
-    availableMemoryBytes: 24 * GB,
-    cacheDir: '/cache',
-    freeDiskBytes: 500 * GB,
-    gpus: [],
-    gpuDevices: [{ device: 'webgpu', usable: false, reason: 'no GPU device' }],
-    ...facts,
-  };
-}
 
 const WITH_8GB_GPU = machine({
   gpus: [{ name: 'NVIDIA Test GPU', memoryBytes: 8.6 * GB, freeMemoryBytes: 7.9 * GB, source: 'nvidia-smi' }],

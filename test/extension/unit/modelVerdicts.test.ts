@@ -4,25 +4,10 @@ import { modelCatalogue } from '../../../engine/store/modelCatalogue';
 import type { CatalogueModel, MachineFacts } from '../../../common/protocol';
 import { modelVerdict, recommendedModel } from '../../../extension/modelVerdicts';
 import { temporaryDir } from '../../engine/graphTestSupport';
+import { GB, machine } from '../machineFacts';
 
-const GB = 1e9;
 const DREAM_CODER = 'Dream-org/Dream-Coder-v0-Instruct-7B';
 const OPEN_DCODER = 'fredzzp/open-dcoder-0.5B';
-
-function machine(facts: Partial<MachineFacts>): MachineFacts {
-  return {
-    platform: 'linux',
-    arch: 'x64',
-    cpuCores: 8,
-    totalMemoryBytes: 32 * GB,
-    availableMemoryBytes: 24 * GB,
-    cacheDir: '/cache',
-    freeDiskBytes: 500 * GB,
-    gpus: [],
-    gpuDevices: [{ device: 'webgpu', usable: false, reason: 'no GPU device' }],
-    ...facts,
-  };
-}
 
 const nvidia = (freeGb: number, usable = true): Partial<MachineFacts> => ({
   gpus: [{ name: 'NVIDIA GeForce RTX 4060', memoryBytes: 8.6 * GB, freeMemoryBytes: freeGb * GB, source: 'nvidia-smi' }],
