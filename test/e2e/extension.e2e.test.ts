@@ -144,6 +144,19 @@ describe('DLM Complete end to end (code-server, Chromium, real engine)', functio
   });
 
   it('shows the ghost text denoising with placeholders, and Tab inserts the final text', async () => {
+    // Without a cache every step is a full pass: with the prompt carried from earlier requests, a decode fill of
+    // the tiny model can end before the browser has painted two partial states.
+    await changeSetting(page, 'dlm.cacheMode', 'none');
+    try {
+      await showsDenoisingThenTabInserts();
+    } finally {
+      await changeSetting(page, 'dlm.cacheMode', 'decode');
+      await focusSample();
+    }
+  });
+
+  async function showsDenoisingThenTabInserts(): Promise<void> {
+    await focusSample();
     await page.keyboard.press('Escape');
     await page.keyboard.press('Control+End');
     await page.keyboard.type('\n    def fill_all(self, texts):', { delay: 20 });
@@ -170,7 +183,7 @@ describe('DLM Complete end to end (code-server, Chromium, real engine)', functio
     assert.ok(!hasPlaceholder(inserted), 'no placeholder was inserted');
     assert.equal(inserted.length, Number(characters), 'the final fill, all of it');
     assert.equal(inserted.replace(/\n/g, ''), fromScreen(final).replace(/\n/g, ''), 'what was shown is what was inserted');
-  });
+  }
 
   it('Tab while it denoises inserts the final text when it is ready, never a placeholder', async () => {
     await newLineAtEnd();
