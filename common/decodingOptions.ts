@@ -33,12 +33,13 @@ const MODEL_DEFAULT_NOTE =
 export const DECODING_OPTION_SCHEMA = {
   cache: {
     type: 'enum',
-    values: ['none', 'decode', 'greedy', 'prefill', 'block-prefix', 'block-dual'],
+    values: ['none', 'decode', 'greedy', 'prefill', 'pd', 'block-prefix', 'block-dual'],
     valueDescriptions: [
       'No cache: every denoising step recomputes the whole canvas.',
       "dKV-Cache-Decode: a decoded token's keys/values are reused from the step after it is decoded; full refresh every `refreshInterval` steps.",
       'dKV-Cache-Greedy: everything is cached; only the tokens about to be decoded and a window around them are recomputed; full refresh every `refreshInterval` steps.',
       'The code around the hole is computed once per request (refreshed every `refreshInterval` steps when above 0).',
+      "dKV-Cache-PD (Prefill and Decode): the code around the hole is computed once per request and a decoded token's keys/values are reused from the step after it is decoded; every `refreshInterval` steps the fill alone is recomputed.",
       'Fast-dLLM PrefixCache: each block starts with a full pass; its later steps recompute the block and everything after it, reusing the code before it. Pair with the `threshold` schedule.',
       'Fast-dLLM DualCache: each block starts with a full pass; its later steps recompute only the block, reusing everything else. Pair with the `threshold` schedule.',
     ],
@@ -54,9 +55,9 @@ export const DECODING_OPTION_SCHEMA = {
     default: 8,
     flag: 'refresh-interval',
     setting: 'refreshInterval',
-    summary: 'Full refresh every N steps (1 = like none, 0 = never).',
+    summary: 'Full refresh every N steps (1 = like none, 0 = never; pd: the fill only).',
     settingDescription:
-      'Full refresh of the cache every N steps; 1 makes every cache mode equal to `none`; 0 (never) only suits `prefill`. When not set it follows the cache mode (Decode: 4 for Dream-family models, 8 for LLaDA; Greedy: 8; Prefill: 0).',
+      'Full refresh of the cache every N steps; 1 makes every cache mode equal to `none` (`pd` refreshes only the fill: with 1 it equals `prefill`); 0 (never) only suits `prefill`. When not set it follows the cache mode (Decode and PD: 4 for Dream-family models, 8 for LLaDA; Greedy: 8; Prefill: 0).',
   },
   window: {
     type: 'integer',

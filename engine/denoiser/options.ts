@@ -28,7 +28,7 @@ export class InvalidOptionsError extends Error {
 
 /**
  * The refresh interval a cache mode uses when none is set. dKV-Cache's paper settings: Decode every 4 steps for
- * Dream and every 8 for LLaDA; Prefill never. Greedy: the paper refreshes every 2 steps, but then half the steps
+ * Dream and every 8 for LLaDA, and PD as Decode (the paper ran it on Dream only); Prefill never. Greedy: the paper refreshes every 2 steps, but then half the steps
  * are full passes and greedy cannot be more than 2x faster than `none`; every 8 steps keeps its lifespan short
  * while letting its tiny query sets pay off (agreement vs `none` is measured by `compareWithNone`). The block
  * caches refresh at block starts only, as Fast-dLLM does.
@@ -36,6 +36,7 @@ export class InvalidOptionsError extends Error {
 export function defaultRefreshInterval(cache: CacheMode, family?: ModelFamily): number {
   switch (cache) {
     case 'decode':
+    case 'pd':
       return family === 'dream' ? 4 : 8;
     case 'greedy':
       return 8;
@@ -69,7 +70,7 @@ export function resolveDecodingOptions(
 
 /** Checks the combinations (each field was checked with its source); throws InvalidOptionsError naming the first problem. */
 function validateDecodingOptions(options: DecodingOptions, fillLength?: number): void {
-  if ((options.cache === 'decode' || options.cache === 'greedy') && options.refreshInterval < 1) {
+  if ((options.cache === 'decode' || options.cache === 'greedy' || options.cache === 'pd') && options.refreshInterval < 1) {
     fail(`cache '${options.cache}' needs refreshInterval >= 1 (0 = never refresh is only for 'prefill'), got ${options.refreshInterval}`);
   }
   if (options.cache === 'greedy' && options.greedyOrder === 'random' && options.schedule === 'threshold') {

@@ -167,6 +167,25 @@ for (const { preset, shifted } of FAMILIES) {
       }
     }
 
+    it('pd with refresh 1 gives the tokens of prefill; with no refresh after step 0, those of decode', async () => {
+      for (const canvas of CANVASES) {
+        for (const setting of SETTINGS) {
+          const never = 10_000; // more steps than any of these fills takes
+          for (const [pd, same] of [
+            [{ cache: 'pd', refreshInterval: 1 }, { cache: 'prefill', refreshInterval: 0 }],
+            [{ cache: 'pd', refreshInterval: never }, { cache: 'decode', refreshInterval: never }],
+          ] as [Partial<DecodingOptions>, Partial<DecodingOptions>][]) {
+            const a = await run(model(), loaded.spec, request(canvas, { ...setting.options, ...pd }));
+            const b = await run(model(), loaded.spec, request(canvas, { ...setting.options, ...same }));
+            const label = `${canvas.name}, ${setting.name}, ${JSON.stringify(pd)}`;
+            assert.deepEqual(a.finalFill, b.finalFill, label);
+            assert.deepEqual(a.commitStep, b.commitStep, label);
+            assert.deepEqual(a.calls.map((c) => c.positions), b.calls.map((c) => c.positions), label);
+          }
+        }
+      }
+    });
+
     it('greedy with a window covering the canvas and no refresh equals none: random order and confidence order', async () => {
       const canvas = CANVASES[0];
       const length = canvas.prefix + canvas.fill + canvas.suffix;
@@ -198,7 +217,7 @@ for (const { preset, shifted } of FAMILIES) {
       assert.deepEqual(viaStats.finalFill, viaLogits.finalFill);
     });
 
-    it('with one layer (K/V depend only on their own token and position) cached steps are exact: decode, prefill and greedy match none with long refresh intervals', async () => {
+    it('with one layer (K/V depend only on their own token and position) cached steps are exact: decode, prefill, pd and greedy match none with long refresh intervals', async () => {
       const oneLayerDir = temporaryDir(`denoiser-${preset}-1layer`);
       try {
         const manifest = await writeSyntheticModel(oneLayerDir, { preset, seed: 7, architecture: { numLayers: 1 }, variants: [LOGITS] });
@@ -211,6 +230,7 @@ for (const { preset, shifted } of FAMILIES) {
             for (const [policy, expected] of [
               [{ cache: 'decode', refreshInterval: 5 }, base],
               [{ cache: 'prefill', refreshInterval: 0 }, base],
+              [{ cache: 'pd', refreshInterval: 3 }, base],
               [{ cache: 'greedy', refreshInterval: 7, window: 1, greedyOrder: 'random' }, randomBase],
             ] as [Partial<DecodingOptions>, Run][]) {
               const cached = await run(oneLayer, loaded.spec, request(canvas, { ...settings, ...policy }));

@@ -19,6 +19,8 @@ describe('denoiser options', () => {
     assert.equal(resolveDecodingOptions({}, { cache: 'decode' }, 8, 'dream').refreshInterval, 4);
     assert.equal(resolveDecodingOptions({}, { cache: 'decode' }, 8, 'llada').refreshInterval, 8);
     assert.equal(resolveDecodingOptions({}, { cache: 'prefill' }, 8, 'llada').refreshInterval, 0);
+    assert.equal(resolveDecodingOptions({}, { cache: 'pd' }, 8, 'dream').refreshInterval, 4);
+    assert.equal(resolveDecodingOptions({}, { cache: 'pd' }, 8, 'llada').refreshInterval, 8);
     assert.equal(resolveDecodingOptions({}, { cache: 'greedy' }, 8).refreshInterval, defaultRefreshInterval('greedy'));
     assert.equal(resolveDecodingOptions({ refreshInterval: 3 }, { cache: 'decode' }, 8, 'dream').refreshInterval, 3);
     assert.equal(resolveDecodingOptions({ refreshInterval: 3 }, { refreshInterval: 1 }, 8).refreshInterval, 1);
@@ -44,6 +46,7 @@ describe('denoiser options', () => {
     [{ refreshInterval: -1 }, /'refreshInterval' must be an integer >= 0/],
     [{ cache: 'decode', refreshInterval: 0 }, /cache 'decode' needs refreshInterval >= 1/],
     [{ cache: 'greedy', refreshInterval: 0 }, /cache 'greedy' needs refreshInterval >= 1/],
+    [{ cache: 'pd', refreshInterval: 0 }, /cache 'pd' needs refreshInterval >= 1/],
     [{ window: -2 }, /'window' must be an integer >= 0/],
     [{ greedyOrder: 'left' as never }, /'greedyOrder' must be one of 'confidence', 'random'/],
     [{ cache: 'greedy', greedyOrder: 'random', schedule: 'threshold' }, /greedyOrder 'random'.*threshold/],

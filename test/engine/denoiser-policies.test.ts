@@ -192,6 +192,26 @@ describe('denoiser cache policies: row sets', () => {
     assert.equal(unshifted.run().queryRows.length, 9); // step 2: refresh
   });
 
+  it('pd: the first step computes the canvas; later refreshes recompute the fill, decoded rows included, never the prompt', () => {
+    // prefix 0..2, fill 3..6, suffix 7..8; row p predicts p+1
+    const d = new Driver(3, 4, 2, true, opts('pd', { refreshInterval: 2 }));
+    let plan = d.run([3]); // step 0: the whole canvas
+    assert.deepEqual(rows(plan.queryRows), [0, 1, 2, 3, 4, 5, 6, 7, 8]);
+    assert.deepEqual(persisted(plan), [0, 1, 6, 7, 8]);
+    plan = d.run([5]); // step 1: cached, as decode
+    assert.deepEqual(rows(plan.queryRows), [2, 3, 4, 5]);
+    assert.deepEqual(persisted(plan), [2]);
+    plan = d.run([4]); // step 2: refresh of the fill (row 6 too, though stored), against the stored prompt
+    assert.deepEqual(rows(plan.queryRows), [3, 4, 5, 6]);
+    assert.deepEqual(rows(plan.contextRows), [0, 1, 2, 7, 8]);
+    assert.deepEqual(persisted(plan), [4, 6]);
+    plan = d.run([6]); // step 3: cached, as decode: row 4 was stored from its mask input, then committed
+    assert.deepEqual(rows(plan.queryRows), [3, 4, 5]);
+    assert.deepEqual(rows(plan.contextRows), [0, 1, 2, 6, 7, 8]);
+    assert.deepEqual(persisted(plan), [3, 4]);
+    assert.throws(() => createCachePolicy(opts('pd', { refreshInterval: 0 })), /pd needs a refresh interval >= 1/);
+  });
+
   it('greedy (random order): last commits + rows to commit + window + predictors; the rest from the store', () => {
     const d = new Driver(2, 8, 2, true, opts('greedy', { refreshInterval: 4, window: 1, greedyOrder: 'random', seed: 11 }));
     // fill 2..9, suffix 10..11; the request's random order of the fill:

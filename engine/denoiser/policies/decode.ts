@@ -12,6 +12,8 @@
  * predicts nothing and is cached from its mask input, as dKV-Cache's Dream code does (its default 'un' shift
  * type); unlike that code, the row is recomputed once its own token is committed, so no decoded token keeps
  * mask-input K/V until the next refresh.
+ *
+ * `pd` (policies/pd.ts) is this policy with refreshes after step 0 that leave the prompt alone.
  */
 import {
   allRows,
@@ -32,9 +34,9 @@ export class DecodePolicy implements CachePolicy {
   /** Per row, the step whose graph call computed the K/V now in the store (-1: none yet). */
   private storedAtStep: Int32Array | null = null;
 
-  constructor(private readonly refreshInterval: number) {
+  constructor(private readonly refreshInterval: number, cacheName = 'decode') {
     if (!Number.isInteger(refreshInterval) || refreshInterval < 1) {
-      throw new RangeError(`decode needs a refresh interval >= 1, got ${refreshInterval}`);
+      throw new RangeError(`${cacheName} needs a refresh interval >= 1, got ${refreshInterval}`);
     }
   }
 
@@ -50,7 +52,8 @@ export class DecodePolicy implements CachePolicy {
       for (let i = 0; i < queryRows.length; i++) if (persist[i]) storedAtStep[queryRows[i]] = step;
       return persist;
     };
-    if (isRefreshStep(step, this.refreshInterval)) {
+    const refresh = isRefreshStep(step, this.refreshInterval);
+    if (refresh && !this.refreshKeepsPrompt(step)) {
       const queryRows = allRows(length);
       return { queryRows, contextRows: new Int32Array(0), candidates, persist: persistAndRecord(queryRows) };
     }
@@ -59,9 +62,14 @@ export class DecodePolicy implements CachePolicy {
     for (let row = 0; row < length; row++) {
       const committed = canvas.committedAt(row);
       const stale = committed !== undefined && committed >= storedAtStep[row];
-      if (predicts(row) || !store.isValid(row) || stale) query.add(row);
+      if (predicts(row) || !store.isValid(row) || stale || (refresh && canvas.isFill(row))) query.add(row);
     }
     const queryRows = query.sorted();
     return { queryRows, contextRows: complement(length, query), candidates, persist: persistAndRecord(queryRows) };
+  }
+
+  /** Whether the refresh at `step` recomputes only the fill, keeping the prompt's stored K/V (false: the whole canvas). */
+  protected refreshKeepsPrompt(_step: number): boolean {
+    return false;
   }
 }

@@ -5,6 +5,7 @@ import { BlockCachePolicy } from './blockCache';
 import { DecodePolicy } from './decode';
 import { GreedyPolicy } from './greedy';
 import { NoCachePolicy } from './none';
+import { PrefillDecodePolicy } from './pd';
 import { PrefillPolicy } from './prefill';
 
 /** A fresh policy for one request (policies keep per-request scratch state). */
@@ -18,6 +19,8 @@ export function createCachePolicy(options: DecodingOptions): CachePolicy {
       return new GreedyPolicy(options.refreshInterval, options.window, options.greedyOrder);
     case 'prefill':
       return new PrefillPolicy(options.refreshInterval);
+    case 'pd':
+      return new PrefillDecodePolicy(options.refreshInterval);
     case 'block-prefix':
       return new BlockCachePolicy('prefix', options.refreshInterval);
     case 'block-dual':
