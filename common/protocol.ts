@@ -164,7 +164,7 @@ export const MachineFactsRequest = new RequestType0<MachineFacts, void>('dlm/mac
 // ---------------------------------------------------------------------------------------------------------
 // dlm/modelCatalogue: the code DLMs the converter supports, sized for each precision
 
-export type WeightPrecisionName = 'fp32' | 'fp16' | 'int4';
+export type WeightPrecisionName = 'fp32' | 'fp16' | 'int4' | 'int8';
 
 /** Memory a model needs on a device, at the precision it is converted to for that device. */
 export interface MemoryNeed {

@@ -17,7 +17,7 @@ const mib = (bytes: number) => (bytes / 1024 ** 2).toFixed(0);
 export const convertCommand: CliCommand = {
   name: 'convert',
   summary: 'Convert a Hugging Face checkpoint (folder or id) into a model folder.',
-  synopsis: '<checkpoint> <out-dir> [--precision fp32|fp16|int4] [options]',
+  synopsis: '<checkpoint> <out-dir> [--precision fp32|fp16|int4|int8] [options]',
   details: [
     'Reads config.json, the safetensors weights and the tokenizer; writes the step graph, tokenizer.json and',
     'dlm-model.json into <out-dir> (all or nothing). Supported: Dream, Dream-Coder, DiffuCoder, Open-dCoder,',
@@ -25,7 +25,8 @@ export const convertCommand: CliCommand = {
     '(HF_TOKEN for gated repositories).',
     '',
     'Defaults: fp16 weights with fp16 activations (GPUs); --precision fp32 gives fp32 activations (CPU); int4',
-    '(MatMulNBits, block 32) keeps fp16 activations unless --cache-dtype float32. Every graph gets the stats',
+    '(MatMulNBits, block 32) keeps fp16 activations unless --cache-dtype float32; int8 (DynamicQuantizeMatMul,',
+    'one scale per output channel) is for the CPU and has fp32 activations. Every graph gets the stats',
     'head (top-k and entropy computed in the graph) unless --head logits.',
     '',
     'Example:',
@@ -36,8 +37,8 @@ export const convertCommand: CliCommand = {
     { name: 'out-dir', description: 'Model folder to create (must not exist, or be empty).', required: true },
   ],
   options: {
-    precision: { type: { choices: ['fp32', 'fp16', 'int4'] }, description: 'Weight format.', defaultText: 'fp16' },
-    'cache-dtype': { type: { choices: ['float32', 'float16'] }, description: 'Activation and K/V cache type.', defaultText: 'float32 for fp32, else float16' },
+    precision: { type: { choices: ['fp32', 'fp16', 'int4', 'int8'] }, description: 'Weight format.', defaultText: 'fp16' },
+    'cache-dtype': { type: { choices: ['float32', 'float16'] }, description: 'Activation and K/V cache type.', defaultText: 'float32 for fp32 and int8, else float16' },
     attention: { type: { choices: ['gqa', 'decomposed'] }, description: 'Attention lowering.', defaultText: 'gqa with float32, else decomposed' },
     head: { type: { choices: ['logits', 'stats'] }, description: 'Full logits, or top-k + entropy.', defaultText: 'stats' },
     'top-k': { type: 'integer', description: 'K of the stats head.', defaultText: '32' },

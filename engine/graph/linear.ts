@@ -1,11 +1,12 @@
 /**
  * The one place a linear layer (q/k/v/o projections, the MLP, the LM head) becomes ONNX nodes, so the weight
  * format decides the lowering in a single spot: fp32/fp16 weights become a MatMul over the transposed matrix,
- * int4 weights a MatMulNBits (`int4.ts`).
+ * int4 weights a MatMulNBits (`int4.ts`), int8 weights a DynamicQuantizeMatMul (`int8.ts`).
  */
 import { toFloat16Array } from './float16';
 import { computeTensor, type GraphContext } from './graphContext';
 import { addMatMulNBits } from './int4';
+import { addDynamicQuantizeMatMul } from './int8';
 import type { LinearWeights } from './linearWeights';
 import { onnxDataType } from './onnxWriter';
 
@@ -22,6 +23,9 @@ export function addLinear(ctx: GraphContext, input: string, w: LinearWeights): s
       break;
     case 'int4':
       output = addMatMulNBits(ctx, input, w);
+      break;
+    case 'int8':
+      output = addDynamicQuantizeMatMul(ctx, input, w);
       break;
   }
   if (!w.bias) return output;

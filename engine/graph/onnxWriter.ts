@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { onnx } from 'onnx-proto';
 
-export type ElementType = 'float32' | 'float16' | 'int64' | 'int32' | 'uint8';
+export type ElementType = 'float32' | 'float16' | 'int64' | 'int32' | 'uint8' | 'int8';
 /** A fixed size, or the name of a symbolic dimension. */
 export type Dim = number | string;
 
@@ -17,6 +17,7 @@ const DATA_TYPE: Record<ElementType, onnx.TensorProto.DataType> = {
   int64: onnx.TensorProto.DataType.INT64,
   int32: onnx.TensorProto.DataType.INT32,
   uint8: onnx.TensorProto.DataType.UINT8,
+  int8: onnx.TensorProto.DataType.INT8,
 };
 
 export function onnxDataType(type: ElementType): number {
@@ -31,7 +32,7 @@ export type Attribute =
   | { string: string };
 
 /** Tensor contents in their final element type (fp16 as raw half bits). */
-export type TensorData = Float32Array | Uint16Array | BigInt64Array | Int32Array | Uint8Array;
+export type TensorData = Float32Array | Uint16Array | BigInt64Array | Int32Array | Uint8Array | Int8Array;
 
 /** Where initializers go: inline in the protobuf, or appended to `<model>.onnx_data`. */
 export type InitializerPlacement = 'inline' | 'external';

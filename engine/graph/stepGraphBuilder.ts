@@ -75,20 +75,22 @@ export function validateStepGraphOptions(arch: ModelArchitecture, options: StepG
   if (arch.numHeads % arch.numKvHeads !== 0) problems.push(`numHeads ${arch.numHeads} is not a multiple of numKvHeads ${arch.numKvHeads}`);
   if (arch.headDim % 2 !== 0) problems.push(`headDim ${arch.headDim} must be even for RoPE`);
   if (options.int4AccuracyLevel && options.precision !== 'int4') problems.push('int4AccuracyLevel applies to int4 weights only');
+  if (options.precision === 'int8' && options.cacheDtype !== 'float32') problems.push('int8 weights need float32 activations (--cache-dtype float32)');
   if (options.head === 'stats' && !(Number.isInteger(options.topK) && options.topK >= 1 && options.topK <= arch.vocabSize)) {
     problems.push(`topK ${options.topK} must be an integer in 1..${arch.vocabSize}`);
   }
   if (problems.length) throw new Error(`cannot build the step graph: ${problems.join('; ')}`);
 }
 
-/** The embedding table is gathered, never multiplied, so int4 models keep it in fp16. */
+/** The embedding table is gathered, never multiplied, so int4 and int8 models keep it in fp16. */
 function embeddingTableType(precision: WeightPrecision): 'float32' | 'float16' {
   return precision === 'fp32' ? 'float32' : 'float16';
 }
 
 /** Size of the weights as written (a tied LM head is written a second time as a linear layer). */
 export function estimateWeightBytes(arch: ModelArchitecture, precision: WeightPrecision): number {
-  const linearBytes = precision === 'fp32' ? 4 : precision === 'fp16' ? 2 : 0.5625; // int4: 4 bits + fp16 scale per 32
+  // int4: 4 bits + a scale per 32; int8: 1 byte (+ one scale per output row)
+  const linearBytes = { fp32: 4, fp16: 2, int8: 1, int4: 0.5625 }[precision];
   const embeddingBytes = embeddingTableType(precision) === 'float32' ? 4 : 2;
   let bytes = 0;
   for (const [name, shape] of expectedWeights(arch)) {

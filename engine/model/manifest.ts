@@ -66,7 +66,7 @@ export class ManifestError extends Error {
 }
 
 const FAMILIES = ['dream', 'llada'];
-const PRECISIONS: WeightPrecision[] = ['fp32', 'fp16', 'int4'];
+const PRECISIONS: WeightPrecision[] = ['fp32', 'fp16', 'int4', 'int8'];
 const CACHE_DTYPES: CacheDtype[] = ['float32', 'float16'];
 const LOWERINGS: AttentionLowering[] = ['gqa', 'decomposed'];
 const HEADS: HeadKind[] = ['logits', 'stats'];

@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { convertCheckpoint, type ConvertProgress } from '../../engine/convert/convert';
 import { dequantizeInt4, packInt4 } from '../../engine/graph/int4';
+import { dequantizeInt8, quantizeInt8 } from '../../engine/graph/int8';
 import { fromFloat16Array, toFloat16Array } from '../../engine/graph/float16';
 import { expectedWeights, WeightNames, type ModelArchitecture } from '../../engine/architecture/architecture';
 import { readManifest } from '../../engine/model/manifest';
@@ -61,19 +62,22 @@ function pearson(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return sab / Math.sqrt(saa * sbb);
 }
 
-/** The weights an int4 graph computes with: every linear layer through pack → dequantise, the embedding in fp16. */
-function int4Weights(arch: ModelArchitecture, original: Map<string, Float32Array>): Map<string, Float32Array> {
+type Requantize = (w: Float32Array, n: number, k: number) => Float32Array;
+const int4: Requantize = (w, n, k) => dequantizeInt4(packInt4(w, n, k, 'float32'));
+const int8: Requantize = (w, n, k) => dequantizeInt8(quantizeInt8(w, n, k));
+
+/** The weights a quantised graph computes with: every linear layer through quantise → dequantise, the embedding in fp16. */
+function quantizedWeights(arch: ModelArchitecture, original: Map<string, Float32Array>, requantize: Requantize): Map<string, Float32Array> {
   const out = new Map<string, Float32Array>();
   for (const [name, shape] of expectedWeights(arch)) {
     const w = original.get(name)!;
     if (name === WeightNames.embedTokens) out.set(name, fromFloat16Array(toFloat16Array(w)));
-    else if (shape.length === 2) out.set(name, dequantizeInt4(packInt4(w, shape[0], shape[1], 'float32')));
+    else if (shape.length === 2) out.set(name, requantize(w, shape[0], shape[1]));
     else out.set(name, w);
   }
   // A tied LM head is written again as a linear layer from the original table.
   if (arch.tieWordEmbeddings) {
-    const table = original.get(WeightNames.embedTokens)!;
-    out.set(WeightNames.lmHead, dequantizeInt4(packInt4(table, arch.vocabSize, arch.hiddenSize, 'float32')));
+    out.set(WeightNames.lmHead, requantize(original.get(WeightNames.embedTokens)!, arch.vocabSize, arch.hiddenSize));
   }
   return out;
 }
@@ -150,7 +154,7 @@ describe('conversion of Hugging Face checkpoints, per family', function () {
       await convertCheckpoint(fixture.dir, out, { precision: 'int4', cacheDtype: 'float32', head: 'logits', int4AccuracyLevel: 0 });
       // A tied head is its own int4 matrix in the graph, so the reference gets it as a separate LM head.
       const asComputed = { ...fixture.architecture, tieWordEmbeddings: false };
-      const exact = await compareWithReference(out, asComputed, int4Weights(fixture.architecture, fixture.weights));
+      const exact = await compareWithReference(out, asComputed, quantizedWeights(fixture.architecture, fixture.weights, int4));
       // MatMulNBits multiplies by (q - 8)·scale, the dequantiser's weights: only float32 summation order differs.
       assert.ok(exact.logitDiff < 1e-4 * Math.max(1, exact.scale), `int4 logits differ from the dequantised reference by ${exact.logitDiff}`);
       const original = await compareWithReference(out, fixture.architecture, fixture.weights);
@@ -161,6 +165,27 @@ describe('conversion of Hugging Face checkpoints, per family', function () {
     });
   }
 
+  for (const kind of ['dream', 'open-dcoder'] as FixtureKind[]) {
+    it(`int8 (${kind}): float32 activations by default, close to the dequantised weights and to the original`, async () => {
+      const fixture: Fixture = await writeFixtureCheckpoint(path.join(tmp, 'src'), kind);
+      const out = path.join(tmp, 'model');
+      await convertCheckpoint(fixture.dir, out, { precision: 'int8', head: 'logits' });
+      const [variant] = readManifest(out).variants;
+      assert.deepEqual([variant.file, variant.precision, variant.cacheDtype], ['step.int8.float32.gqa.logits.onnx', 'int8', 'float32']);
+      const asComputed = { ...fixture.architecture, tieWordEmbeddings: false };
+      const dequantized = await compareWithReference(out, asComputed, quantizedWeights(fixture.architecture, fixture.weights, int8));
+      // Activations are quantised to 8 bits per call (one range for all rows), so not exact; a wrong layout or
+      // scale gives unrelated logits (r ≈ 0).
+      assert.ok(dequantized.correlation > 0.99, `int8 logits correlate with the dequantised reference at r = ${dequantized.correlation}`);
+      const original = await compareWithReference(out, fixture.architecture, fixture.weights);
+      assert.ok(original.correlation > 0.98, `int8 logits correlate with the original at r = ${original.correlation}`);
+    });
+  }
+  it('int8 refuses float16 activations', async () => {
+    const fixture = await writeFixtureCheckpoint(path.join(tmp, 'src'), 'dream');
+    await assert.rejects(convertCheckpoint(fixture.dir, path.join(tmp, 'model'), { precision: 'int8', cacheDtype: 'float16' }), /int8 weights need float32 activations/);
+  });
+
   it('int4 with accuracy_level 4: recorded in the graph and the manifest, and close to the dequantised reference', async () => {
     const fixture = await writeFixtureCheckpoint(path.join(tmp, 'src'), 'dream');
     const out = path.join(tmp, 'model');
@@ -169,7 +194,7 @@ describe('conversion of Hugging Face checkpoints, per family', function () {
     assert.deepEqual([variant.file, variant.int4AccuracyLevel], ['step.int4acc4.float32.gqa.logits.onnx', 4]);
     assert.ok(fs.readFileSync(path.join(out, variant.file)).includes('accuracy_level'), 'the MatMulNBits nodes carry the attribute');
     const asComputed = { ...fixture.architecture, tieWordEmbeddings: false };
-    const { correlation } = await compareWithReference(out, asComputed, int4Weights(fixture.architecture, fixture.weights));
+    const { correlation } = await compareWithReference(out, asComputed, quantizedWeights(fixture.architecture, fixture.weights, int4));
     // int8 activations (per block of 32, where the CPU has the kernels) round each input by at most half a step of
     // its block's range / 127: logits stay nearly the dequantised graph's.
     assert.ok(correlation > 0.99, `accuracy_level 4 logits correlate with the dequantised reference at r = ${correlation}`);
