@@ -43,7 +43,7 @@ export const DECODING_OPTION_SCHEMA = {
       'Fast-dLLM PrefixCache: each block starts with a full pass; its later steps recompute the block and everything after it, reusing the code before it. Pair with the `threshold` schedule.',
       'Fast-dLLM DualCache: each block starts with a full pass; its later steps recompute only the block, reusing everything else. Pair with the `threshold` schedule.',
     ],
-    default: 'decode',
+    default: 'pd',
     flag: 'cache',
     setting: 'cacheMode',
     summary: 'K/V reuse between steps (dKV-Cache).',

@@ -60,6 +60,14 @@ export async function ensureBenchModel(
  */
 export const GEOMETRY_GRAPH: Partial<StepGraphOptions> = { precision: 'int4', cacheDtype: 'float32' };
 
+/** The CPU's quantised weights a real geometry can be benchmarked in (`dlm bench --geometry --precision`). */
+export const GEOMETRY_PRECISIONS = ['int4', 'int8'] as const;
+export type GeometryPrecision = (typeof GEOMETRY_PRECISIONS)[number];
+
+export function geometryGraph(precision: GeometryPrecision = 'int4'): Partial<StepGraphOptions> {
+  return { ...GEOMETRY_GRAPH, precision };
+}
+
 /**
  * The converted model folder of a real geometry with random weights: its checkpoint is written (once) into
  * `modelsDir` and converted (once per graph) with the real converter.

@@ -32,6 +32,7 @@ function modesFor(family: ModelManifest['architecture']['family']): { confidence
     confidence: [
       ...decodeModes,
       { label: 'prefill N=0', options: { cache: 'prefill', refreshInterval: 0 } },
+      { label: `pd N=${decodeN}`, options: { cache: 'pd', refreshInterval: decodeN } },
       { label: 'greedy conf N=2 W=4', options: { cache: 'greedy', greedyOrder: 'confidence', refreshInterval: 2, window: 4 } },
       { label: 'greedy conf N=8 W=4', options: { cache: 'greedy', greedyOrder: 'confidence', refreshInterval: 8, window: 4 } },
     ],

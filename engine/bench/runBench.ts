@@ -8,7 +8,7 @@ import type { DeviceOption } from '../../common/protocol';
 import type { CacheMode, DecodingOptions } from '../../common/decodingOptions';
 import { agreement } from '../denoiser/compare';
 import { Engine } from '../service/engine';
-import { ensureBenchModel, ensureGeometryModel, type BenchModelName } from './benchModels';
+import { ensureBenchModel, ensureGeometryModel, geometryGraph, type BenchModelName, type GeometryPrecision } from './benchModels';
 import { isCheckpointGeometryName, type CheckpointGeometryName } from './randomCheckpoint';
 import { benchPrompt, type BenchCanvas } from './benchCanvases';
 import { median, round } from './statistics';
@@ -22,6 +22,8 @@ export interface BenchOptions {
   device: DeviceOption;
   rounds: number;
   modelsDir: string;
+  /** Weights a real geometry is converted to (benchModels.ts GEOMETRY_GRAPH: int4). */
+  geometryPrecision?: GeometryPrecision;
   /** Decoding options for every run (steps, when given, replaces each canvas's own). */
   overrides: Partial<DecodingOptions>;
   log(message: string): void;
@@ -68,7 +70,7 @@ export async function runBench(options: BenchOptions): Promise<BenchRun[]> {
   try {
     for (const modelName of options.models) {
       const dir = isCheckpointGeometryName(modelName)
-        ? await ensureGeometryModel(modelName, options.modelsDir, options.log)
+        ? await ensureGeometryModel(modelName, options.modelsDir, options.log, geometryGraph(options.geometryPrecision))
         : await ensureBenchModel(modelName, options.modelsDir, options.log);
       const info = await engine.loadModel({ model: dir, device: options.device });
       const manifest = engine.manifestOf(info.modelId);

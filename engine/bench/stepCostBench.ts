@@ -9,7 +9,8 @@
  *   would copy out and scan (confidence.ts) for every masked row;
  * - `int4+stats+acc4`: MatMulNBits with `accuracy_level` 4 (int8 activations on the CPU's integer kernels);
  * - `...+threads`: the CPU provider's intra-op threads set to the cores the OS reports, instead of its default
- *   (onnxruntime's default is the number of physical cores); measured on the graph alone.
+ *   (onnxruntime's default is the number of physical cores); measured on the graph alone;
+ * - `int8+stats`: int8 weights (DynamicQuantizeMatMul, int8.ts) with the stats head.
  *
  * Per variant: the graph alone (a full pass over the canvas, as the first step of a prefill fill computes it,
  * and a cached step of the fill's rows over the prompt's K/V) and, for the graph variants, whole fills through
@@ -47,7 +48,7 @@ const FP32: Partial<StepGraphOptions> = { precision: 'fp32', cacheDtype: 'float3
 const INT4: Partial<StepGraphOptions> = { ...GEOMETRY_GRAPH, head: 'logits', int4AccuracyLevel: 0 };
 const INT4_STATS: Partial<StepGraphOptions> = { ...INT4, head: 'stats', topK: DEFAULT_TOP_K };
 
-/** The variants, each one change on the one before; the first is the reference. */
+/** The variants, each one change on the one before (int8+stats: on int4+stats); the first is the reference. */
 export function stepCostVariants(): StepCostVariant[] {
   const cores = os.availableParallelism();
   return [
@@ -56,6 +57,7 @@ export function stepCostVariants(): StepCostVariant[] {
     { name: 'int4+stats', graph: INT4_STATS },
     { name: 'int4+stats+acc4', graph: { ...INT4_STATS, int4AccuracyLevel: 4 } },
     { name: `int4+stats+acc4+threads${cores}`, graph: { ...INT4_STATS, int4AccuracyLevel: 4 }, session: { intraOpNumThreads: cores } },
+    { name: 'int8+stats', graph: { precision: 'int8', cacheDtype: 'float32', head: 'stats', topK: DEFAULT_TOP_K } },
   ];
 }
 

@@ -139,7 +139,7 @@ export async function runTypingBench(options: TypingBenchOptions): Promise<Typin
     debounceMs: options.debounceMs,
     seed: options.seed,
   });
-  const decoding: Partial<DecodingOptions> = { cache: 'prefill', ...options.overrides };
+  const decoding: Partial<DecodingOptions> = { cache: 'pd', ...options.overrides };
   const engine = new Engine({
     cacheDir: options.modelsDir,
     log: (level, message) => {

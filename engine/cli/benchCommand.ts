@@ -2,7 +2,7 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { CACHE_MODES, type CacheMode } from '../../common/decodingOptions';
 import { PROMPT_REUSE_MODES, type PromptReuseMode } from '../../common/protocol';
-import { BENCH_MODEL_NAMES, benchModelDescription, ensureGeometryModel, type BenchModelName } from '../bench/benchModels';
+import { BENCH_MODEL_NAMES, benchModelDescription, ensureGeometryModel, geometryGraph, GEOMETRY_PRECISIONS, type BenchModelName, type GeometryPrecision } from '../bench/benchModels';
 import { BENCH_CANVASES, INLINE_CANVAS } from '../bench/benchCanvases';
 import { CHECKPOINT_GEOMETRY_NAMES, type CheckpointGeometryName } from '../bench/randomCheckpoint';
 import { formatBenchTable, runBench } from '../bench/runBench';
@@ -44,7 +44,7 @@ export const benchCommand: CliCommand = {
     'one inline completion per debounced keystroke, each run with every --reuse mode and without reuse',
     `(interleaved). --model is then ${TYPING_SYNTHETIC_MODEL} (the built-in geometry, random weights), builtin or a model`,
     'folder (readied for depth-wise reuse first if that mode runs); --cache picks one cache mode for all sides',
-    '(default prefill, the fastest without cross-request reuse). The JSON file holds {"typing":{requests, agreement,',
+    '(default pd, the fastest without cross-request reuse). The JSON file holds {"typing":{requests, agreement,',
     'reuse:{firstPartialMs, finalMs, requestsPerSecond}, noReuse:{...}, coldMs, warmUp, depthwise, ...}} (medians).',
     '',
     '--step-cost profiles one step of one --geometry instead: graph variants (full logits; the stats head; int4',
@@ -54,6 +54,7 @@ export const benchCommand: CliCommand = {
   options: {
     model: { type: 'string', description: `Models to run: ${BENCH_MODEL_NAMES.join(', ')} or all.`, defaultText: 'all, unless --geometry' },
     geometry: { type: 'string', description: `Real geometries with random weights: ${CHECKPOINT_GEOMETRY_NAMES.join(', ')} (comma-separated).` },
+    precision: { type: { choices: [...GEOMETRY_PRECISIONS] }, description: 'Weights a --geometry is converted to.', defaultText: 'int4' },
     canvas: { type: 'string', description: `Canvases: ${[...BENCH_CANVASES, INLINE_CANVAS].map((c) => c.name).join(', ')} or all.`, defaultText: `${BENCH_CANVASES.map((c) => c.name).join(',')}; ${INLINE_CANVAS.name} with --geometry` },
     cache: { type: 'string', description: `Cache modes compared with none: ${CACHE_MODES.join(', ')} or all.`, defaultText: 'all' },
     rounds: { type: 'integer', description: 'Interleaved rounds per canvas.', defaultText: '1' },
@@ -74,6 +75,9 @@ export const benchCommand: CliCommand = {
     ...DEVICE_FLAG,
   },
   async run({ options }) {
+    if (options.precision !== undefined && (options.geometry === undefined || options['step-cost'])) {
+      throw new UsageError('--precision picks the weights of a --geometry model (--step-cost compares its own).');
+    }
     if (options.typing) return runTyping(options);
     if (options['step-cost']) return runStepCost(options);
     const geometries = options.geometry === undefined ? [] : selection<CheckpointGeometryName>(options, 'geometry', CHECKPOINT_GEOMETRY_NAMES);
@@ -94,6 +98,7 @@ export const benchCommand: CliCommand = {
       device: deviceOption(options),
       rounds,
       modelsDir: path.resolve(stringOption(options, 'models-dir') ?? path.join('.cache', 'bench-models')),
+      geometryPrecision: stringOption(options, 'precision') as GeometryPrecision | undefined,
       overrides: decodingOverrides(options),
       log: (message) => process.stderr.write(`[bench] ${message}\n`),
     });
@@ -119,7 +124,9 @@ async function runTyping(options: OptionValues): Promise<number> {
     throw new UsageError('With --typing, give one model: --model or one --geometry.');
   }
   const report = await runTypingBench({
-    model: geometries.length ? await ensureGeometryModel(geometries[0], modelsDir, log) : (stringOption(options, 'model') ?? TYPING_SYNTHETIC_MODEL),
+    model: geometries.length
+      ? await ensureGeometryModel(geometries[0], modelsDir, log, geometryGraph(stringOption(options, 'precision') as GeometryPrecision | undefined))
+      : (stringOption(options, 'model') ?? TYPING_SYNTHETIC_MODEL),
     device: deviceOption(options),
     source,
     sessions: numberOption(options, 'sessions') ?? 4,

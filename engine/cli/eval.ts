@@ -37,7 +37,7 @@ const EVAL_DECODING_FLAGS = Object.fromEntries(
 const DEFAULT_FILES = path.join(__dirname, '..', '..', 'engine', 'training', 'eval', 'heldout-files.jsonl');
 const DEFAULT_CASES = 40;
 const DEFAULT_SEED = 1;
-const DEFAULT_CACHES: CacheMode[] = ['none', 'decode', 'greedy'];
+const DEFAULT_CACHES: CacheMode[] = ['none', 'pd', 'decode', 'greedy'];
 
 interface CaseOutcome {
   file: string;
@@ -63,7 +63,7 @@ interface EvalRow {
 export const evalCommand: CliCommand = {
   name: 'eval',
   summary: 'Score infill on held-out code: cache modes, the untrained model and baselines.',
-  synopsis: '[--model builtin] [--cases <n>] [--seed <s>] [--caches none,decode,greedy] [--json]',
+  synopsis: '[--model builtin] [--cases <n>] [--seed <s>] [--caches none,pd,decode,greedy] [--json]',
   details: [
     'Cuts holes of 1 line and of 2-4 lines at seeded random places in held-out files, gives the model the',
     'true length in tokens, and reports exact match and character similarity (1 - normalized Levenshtein)',

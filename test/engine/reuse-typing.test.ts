@@ -77,7 +77,7 @@ describe('typing benchmark', function () {
       }
       assert.ok(report.reusedPrefixTokens > 0 && report.reusedSuffixTokens > 0, 'consecutive keystrokes reuse their shared prompt');
       assert.equal(json.typing.reuseMode, 'full-depth');
-      assert.equal(json.typing.cache, 'prefill', 'no reuse is cold prefill unless --cache says otherwise');
+      assert.equal(json.typing.cache, 'pd', 'no reuse is cold pd (the inline default) unless --cache says otherwise');
       assert.ok(json.typing.depthwise.finalMs > 0 && json.typing.depthwise.agreement >= 0 && json.typing.depthwise.agreement <= 1);
       assert.ok(json.typing.coldMs > 0 && json.typing.warmUp.finalMs > 0 && json.typing.warmUp.firstPartialMs <= json.typing.warmUp.finalMs);
       assert.equal(json.typing.weights, 'random', 'a synthetic folder');

@@ -22,15 +22,17 @@ describe('dlm bench --step-cost', function () {
     const { stepCost } = JSON.parse(fs.readFileSync(json, 'utf8'));
     assert.deepEqual(
       stepCost.rows.map((r: { variant: string }) => r.variant.replace(/threads\d+$/, 'threads')),
-      ['fp32', 'int4', 'int4+stats', 'int4+stats+acc4', 'int4+stats+acc4+threads'],
+      ['fp32', 'int4', 'int4+stats', 'int4+stats+acc4', 'int4+stats+acc4+threads', 'int8+stats'],
     );
-    const [reference, int4, stats, acc4, threads] = stepCost.rows;
+    const [reference, int4, stats, acc4, threads, int8] = stepCost.rows;
     assert.equal(reference.top1Agreement, 1);
     assert.equal(reference.speedupVsReference, 1);
     // The stats head computes int4's logits: the same top-1 on every checked row, the same probability up to rounding.
     assert.equal(stats.top1Agreement, int4.top1Agreement);
     assert.ok(Math.abs(stats.meanTop1ProbabilityDifference - int4.meanTop1ProbabilityDifference) < 1e-5);
-    for (const row of [reference, int4, stats, acc4]) assert.ok(row.fillMs > 0 && row.fillGraphMs > 0 && row.steps > 0);
+    for (const row of [reference, int4, stats, acc4, int8]) assert.ok(row.fillMs > 0 && row.fillGraphMs > 0 && row.steps > 0);
+    // int8 weights (8 bits per weight against int4's 4) stay at least as close to the fp32 graph's top-1.
+    assert.ok(int8.top1Agreement >= int4.top1Agreement, `int8 ${int8.top1Agreement} against int4 ${int4.top1Agreement}`);
     // The threads variant differs in session options only: the graph alone is timed, no fills.
     assert.equal(threads.fillMs, null);
     assert.equal(threads.top1Agreement, acc4.top1Agreement);
