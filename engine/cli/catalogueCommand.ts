@@ -37,7 +37,7 @@ export const catalogueCommand: CliCommand = {
   synopsis: '[--device <device>] [--cache-dir <dir>] [--json]',
   details:
     'Memory is computed from each model\'s geometry at the precision it is converted to for the device (int4 above 2B ' +
-    'parameters, else fp16 on GPUs and fp32 on the CPU): weights, the K/V cache of a 2,048-token canvas, and the working ' +
+    'parameters, else fp16 on GPUs and int8 on the CPU): weights, the K/V cache of a 2,048-token canvas, and the working ' +
     'memory of a full pass over it. "here" says what is in the cache folder for --device.',
   options: {
     device: { type: { choices: DEVICE_OPTIONS }, description: 'The device the "here" column is for.', defaultText: 'auto' },

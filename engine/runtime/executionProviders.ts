@@ -69,6 +69,11 @@ function listDir(dir: string): string[] {
   }
 }
 
+/** Whether `auto` has a GPU provider to try on this machine (else it runs on the CPU). */
+export function autoFindsGpu(): boolean {
+  return autoGpuOrder().some((device) => backendUnavailableReason(device) === null && autoSkipReason(device) === null);
+}
+
 /** The devices to try for a device setting, in order. */
 export function candidateDevices(option: DeviceOption): ExecutionDevice[] {
   return option === 'auto' ? [...autoGpuOrder(), 'cpu'] : [option];

@@ -17,6 +17,7 @@ import { checkpointFingerprint } from '../convert/fingerprint';
 import type { StepGraphOptions } from '../graph/stepGraphBuilder';
 import type { DeviceOption, LoadProgressParams } from '../../common/protocol';
 import { parameterCount } from '../architecture/architecture';
+import { autoFindsGpu } from '../runtime/executionProviders';
 import { DEFAULT_HUB_URL, downloadCheckpoint, hubIdProblem, parseHubModelId, type HubModelId, type HubOptions } from './huggingFaceHub';
 import { readJsonFile } from '../model/jsonFile';
 import { MANIFEST_FILE, readManifest } from '../model/manifest';
@@ -70,11 +71,13 @@ const INT4_ABOVE_PARAMETERS = 2e9;
 /**
  * The graph a checkpoint is converted to when nothing is asked for: on the CPU fp32 activations (its best
  * variant), on GPUs (and `auto`) fp16 activations; the stats head everywhere (defaultGraphOptions); weights in
- * int4 for models above 2B parameters, else fp32 on the CPU and fp16 on GPUs.
+ * int4 for models above 2B parameters, else int8 on the CPU (a 0.5B fills 3.9x faster than with fp32 weights and
+ * 3.2x faster than with int4, README "The cost of one step") and fp16 on GPUs. `auto` on a machine where it
+ * has no GPU to try converts for the CPU it will run on.
  */
-export function conversionFor(parameters: number, device: DeviceOption | undefined): StepGraphOptions {
+export function conversionFor(parameters: number, device: DeviceOption | undefined, gpuFound = autoFindsGpu): StepGraphOptions {
   const large = parameters > INT4_ABOVE_PARAMETERS;
-  if (device === 'cpu') return defaultGraphOptions({ precision: large ? 'int4' : 'fp32', cacheDtype: 'float32' });
+  if (device === 'cpu' || (device === 'auto' && !gpuFound())) return defaultGraphOptions({ precision: large ? 'int4' : 'int8', cacheDtype: 'float32' });
   return defaultGraphOptions({ precision: large ? 'int4' : 'fp16', cacheDtype: 'float16' });
 }
 

@@ -13,7 +13,7 @@ describe('the prepared GPU check (npm run check:gpu), at toy size on this machin
       const logs: string[] = [];
       const report = await runGpuCheck({ workDir, plan: { ...CPU_PLAN, geometries: ['tiny-qwen2'] }, log: (m) => logs.push(m) });
       const [result] = report.results;
-      assert.deepEqual([result.geometry, result.device, result.ranOn, result.precision, result.kvLocation], ['tiny-qwen2', 'cpu', 'cpu', 'fp32', 'host']);
+      assert.deepEqual([result.geometry, result.device, result.ranOn, result.precision, result.kvLocation], ['tiny-qwen2', 'cpu', 'cpu', 'int8', 'host']);
       assert.deepEqual(result.modes.map((m) => m.cache), ['none', 'prefill']);
       for (const mode of result.modes) {
         assert.ok(mode.steps >= 1 && mode.steps <= CPU_PLAN.canvas.steps && mode.graphCalls >= mode.steps);
@@ -23,7 +23,7 @@ describe('the prepared GPU check (npm run check:gpu), at toy size on this machin
       if (!report.gpuFound) assert.match(logs[0], /^No NVIDIA GPU found .*: measuring tiny-qwen2 on the CPU only, on the 128\+8 canvas\.$/);
       const table = formatGpuCheck(report).split('\n');
       assert.match(table[2], /^\| geometry \| device \| precision \| K\/V between steps \| cache \| median ms \| tokens\/s \| first partial ms \| peak GPU memory \|$/);
-      assert.match(table[4], /^\| tiny-qwen2 \| cpu \| fp32 \| host \| none \| [\d.]+ \| [\d.]+ \| [\d.]+ \| {2}\|$/);
+      assert.match(table[4], /^\| tiny-qwen2 \| cpu \| int8 \| host \| none \| [\d.]+ \| [\d.]+ \| [\d.]+ \| {2}\|$/);
     } finally {
       fs.rmSync(workDir, { recursive: true, force: true });
     }

@@ -60,8 +60,8 @@ describe('model catalogue and stored models', function () {
     assert.deepEqual([dream.memory.gpu.precision, dream.memory.cpu.precision], ['int4', 'int4']);
     assert.equal(byId.get('Salesforce/CoDA-v0-Instruct')!.downloadBytes, byId.get('Salesforce/CoDA-v0-Instruct')!.parameters * 4, 'stored in float32');
     const small = byId.get(OPEN_DCODER)!;
-    assert.deepEqual([small.memory.gpu.precision, small.memory.cpu.precision], ['fp16', 'fp32']);
-    assert.ok(small.memory.cpu.totalBytes > small.memory.gpu.totalBytes);
+    assert.deepEqual([small.memory.gpu.precision, small.memory.cpu.precision], ['fp16', 'int8']);
+    assert.ok(small.memory.cpu.weightBytes < small.memory.gpu.weightBytes, 'int8 weights take half the bytes of fp16');
     for (const model of catalogue) {
       const need = model.memory.gpu;
       assert.equal(need.totalBytes, need.weightBytes + need.kvCacheBytes + need.activationBytes, model.id);
@@ -90,13 +90,13 @@ describe('model catalogue and stored models', function () {
 
     stored = listStoredModels(cacheDir, new Set([dir]));
     assert.deepEqual(stored.map((s) => [s.kind, s.name, s.complete, s.precision, s.inUse]), [
-      ['converted', OPEN_DCODER, true, 'fp32', true],
+      ['converted', OPEN_DCODER, true, 'int8', true],
       ['download', OPEN_DCODER, true, undefined, false],
     ]);
     const arch = detectFamily(JSON.parse(fs.readFileSync(path.join(src.dir, 'config.json'), 'utf8'))).architecture(
       JSON.parse(fs.readFileSync(path.join(src.dir, 'config.json'), 'utf8')),
     );
-    assert.ok(stored[0].bytes >= estimateWeightBytes(arch, 'fp32') && parameterCount(arch) > 0);
+    assert.ok(stored[0].bytes >= estimateWeightBytes(arch, 'int8') && parameterCount(arch) > 0);
   });
 
   it('deletes a stored model, and nothing outside the store or in use', async () => {

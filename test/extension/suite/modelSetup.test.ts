@@ -113,7 +113,7 @@ describe('choosing and fetching models (local Hugging Face stand-in)', function 
     void vscode.commands.executeCommand('dlm.chooseModel', { machine: SMALL_CPU_ONLY });
     items = (await openPick(api)).items;
     assert.match(items[0].label, /^\$\(star-full\) Open-dCoder 0\.5B$/);
-    assert.match(items[0].detail!, /fits in RAM on the CPU \(needs \d\.\d+ GB in fp32, 4\.00 GB free\)/);
+    assert.match(items[0].detail!, /fits in RAM on the CPU \(needs \d\.\d+ GB in int8, 4\.00 GB free\)/);
     const dream = items.find((i) => i.model?.id === 'Dream-org/Dream-Coder-v0-Instruct-7B')!;
     assert.match(dream.detail!, /\$\(error\) too large: needs 6\.\d+ GB \(5\.\d+ GB on a GPU\); 4\.00 GB of RAM free/);
     assert.ok(items.indexOf(dream) > items.findIndex((i) => i.model?.id === 'builtin'), 'models too large come after those that fit');
@@ -204,7 +204,7 @@ describe('choosing and fetching models (local Hugging Face stand-in)', function 
     assert.match(pick.title!, /^DLM: Manage Models \([\d.]+ (kB|MB) on disk\)$/);
     const download = pick.items.find((i) => i.label === 'org/resume-me' && /^download · /.test(i.description!));
     assert.ok(download && !download.description!.endsWith('in use'), pick.items.map((i) => `${i.label} ${i.description}`).join(' | '));
-    assert.ok(pick.items.some((i) => i.label.includes(OPEN_DCODER) && /^converted, fp32 · [\d.]+ (kB|MB) · in use$/.test(i.description!)));
+    assert.ok(pick.items.some((i) => i.label.includes(OPEN_DCODER) && /^converted, int8 · [\d.]+ (kB|MB) · in use$/.test(i.description!)));
     await acceptItem(api, (i) => i === download);
     await acceptItem(api, (i) => /^\$\(trash\) Delete \(frees /.test(i.label));
     await acceptItem(api, (i) => /^\$\(trash\) Delete /.test(i.label));

@@ -43,7 +43,7 @@ describe('model picker verdicts (made-up machines, the real catalogue)', () => {
   it('without a GPU a 7B model fits in RAM, but a small model is recommended for the CPU', () => {
     const desktop = machine({});
     assert.equal(modelVerdict(byId(DREAM_CODER), desktop).kind, 'cpu');
-    assert.match(modelVerdict(byId(OPEN_DCODER), desktop).summary, /^fits in RAM on the CPU \(needs \d\.\d+ GB in fp32, 24\.0 GB free\)$/);
+    assert.match(modelVerdict(byId(OPEN_DCODER), desktop).summary, /^fits in RAM on the CPU \(needs \d\.\d+ GB in int8, 24\.0 GB free\)$/);
     assert.equal(recommendedModel(catalogue, desktop), OPEN_DCODER);
   });
 
