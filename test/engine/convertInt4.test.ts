@@ -1,34 +1,9 @@
 import { strict as assert } from 'node:assert';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
-import { InferenceSession, Tensor } from 'onnxruntime-node';
 import { addMatMulNBits, dequantizeInt4, packInt4, INT4_BLOCK_SIZE } from '../../engine/graph/int4';
 import { fromFloat16Array, toFloat16Array, fromFloat16Bits, toFloat16Bits } from '../../engine/graph/float16';
 import type { GraphContext } from '../../engine/graph/graphContext';
-import { OnnxGraphBuilder } from '../../engine/graph/onnxWriter';
 import type { CacheDtype } from '../../engine/graph/stepContract';
-import { temporaryDir } from './graphTestSupport';
-
-function seeded(n: number, seed: number, scale = 1): Float32Array {
-  const out = new Float32Array(n);
-  let s = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = ((s / 2 ** 32) * 2 - 1) * scale;
-  }
-  return out;
-}
-
-/** y = x W^T for x [m, k], W [n, k], in float64. */
-function matmulT(x: Float32Array, w: Float32Array, m: number, n: number, k: number): Float64Array {
-  const y = new Float64Array(m * n);
-  for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) {
-    let s = 0;
-    for (let t = 0; t < k; t++) s += x[i * k + t] * w[j * k + t];
-    y[i * n + j] = s;
-  }
-  return y;
-}
+import { matmulT, runOneLinear, seeded } from './graphTestSupport';
 
 describe('int4 packing (MatMulNBits, block 32, symmetric)', () => {
   it('stores element 2j in the low nibble and 2j+1 in the high nibble, with q = round(w/scale) + 8', () => {
@@ -88,35 +63,24 @@ describe('int4 packing (MatMulNBits, block 32, symmetric)', () => {
       const k = 80;
       const w = seeded(n * k, 11, 0.5);
       const x = seeded(m * k, 12, 1);
-      const dir = temporaryDir('int4');
-      try {
-        const file = path.join(dir, 'matmul.onnx');
-        const g = new OnnxGraphBuilder(file, 'inline');
+      const xData = compute === 'float16' ? toFloat16Array(x) : x;
+      const data = await runOneLinear(compute, xData, { m, k, n }, (g, input) => {
         const ctx: GraphContext = { g, arch: undefined as never, compute, precision: 'int4' };
-        const input = g.input('x', compute, [1, m, k]);
-        g.output(addMatMulNBits(ctx, input, { name: 'w', weight: w, outFeatures: n, inFeatures: k }), compute, [1, m, n]);
-        g.write({ opset: 17, extraOpsets: { 'com.microsoft': 1 } });
-        const session = await InferenceSession.create(file);
-        const xData = compute === 'float16' ? toFloat16Array(x) : x;
-        const out = await session.run({ x: new Tensor(compute, xData, [1, m, k]) });
-        const data = out[session.outputNames[0]].data as Float32Array | Uint16Array;
-        const y = data instanceof Uint16Array ? fromFloat16Array(data) : data;
-        await session.release();
-        const xUsed = compute === 'float16' ? fromFloat16Array(xData as Uint16Array) : x;
-        const expected = matmulT(xUsed, dequantizeInt4(packInt4(w, n, k, compute)), m, n, k);
-        let maxDiff = 0;
-        let maxAbs = 0;
-        for (let i = 0; i < y.length; i++) {
-          maxDiff = Math.max(maxDiff, Math.abs(y[i] - expected[i]));
-          maxAbs = Math.max(maxAbs, Math.abs(expected[i]));
-        }
-        // float32: summation order only. float16: the output is rounded to fp16 (relative 2^-11) and the kernel
-        // may accumulate in fp16; 1e-2 of the output scale stays far below a single wrong nibble (scale·1 per term).
-        const tolerance = compute === 'float32' ? 1e-5 * maxAbs : 1e-2 * maxAbs;
-        assert.ok(maxDiff <= tolerance, `max |Δ| ${maxDiff} over scale ${maxAbs}`);
-      } finally {
-        fs.rmSync(dir, { recursive: true, force: true });
+        return addMatMulNBits(ctx, input, { name: 'w', weight: w, outFeatures: n, inFeatures: k });
+      });
+      const y = data instanceof Uint16Array ? fromFloat16Array(data) : data;
+      const xUsed = compute === 'float16' ? fromFloat16Array(xData as Uint16Array) : x;
+      const expected = matmulT(xUsed, dequantizeInt4(packInt4(w, n, k, compute)), m, n, k);
+      let maxDiff = 0;
+      let maxAbs = 0;
+      for (let i = 0; i < y.length; i++) {
+        maxDiff = Math.max(maxDiff, Math.abs(y[i] - expected[i]));
+        maxAbs = Math.max(maxAbs, Math.abs(expected[i]));
       }
+      // float32: summation order only. float16: the output is rounded to fp16 (relative 2^-11) and the kernel
+      // may accumulate in fp16; 1e-2 of the output scale stays far below a single wrong nibble (scale·1 per term).
+      const tolerance = compute === 'float32' ? 1e-5 * maxAbs : 1e-2 * maxAbs;
+      assert.ok(maxDiff <= tolerance, `max |Δ| ${maxDiff} over scale ${maxAbs}`);
     });
   }
 });

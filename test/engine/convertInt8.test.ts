@@ -1,22 +1,8 @@
 import { strict as assert } from 'node:assert';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
-import { InferenceSession, Tensor } from 'onnxruntime-node';
 import { addDynamicQuantizeMatMul, dequantizeInt8, quantizeInt8 } from '../../engine/graph/int8';
 import type { GraphContext } from '../../engine/graph/graphContext';
-import { OnnxGraphBuilder } from '../../engine/graph/onnxWriter';
 import { validateStepGraphOptions } from '../../engine/graph/stepGraphBuilder';
-import { temporaryDir } from './graphTestSupport';
-
-function seeded(n: number, seed: number, scale = 1): Float32Array {
-  const out = new Float32Array(n);
-  let s = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = ((s / 2 ** 32) * 2 - 1) * scale;
-  }
-  return out;
-}
+import { matmulT, runOneLinear, seeded } from './graphTestSupport';
 
 describe('int8 weights (DynamicQuantizeMatMul, one scale per output channel)', () => {
   it('stores W transposed as [K, N] with q = round(w / (max|w| / 127)) per output row; an all-zero row stays zero', () => {
@@ -39,36 +25,21 @@ describe('int8 weights (DynamicQuantizeMatMul, one scale per output channel)', (
     const k = 96;
     const w = seeded(n * k, 21, 0.3);
     const x = seeded(m * k, 22, 1);
-    const dir = temporaryDir('int8');
-    try {
-      const file = path.join(dir, 'matmul.onnx');
-      const g = new OnnxGraphBuilder(file, 'inline');
+    const y = (await runOneLinear('float32', x, { m, k, n }, (g, input) => {
       const ctx: GraphContext = { g, arch: undefined as never, compute: 'float32', precision: 'int8' };
-      const input = g.input('x', 'float32', [1, m, k]);
-      g.output(addDynamicQuantizeMatMul(ctx, input, { name: 'w', weight: w, outFeatures: n, inFeatures: k }), 'float32', [1, m, n]);
-      g.write({ opset: 17, extraOpsets: { 'com.microsoft': 1 } });
-      const session = await InferenceSession.create(file);
-      const out = await session.run({ x: new Tensor('float32', x, [1, m, k]) });
-      const y = out[session.outputNames[0]].data as Float32Array;
-      await session.release();
-      const wq = dequantizeInt8(quantizeInt8(w, n, k));
-      let maxDiff = 0;
-      let maxAbs = 0;
-      for (let i = 0; i < m; i++) {
-        for (let j = 0; j < n; j++) {
-          let expected = 0;
-          for (let t = 0; t < k; t++) expected += x[i * k + t] * wq[j * k + t];
-          maxDiff = Math.max(maxDiff, Math.abs(y[i * n + j] - expected));
-          maxAbs = Math.max(maxAbs, Math.abs(expected));
-        }
-      }
-      // The activations are rounded to 255 levels over their range (2 here): at most 1/255 per element, times
-      // sum |w| (< k · 0.3); a transposed or mis-scaled weight would be off by the output's own size.
-      const bound = (2 / 255 / 2) * k * 0.3;
-      assert.ok(maxDiff <= bound && maxDiff < 0.05 * maxAbs, `max |Δ| ${maxDiff} (bound ${bound}) over scale ${maxAbs}`);
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
+      return addDynamicQuantizeMatMul(ctx, input, { name: 'w', weight: w, outFeatures: n, inFeatures: k });
+    })) as Float32Array;
+    const expected = matmulT(x, dequantizeInt8(quantizeInt8(w, n, k)), m, n, k);
+    let maxDiff = 0;
+    let maxAbs = 0;
+    for (let i = 0; i < y.length; i++) {
+      maxDiff = Math.max(maxDiff, Math.abs(y[i] - expected[i]));
+      maxAbs = Math.max(maxAbs, Math.abs(expected[i]));
     }
+    // The activations are rounded to 255 levels over their range (2 here): at most 1/255 per element, times
+    // sum |w| (< k · 0.3); a transposed or mis-scaled weight would be off by the output's own size.
+    const bound = (2 / 255 / 2) * k * 0.3;
+    assert.ok(maxDiff <= bound && maxDiff < 0.05 * maxAbs, `max |Δ| ${maxDiff} (bound ${bound}) over scale ${maxAbs}`);
   });
 
   it('needs float32 activations', () => {

@@ -6,16 +6,7 @@ import { bf16ToFloat32, f16ToFloat32, float32ToBf16, float32ToF16, float32ToF16B
 import {
   SafetensorsCheckpoint, SafetensorsFile, writeSafetensors, writeShardedSafetensors, INDEX_FILE,
 } from '../../engine/convert/safetensors';
-
-function seeded(n: number, seed: number, scale = 1): Float32Array {
-  const out = new Float32Array(n);
-  let s = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = ((s / 2 ** 32) * 2 - 1) * scale;
-  }
-  return out;
-}
+import { seeded } from './graphTestSupport';
 
 /** A safetensors file with a hand-written header, to produce corrupt ones. */
 function writeRaw(file: string, header: unknown, dataBytes: number, headerText?: string) {

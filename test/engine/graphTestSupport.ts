@@ -2,7 +2,9 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { InferenceSession, Tensor } from 'onnxruntime-node';
 import { fromFloat16Array, toFloat16Array } from '../../engine/graph/float16';
+import { OnnxGraphBuilder } from '../../engine/graph/onnxWriter';
 import { HIDDEN_BIAS, type CacheDtype, type KvArray, type StepFeeds, type StepModel } from '../../engine/graph/stepContract';
 
 export function temporaryDir(prefix: string): string {
@@ -78,4 +80,55 @@ export function argmaxRows(logits: Float32Array, rows: number, vocab: number): n
     for (let v = 1; v < vocab; v++) if (logits[r * vocab + v] > logits[r * vocab + best]) best = v;
     return best;
   });
+}
+
+/** `n` uniform values in [-scale, scale) from a fixed linear congruential stream. */
+export function seeded(n: number, seed: number, scale = 1): Float32Array {
+  const out = new Float32Array(n);
+  let s = seed >>> 0;
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    out[i] = ((s / 2 ** 32) * 2 - 1) * scale;
+  }
+  return out;
+}
+
+/**
+ * Runs `x` ([m, k], in the graph's dtype) through a graph of one linear layer that `addLinear` lowers, in a
+ * temporary folder, and returns the output's raw data.
+ */
+export async function runOneLinear(
+  compute: CacheDtype,
+  x: KvArray,
+  shape: { m: number; k: number; n: number },
+  addLinear: (g: OnnxGraphBuilder, input: string) => string,
+): Promise<Float32Array | Uint16Array> {
+  const dir = temporaryDir('linear');
+  try {
+    const file = path.join(dir, 'matmul.onnx');
+    const g = new OnnxGraphBuilder(file, 'inline');
+    const input = g.input('x', compute, [1, shape.m, shape.k]);
+    g.output(addLinear(g, input), compute, [1, shape.m, shape.n]);
+    g.write({ opset: 17, extraOpsets: { 'com.microsoft': 1 } });
+    const session = await InferenceSession.create(file);
+    try {
+      const out = await session.run({ x: new Tensor(compute, x, [1, shape.m, shape.k]) });
+      return out[session.outputNames[0]].data as Float32Array | Uint16Array;
+    } finally {
+      await session.release();
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** y = x W^T for x [m, k], W [n, k], in float64. */
+export function matmulT(x: Float32Array, w: Float32Array, m: number, n: number, k: number): Float64Array {
+  const y = new Float64Array(m * n);
+  for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) {
+    let s = 0;
+    for (let t = 0; t < k; t++) s += x[i * k + t] * w[j * k + t];
+    y[i * n + j] = s;
+  }
+  return y;
 }
