@@ -40,12 +40,12 @@ export const GPU_PLAN: CheckPlan = {
   rounds: { gpu: 5, cpu: 1 },
 };
 
-/** Without one: the 0.5B on the CPU, short enough for CI (a 128-token prompt, the uncached and prefill modes). */
+/** Without one: the 0.5B on the CPU, short enough for CI (a 128-token prompt, uncached and the default `pd`). */
 export const CPU_PLAN: CheckPlan = {
   geometries: ['qwen2.5-0.5b'],
   devices: ['cpu'],
   canvas: { name: '128+8', promptTokens: 128, genTokens: 8, steps: 8 },
-  modes: ['none', 'prefill'],
+  modes: ['none', 'pd'],
   rounds: { gpu: 1, cpu: 1 },
 };
 

@@ -14,7 +14,7 @@ describe('the prepared GPU check (npm run check:gpu), at toy size on this machin
       const report = await runGpuCheck({ workDir, plan: { ...CPU_PLAN, geometries: ['tiny-qwen2'] }, log: (m) => logs.push(m) });
       const [result] = report.results;
       assert.deepEqual([result.geometry, result.device, result.ranOn, result.precision, result.kvLocation], ['tiny-qwen2', 'cpu', 'cpu', 'int8', 'host']);
-      assert.deepEqual(result.modes.map((m) => m.cache), ['none', 'prefill']);
+      assert.deepEqual(result.modes.map((m) => m.cache), ['none', 'pd']);
       for (const mode of result.modes) {
         assert.ok(mode.steps >= 1 && mode.steps <= CPU_PLAN.canvas.steps && mode.graphCalls >= mode.steps);
         assert.ok(mode.firstPartialMs > 0 && mode.firstPartialMs <= mode.medianMs, `${mode.cache}: first partial ${mode.firstPartialMs} of ${mode.medianMs} ms`);
