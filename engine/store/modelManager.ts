@@ -71,8 +71,8 @@ const INT4_ABOVE_PARAMETERS = 2e9;
 /**
  * The graph a checkpoint is converted to when nothing is asked for: on the CPU fp32 activations (its best
  * variant), on GPUs (and `auto`) fp16 activations; the stats head everywhere (defaultGraphOptions); weights in
- * int4 for models above 2B parameters, else int8 on the CPU (a 0.5B fills 3.9x faster than with fp32 weights and
- * 3.2x faster than with int4, README "The cost of one step") and fp16 on GPUs. `auto` on a machine where it
+ * int4 for models above 2B parameters, else int8 on the CPU (a 0.5B fills about 3x faster than with fp32 or int4
+ * weights, README "The cost of one step") and fp16 on GPUs. `auto` on a machine where it
  * has no GPU to try converts for the CPU it will run on.
  */
 export function conversionFor(parameters: number, device: DeviceOption | undefined, gpuFound = autoFindsGpu): StepGraphOptions {
