@@ -54,6 +54,8 @@ export interface DenoiseStats {
   /** Sum over graph calls of the rows computed (Q). */
   rowsComputed: number;
   rowsPerCall: number[];
+  /** Cached rows each call read (C), in the order of `rowsPerCall`. */
+  contextRowsPerCall: number[];
   ms: number;
   /** Of `ms`, the time inside graph calls. */
   graphMs: number;
@@ -145,6 +147,7 @@ export async function denoise(model: StepModel, spec: DenoiseSpec, request: Deno
       graphCalls: runner.graphCalls,
       rowsComputed: runner.rowsComputed,
       rowsPerCall: runner.rowsPerCall,
+      contextRowsPerCall: runner.contextRowsPerCall,
       ms: performance.now() - started,
       graphMs: runner.graphMs,
       kvBytesUploaded: runner.kvBytesUploaded,

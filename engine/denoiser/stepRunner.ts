@@ -38,6 +38,7 @@ export class StepRunner {
   /** New K/V bytes brought back from graph calls into host memory (on a GPU provider: device-to-host copies). */
   kvBytesDownloaded = 0;
   readonly rowsPerCall: number[] = [];
+  readonly contextRowsPerCall: number[] = [];
   private readonly inputIds: BigInt64Array;
   private readonly positionIds: BigInt64Array;
   private readonly queryIndex: Int32Array;
@@ -151,6 +152,7 @@ export class StepRunner {
     this.graphCalls++;
     this.rowsComputed += q;
     this.rowsPerCall.push(q);
+    this.contextRowsPerCall.push(contextLength);
     return { predictions, rowOfCandidate };
   }
 

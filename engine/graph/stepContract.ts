@@ -140,18 +140,29 @@ export function stepModelShape(model: StepModel): Pick<StepModel, 'numLayers' | 
   return { numLayers, numKvHeads, headDim, cacheDtype, head };
 }
 
-/** A full pass (C = 0) over `ids` at positions 0.., every row visible to every row, reading the rows `read`. */
-export function fullPassFeeds(model: Pick<StepModel, 'cacheDtype' | 'numLayers'>, ids: ArrayLike<number>, read: readonly number[] = [0]): StepFeeds {
+/**
+ * A full pass (C = 0) over `ids` at positions 0.., every row visible to every row, reading the rows `read`. With
+ * `zeroContext` > 0 the rows come after that many cached rows whose K/V are all zero (visible): a call of a cached
+ * step's shape, for timing it.
+ */
+export function fullPassFeeds(
+  model: Pick<StepModel, 'cacheDtype' | 'numLayers' | 'numKvHeads' | 'headDim'>,
+  ids: ArrayLike<number>,
+  read: readonly number[] = [0],
+  zeroContext = 0,
+): StepFeeds {
   const q = ids.length;
-  const empty = model.cacheDtype === 'float16' ? new Uint16Array(0) : new Float32Array(0);
+  const c = zeroContext;
+  const zeros = (n: number) => (model.cacheDtype === 'float16' ? new Uint16Array(n) : new Float32Array(n));
+  const context = zeros(model.numKvHeads * c * model.headDim);
   return {
     inputIds: BigInt64Array.from({ length: q }, (_, i) => BigInt(ids[i])),
-    positionIds: BigInt64Array.from({ length: q }, (_, i) => BigInt(i)),
+    positionIds: BigInt64Array.from({ length: q }, (_, i) => BigInt(c + i)),
     // Zero is a visible key in either dtype (fp16 zero is all-zero bits too).
-    attentionBias: model.cacheDtype === 'float16' ? new Uint16Array(q * q) : new Float32Array(q * q),
+    attentionBias: zeros(q * (c + q)),
     logitsIndex: BigInt64Array.from(read, BigInt),
-    pastKeys: new Array(model.numLayers).fill(empty),
-    pastValues: new Array(model.numLayers).fill(empty),
-    contextLength: 0,
+    pastKeys: new Array(model.numLayers).fill(context),
+    pastValues: new Array(model.numLayers).fill(context),
+    contextLength: c,
   };
 }

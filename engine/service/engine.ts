@@ -11,7 +11,7 @@ import { readManifest, type ModelManifest } from '../model/manifest';
 import { parseHubModelId } from '../store/huggingFaceHub';
 import { hubDownloadDir, resolveModel, type ModelProgress } from '../store/modelManager';
 import { canvasTokenIds, type CanvasIds } from '../model/canvasTokens';
-import { CALIBRATION_ROWS, GraphCost, canvasTokensForBudget } from './coldBudget';
+import { GraphCost, calibrationShapes, canvasTokensForBudget } from './coldBudget';
 import { Tokenizer } from '../model/tokenizer';
 import type { DenoiseRequest, DenoiseSpec } from '../denoiser/denoiser';
 import { CanvasTooLongError, checkCanvasFits } from '../denoiser/tokenCanvas';
@@ -228,26 +228,20 @@ export class Engine {
   }
 
   /**
-   * Timed passes of 1 row, CALIBRATION_ROWS rows and 1 row again (the lesser of the two), so the first request
-   * can already be sized to a cold budget (coldBudget.ts); a failure leaves requests unsized by it.
+   * Timed calls of calibrationShapes (coldBudget.ts), the small ones twice (the lesser counts: the first call of a
+   * session pays for its set-up), so the first request can already be sized to a cold budget; a failure leaves
+   * requests unsized by it.
    */
   private async calibrate(worker: ModelWorker, manifest: ModelManifest, modelId: string): Promise<GraphCost> {
     const cost = new GraphCost();
-    const arch = manifest.architecture;
-    const rows = Math.min(CALIBRATION_ROWS, arch.maxPositions);
+    const { rows, context, shapes } = calibrationShapes(manifest.architecture.maxPositions);
     try {
-      const options = resolveDecodingOptions(manifest.decoding, { cache: 'none', steps: 1, schedule: 'blocks', blockLength: 1 }, 1, arch.family);
-      const pass = async (n: number) =>
-        (
-          await worker.denoise(
-            CALIBRATION_JOB,
-            { tokens: manifest.tokens, logitShift: arch.logitShift, vocabSize: arch.vocabSize },
-            { prefixIds: new Array<number>(n - 1).fill(0), suffixIds: [], length: 1, options, runToCompletion: true },
-          )
-        ).stats.graphMs;
-      const oneRow = await pass(1);
-      const full = await pass(rows);
-      cost.calibrate(Math.min(oneRow, await pass(1)), full, rows);
+      const [one, pass, oneOverContext, passOverContext, oneAgain, oneOverContextAgain] = await worker.time(CALIBRATION_JOB, [
+        ...shapes,
+        shapes[0],
+        shapes[2],
+      ]);
+      cost.calibrate([Math.min(one, oneAgain), pass, Math.min(oneOverContext, oneOverContextAgain), passOverContext], rows, context);
     } catch (error) {
       this.options.log('warn', `${modelId}: the calibration passes failed (${(error as Error).message}); requests are not sized to a cold budget`);
     }
@@ -307,7 +301,7 @@ export class Engine {
     }
     const canvasTokenLimit = Math.min(
       model.info.maxCanvasTokens,
-      canvasTokensForBudget(params.coldBudgetMs, cost, params.length, options.steps, options.cache),
+      canvasTokensForBudget(params.coldBudgetMs, cost, params.length, options.steps, options.cache, model.info.maxCanvasTokens),
     );
     const ms = (value: number) => Math.round(value * 1000) / 1000;
     return { canvasTokenLimit, msPerCall: ms(cost.msPerCall), msPerRow: ms(cost.msPerRow) };
@@ -471,7 +465,9 @@ export class Engine {
       throw error;
     }
     const { stats } = denoised;
-    model.graphCost.record(stats.graphMs, stats.graphCalls, stats.rowsComputed);
+    // Only a cold request rescales the cost: a carried one's calls also read rows its stats do not count.
+    const carried = denoised.reuse && 'stats' in denoised.reuse ? denoised.reuse.stats.prefixTokens + denoised.reuse.stats.suffixTokens : 0;
+    if (carried === 0) model.graphCost.record(stats.graphMs, stats.rowsPerCall.map((rows, i) => ({ rows, contextRows: stats.contextRowsPerCall[i] })));
     // A job cancelled while its last step ran still counts as cancelled: its caller has moved on.
     if (job.cancelReason) throw new JobCancelledError(job.cancelReason, stats.steps, stats.steps);
     const ms = performance.now() - started;

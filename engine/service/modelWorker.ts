@@ -7,7 +7,7 @@ import type { ExecutionDevice, ModelManifest } from '../model/manifest';
 import { CancelledError } from '../denoiser/cancellation';
 import type { DenoiseRequest, DenoiseResult, DenoiseSpec } from '../denoiser/denoiser';
 import type { DeviceOption } from '../../common/protocol';
-import type { FromWorker, ModelWorkerData, PromptReuseTarget, ReuseOutcome, ToWorker } from './workerMessages';
+import type { CallShape, FromWorker, ModelWorkerData, PromptReuseTarget, ReuseOutcome, ToWorker } from './workerMessages';
 import { workerScript } from './workerScript';
 
 export interface WorkerProgress {
@@ -27,7 +27,7 @@ export interface WarmOutcome {
 }
 
 interface PendingJob {
-  resolve(result: WorkerDenoiseResult | WarmOutcome): void;
+  resolve(result: WorkerDenoiseResult | WarmOutcome | number[]): void;
   reject(error: Error): void;
   onProgress?: (progress: WorkerProgress) => void;
 }
@@ -99,6 +99,15 @@ export class ModelWorker {
     });
   }
 
+  /** The milliseconds of one graph call of each shape, in order (coldBudget.ts calibration). */
+  time(jobId: number, shapes: CallShape[]): Promise<number[]> {
+    if (this.exitError) return Promise.reject(this.exitError);
+    return new Promise<number[]>((resolve, reject) => {
+      this.pending.set(jobId, { resolve: (result) => resolve(result as number[]), reject });
+      this.post({ kind: 'time', jobId, shapes });
+    });
+  }
+
   /** Asks the worker to stop `jobId` at its next step boundary. */
   cancel(jobId: number): void {
     Atomics.store(this.cancelFlag, 0, jobId);
@@ -131,6 +140,10 @@ export class ModelWorker {
       case 'warmed':
         this.pending.delete(message.jobId);
         job.resolve({ outcome: message.outcome, ms: message.ms });
+        return;
+      case 'timed':
+        this.pending.delete(message.jobId);
+        job.resolve(message.ms);
         return;
       case 'cancelled':
         this.pending.delete(message.jobId);

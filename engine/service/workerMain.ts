@@ -11,7 +11,7 @@ import { loadStepModel } from '../runtime/onnxStepModel';
 import { weightProblem } from '../runtime/weightSelfCheck';
 import { denoise, type DenoiseHooks } from '../denoiser/denoiser';
 import { CancelledError } from '../denoiser/cancellation';
-import type { StepModel } from '../graph/stepContract';
+import { fullPassFeeds, type StepModel } from '../graph/stepContract';
 import { PromptComputationCancelled } from '../reuse/carriedPromptModel';
 import { PromptReuse, ReuseUnavailableError } from '../reuse/promptReuse';
 import type { FromWorker, ModelWorkerData, ReuseOutcome, ToWorker } from './workerMessages';
@@ -48,6 +48,7 @@ async function handle(message: ToWorker): Promise<void> {
   }
 
   if (message.kind === 'warm') return warm(message);
+  if (message.kind === 'time') return time(message);
 
   const { jobId, spec, request, reportProgress } = message;
   try {
@@ -107,6 +108,23 @@ async function warm(message: Extract<ToWorker, { kind: 'warm' }>): Promise<void>
   } catch (error) {
     if (error instanceof PromptComputationCancelled) send({ kind: 'cancelled', jobId, stepsDone: 0, totalSteps: 0 });
     else send({ kind: 'failed', jobId, message: (error as Error).message });
+  }
+}
+
+/** One timed graph call per shape, over token 0 and zero K/V: the cost of a call depends on its shape only. */
+async function time(message: Extract<ToWorker, { kind: 'time' }>): Promise<void> {
+  try {
+    if (!model) throw new Error('No model is loaded in this worker.');
+    const ms: number[] = [];
+    for (const { rows, contextRows } of message.shapes) {
+      const feeds = fullPassFeeds(model, new Array<number>(rows).fill(0), [rows - 1], contextRows);
+      const started = performance.now();
+      await model.run(feeds, { newKv: 'none' });
+      ms.push(performance.now() - started);
+    }
+    send({ kind: 'timed', jobId: message.jobId, ms });
+  } catch (error) {
+    send({ kind: 'failed', jobId: message.jobId, message: (error as Error).message });
   }
 }
 

@@ -35,7 +35,18 @@ export type ToWorker =
       spec: DenoiseSpec;
       request: DenoiseRequest;
       reuse: PromptReuseTarget;
+    }
+  | {
+      /** Times one graph call of each shape (rows computed, cached rows of zero K/V read): the cost calibration. */
+      kind: 'time';
+      jobId: number;
+      shapes: CallShape[];
     };
+
+export interface CallShape {
+  rows: number;
+  contextRows: number;
+}
 
 export interface PromptReuseTarget {
   document: string;
@@ -57,5 +68,6 @@ export type FromWorker =
   | { kind: 'progress'; jobId: number; step: number; totalSteps: number; fill: Int32Array; confidence: Float32Array }
   | { kind: 'done'; jobId: number; result: DenoiseResult; reuse?: ReuseOutcome }
   | { kind: 'warmed'; jobId: number; outcome: ReuseOutcome; ms: number }
+  | { kind: 'timed'; jobId: number; ms: number[] }
   | { kind: 'cancelled'; jobId: number; stepsDone: number; totalSteps: number }
   | { kind: 'failed'; jobId: number; message: string };
