@@ -47,8 +47,10 @@ export interface TypingBenchOptions {
   charsPerSession: number;
   debounceMs: number;
   seed: number;
-  /** Decoding options of every side (default cache: prefill). */
+  /** Decoding options of every side (default cache: pd). */
   overrides: Partial<DecodingOptions>;
+  /** Cut every canvas to this cold-request budget, as `dlm.coldRequestBudgetMs` does in the editor (off: 0 or absent). */
+  coldBudgetMs?: number;
   /** Reuse modes compared with no reuse; the first is the report's `reuse`. */
   reuseModes: PromptReuseMode[];
   modelsDir: string;
@@ -86,6 +88,8 @@ export interface TypingReport {
   weights: 'trained' | 'random' | 'unknown';
   device: string;
   cache: string;
+  /** The cold-request budget every canvas was cut to, when one was given. */
+  coldBudgetMs?: number;
   sessions: number;
   keystrokes: number;
   /** Means over the `reuse` side's requests: canvas tokens (masks included), and prompt tokens reused before and after the fill. */
@@ -149,11 +153,15 @@ export async function runTypingBench(options: TypingBenchOptions): Promise<Typin
   try {
     const info = await engine.loadModel({ model: dir, device: options.device });
     const manifest = engine.manifestOf(info.modelId);
+    const coldBudgetMs = options.coldBudgetMs || undefined;
     const canvasOf = (before: string, after: string) => buildTextCanvas(before, after, EDITOR_CANVAS);
-    const infill = async (document: string, before: string, after: string, side: Side): Promise<Sample> => {
+    /** As the extension asks: its canvas, fitted to the model (and to the cold budget) by the engine. */
+    const idsOf = (before: string, after: string) => {
       const canvas = canvasOf(before, after);
-      // As the extension asks: its canvas, fitted to the model by the engine.
-      const { prefixIds, suffixIds } = engine.canvasIds({ modelId: info.modelId, ...canvas, fitToModel: true });
+      return { length: canvas.length, ...engine.canvasIds({ modelId: info.modelId, ...canvas, fitToModel: true, coldBudgetMs, options: decoding }) };
+    };
+    type Ids = ReturnType<typeof idsOf>;
+    const infill = async (document: string, { prefixIds, suffixIds, length }: Ids, side: Side): Promise<Sample> => {
       const started = performance.now();
       let firstPartialMs = NaN;
       const job = engine.infillTokens(
@@ -162,7 +170,7 @@ export async function runTypingBench(options: TypingBenchOptions): Promise<Typin
           documentId: document,
           prefixIds,
           suffixIds,
-          length: canvas.length,
+          length,
           options: decoding,
           reusePrefix: side !== 'none',
           ...(side === 'none' ? {} : { reuseMode: side }),
@@ -175,7 +183,7 @@ export async function runTypingBench(options: TypingBenchOptions): Promise<Typin
         finalMs: performance.now() - started,
         fillIds: result.fillIds,
         text: result.text,
-        canvasTokens: prefixIds.length + canvas.length + suffixIds.length,
+        canvasTokens: prefixIds.length + length + suffixIds.length,
         reusedPrefixTokens: result.stats.reusedPrefixTokens ?? 0,
         reusedSuffixTokens: result.stats.reusedSuffixTokens ?? 0,
       };
@@ -185,7 +193,7 @@ export async function runTypingBench(options: TypingBenchOptions): Promise<Typin
     const primary = options.reuseModes[0];
     // Priming: sessions (and the depth-wise segments, loaded at their first use) are not part of any request.
     const prime = sessions[0].requests[0];
-    for (const side of sides) for (let i = 0; i < 2; i++) await infill('priming', prime.before, prime.after, side);
+    for (const side of sides) for (let i = 0; i < 2; i++) await infill('priming', idsOf(prime.before, prime.after), side);
 
     const samples = new Map<Side, Sample[]>(sides.map((side) => [side, []]));
     const cold: number[] = [];
@@ -195,15 +203,17 @@ export async function runTypingBench(options: TypingBenchOptions): Promise<Typin
       // The document as opened, warmed up as the extension does, then its first request.
       const first = session.requests[0];
       const warmDocument = `typing-${s}-warmed`;
-      await engine.warmPrompt({ modelId: info.modelId, documentId: warmDocument, ...canvasOf(session.openedBefore, first.after), options: decoding, fitToModel: true, reuseMode: primary }).result;
-      warmed.push(await infill(warmDocument, first.before, first.after, primary));
+      await engine.warmPrompt({ modelId: info.modelId, documentId: warmDocument, ...canvasOf(session.openedBefore, first.after), options: decoding, fitToModel: true, coldBudgetMs, reuseMode: primary }).result;
+      warmed.push(await infill(warmDocument, idsOf(first.before, first.after), primary));
 
       for (const [r, request] of session.requests.entries()) {
         // Rotate which side runs first, so none gets the warmer machine.
         const order = sides.map((_, i) => sides[(i + index) % sides.length]);
         index++;
+        // One canvas for every side: a cold request rescales the budget's cost, which would cut the next side's otherwise.
+        const ids = idsOf(request.before, request.after);
         for (const side of order) {
-          const sample = await infill(`typing-${s}-${side}`, request.before, request.after, side);
+          const sample = await infill(`typing-${s}-${side}`, ids, side);
           samples.get(side)!.push(sample);
           if (r === 0 && side === primary) cold.push(sample.finalMs);
         }
@@ -242,6 +252,7 @@ export async function runTypingBench(options: TypingBenchOptions): Promise<Typin
       weights: weightsOf(options.model, dir, manifest.source?.kind),
       device: info.device,
       cache: decoding.cache!,
+      ...(coldBudgetMs ? { coldBudgetMs } : {}),
       sessions: sessions.length,
       keystrokes: sessions.reduce((n, s) => n + s.keystrokes, 0),
       canvasTokens: round(mean(reused.map((x) => x.canvasTokens)), 1),
@@ -278,7 +289,7 @@ export function formatTypingReport(r: TypingReport): string {
   const sooner = (a: number, b: number) => ratio(b, a);
   return [
     `${r.requests} requests from ${r.keystrokes} keystrokes in ${r.sessions} sessions; model ${r.model} (${WEIGHTS_NOTE[r.weights]}) on ${r.device}, cache ${r.cache}`,
-    `canvas ${r.canvasTokens} tokens on average; ${r.reuseMode} reuse took ${r.reusedPrefixTokens} prefix + ${r.reusedSuffixTokens} suffix tokens per request`,
+    `canvas ${r.canvasTokens} tokens on average${r.coldBudgetMs ? ` (cut to a ${r.coldBudgetMs} ms cold budget)` : ''}; ${r.reuseMode} reuse took ${r.reusedPrefixTokens} prefix + ${r.reusedSuffixTokens} suffix tokens per request`,
     '',
     `| | ${r.reuseMode} | ${d ? 'depthwise | ' : ''}no reuse | gain |`,
     `|---|---:|${d ? '---:|' : ''}---:|---:|`,

@@ -65,6 +65,7 @@ export const benchCommand: CliCommand = {
     sessions: { type: 'integer', description: 'Typing: sessions (regions typed out).', defaultText: '4' },
     chars: { type: 'integer', description: 'Typing: characters typed per session.', defaultText: '80' },
     debounce: { type: 'integer', description: 'Typing: debounce in ms.', defaultText: String(EDITOR_CANVAS.debounceMs) },
+    'cold-budget-ms': { type: 'number', description: 'Typing: cut every canvas to this cold-request budget, as dlm.coldRequestBudgetMs does.', defaultText: 'off' },
     source: { type: 'string', valueName: 'path', description: 'Typing: source files to type from.', defaultText: 'held-out files, else engine/' },
     reuse: {
       type: 'string',
@@ -75,6 +76,7 @@ export const benchCommand: CliCommand = {
     ...DEVICE_FLAG,
   },
   async run({ options }) {
+    if (options['cold-budget-ms'] !== undefined && !options.typing) throw new UsageError('--cold-budget-ms is for --typing.');
     if (options.precision !== undefined && (options.geometry === undefined || options['step-cost'])) {
       throw new UsageError('--precision picks the weights of a --geometry model (--step-cost compares its own).');
     }
@@ -132,6 +134,7 @@ async function runTyping(options: OptionValues): Promise<number> {
     sessions: numberOption(options, 'sessions') ?? 4,
     charsPerSession: numberOption(options, 'chars') ?? 80,
     debounceMs: numberOption(options, 'debounce') ?? EDITOR_CANVAS.debounceMs,
+    coldBudgetMs: numberOption(options, 'cold-budget-ms'),
     seed: 0,
     overrides: { ...decodingOverrides(options), ...(modes.length ? { cache: modes[0] } : {}) },
     reuseModes: selection<PromptReuseMode>(options, 'reuse', PROMPT_REUSE_MODES),

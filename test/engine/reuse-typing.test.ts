@@ -11,6 +11,7 @@ import { typingSessions } from '../../engine/bench/typingSessions';
 import { writeSyntheticModel } from '../../engine/model/synthetic';
 import { prepareModelForReuse } from '../../engine/prepare/prepareModel';
 import { loadSourceTexts } from '../../engine/prepare/sourceTexts';
+import { MIN_CONTEXT_TOKENS } from '../../engine/service/coldBudget';
 import { temporaryDir } from './graphTestSupport';
 import { FP32_GQA } from './reuseTestSupport';
 
@@ -81,6 +82,14 @@ describe('typing benchmark', function () {
       assert.ok(json.typing.depthwise.finalMs > 0 && json.typing.depthwise.agreement >= 0 && json.typing.depthwise.agreement <= 1);
       assert.ok(json.typing.coldMs > 0 && json.typing.warmUp.finalMs > 0 && json.typing.warmUp.firstPartialMs <= json.typing.warmUp.finalMs);
       assert.equal(json.typing.weights, 'random', 'a synthetic folder');
+
+      // With a cold budget no request can meet, every canvas is cut to the fill and the minimum of context.
+      const budgeted = await runTypingBench({
+        model, device: 'cpu', source: SOURCE, sessions: 1, charsPerSession: 24, debounceMs: 200, seed: 0, overrides: { steps: 8 },
+        reuseModes: ['full-depth'], modelsDir: path.join(dir, 'models'), log: () => {}, coldBudgetMs: 1e-6,
+      });
+      assert.equal(budgeted.coldBudgetMs, 1e-6);
+      assert.ok(budgeted.canvasTokens <= 32 + MIN_CONTEXT_TOKENS && budgeted.canvasTokens < report.canvasTokens, `${budgeted.canvasTokens} against ${report.canvasTokens}`);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
