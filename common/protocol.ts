@@ -332,6 +332,8 @@ export interface InfillStats {
   canvasTokenLimit?: number;
   msPerCall?: number;
   msPerRow?: number;
+  /** Per cached row a call reads (its K/V and the attention over them). */
+  msPerContextRow?: number;
 }
 
 export interface InfillResult {

@@ -108,7 +108,8 @@ function tooltip(inputs: StatusInputs, cache: CacheMode | undefined): vscode.Mar
       lines.push(
         `Context sized to this device: at most ${engine.canvasTokenLimit} tokens with the fill, so a completion ` +
           `computed from scratch takes about ${(inputs.settings.coldRequestBudgetMs / 1000).toFixed(1)} s at most ` +
-          `(measured: ${Math.round(engine.msPerCall)} ms a step plus ${engine.msPerRow} ms a row; ` +
+          `(measured: ${Math.round(engine.msPerCall)} ms a step plus ${engine.msPerRow} ms a row` +
+          `${engine.msPerContextRow ? ` and ${engine.msPerContextRow} ms a cached row` : ''}; ` +
           `\`dlm.coldRequestBudgetMs\`)`,
       );
     }

@@ -243,7 +243,7 @@ export class Engine {
       ]);
       cost.calibrate([Math.min(one, oneAgain), pass, Math.min(oneOverContext, oneOverContextAgain), passOverContext], rows, context);
     } catch (error) {
-      this.options.log('warn', `${modelId}: the calibration passes failed (${(error as Error).message}); requests are not sized to a cold budget`);
+      this.options.log('warn', `${modelId}: the calibration calls failed (${(error as Error).message}); requests are not sized to a cold budget`);
     }
     return cost;
   }
@@ -304,7 +304,7 @@ export class Engine {
       canvasTokensForBudget(params.coldBudgetMs, cost, params.length, options.steps, options.cache, model.info.maxCanvasTokens),
     );
     const ms = (value: number) => Math.round(value * 1000) / 1000;
-    return { canvasTokenLimit, msPerCall: ms(cost.msPerCall), msPerRow: ms(cost.msPerRow) };
+    return { canvasTokenLimit, msPerCall: ms(cost.msPerCall), msPerRow: ms(cost.msPerRow), msPerContextRow: ms(cost.msPerContextRow) };
   }
 
   /**
@@ -597,7 +597,7 @@ function invalidOptionsAsParams<T>(check: () => T): T {
 }
 
 /** What the cold-request budget set for one request, reported in its stats. */
-type ColdBudget = Pick<InfillStats, 'canvasTokenLimit' | 'msPerCall' | 'msPerRow'>;
+type ColdBudget = Pick<InfillStats, 'canvasTokenLimit' | 'msPerCall' | 'msPerRow' | 'msPerContextRow'>;
 
 /** The most tokens the request's canvas may have: the model's, or less under a cold-request budget. */
 function canvasLimit(model: LoadedModel, budget: ColdBudget | undefined): number {
