@@ -100,7 +100,7 @@ export const benchCommand: CliCommand = {
       device: deviceOption(options),
       rounds,
       modelsDir: path.resolve(stringOption(options, 'models-dir') ?? path.join('.cache', 'bench-models')),
-      geometryPrecision: stringOption(options, 'precision') as GeometryPrecision | undefined,
+      geometryPrecision: geometryPrecision(options),
       overrides: decodingOverrides(options),
       log: (message) => process.stderr.write(`[bench] ${message}\n`),
     });
@@ -112,6 +112,11 @@ export const benchCommand: CliCommand = {
     return EXIT_OK;
   },
 };
+
+/** `--precision`, checked against GEOMETRY_PRECISIONS by the flag's choices. */
+function geometryPrecision(options: OptionValues): GeometryPrecision | undefined {
+  return stringOption(options, 'precision') as GeometryPrecision | undefined;
+}
 
 async function runTyping(options: OptionValues): Promise<number> {
   const source = stringOption(options, 'source') ?? defaultSourcePath();
@@ -127,7 +132,7 @@ async function runTyping(options: OptionValues): Promise<number> {
   }
   const report = await runTypingBench({
     model: geometries.length
-      ? await ensureGeometryModel(geometries[0], modelsDir, log, geometryGraph(stringOption(options, 'precision') as GeometryPrecision | undefined))
+      ? await ensureGeometryModel(geometries[0], modelsDir, log, geometryGraph(geometryPrecision(options)))
       : (stringOption(options, 'model') ?? TYPING_SYNTHETIC_MODEL),
     device: deviceOption(options),
     source,

@@ -64,8 +64,9 @@ export const DEFAULT_TOP_K = 32;
 
 /**
  * The graph a conversion writes unless told otherwise: fp32 and int8 weights go with fp32 activations (the CPU's
- * variants, with the CPU's preferred attention; int8's DynamicQuantizeMatMul takes nothing else), 16-bit and int4 weights with fp16 activations and the decomposed
- * attention (the GPUs' best: WebGPU's GroupQueryAttention has no causal=0). Every one gets the stats head: full
+ * variants, with the CPU's preferred attention; int8's DynamicQuantizeMatMul takes nothing else), 16-bit and int4
+ * weights with fp16 activations and the decomposed attention (the GPUs' best: WebGPU's GroupQueryAttention has no
+ * causal=0). Every one gets the stats head: full
  * logits of a real vocabulary cost more to copy out and scan on the host than a step's graph work on a GPU, and
  * on a CPU about 0.2 s a step at 152k tokens (README, "The cost of one step").
  */

@@ -70,10 +70,10 @@ const INT4_ABOVE_PARAMETERS = 2e9;
 
 /**
  * The graph a checkpoint is converted to when nothing is asked for: on the CPU fp32 activations (its best
- * variant), on GPUs (and `auto`) fp16 activations; the stats head everywhere (defaultGraphOptions); weights in
- * int4 for models above 2B parameters, else int8 on the CPU (a 0.5B fills about 3x faster than with fp32 or int4
- * weights, README "The cost of one step") and fp16 on GPUs. `auto` on a machine where it
- * has no GPU to try converts for the CPU it will run on.
+ * variant), on GPUs fp16 activations, for `auto` those of a GPU unless it finds none to try on this machine
+ * (then it runs on the CPU); the stats head everywhere (defaultGraphOptions); weights in int4 for models above 2B
+ * parameters, else int8 on the CPU (a 0.5B fills about 3x faster than with fp32 or int4 weights, README "The
+ * cost of one step") and fp16 on GPUs.
  */
 export function conversionFor(parameters: number, device: DeviceOption | undefined, gpuFound = autoFindsGpu): StepGraphOptions {
   const large = parameters > INT4_ABOVE_PARAMETERS;
