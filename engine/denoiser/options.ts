@@ -29,9 +29,9 @@ export class InvalidOptionsError extends Error {
 /**
  * The refresh interval a cache mode uses when none is set. dKV-Cache's paper settings: Decode every 4 steps for
  * Dream and every 8 for LLaDA, and PD as Decode (the paper ran it on Dream only); Prefill never. Greedy: the paper
- * refreshes every 2 steps, but then half the steps are full passes and greedy cannot be more than 2x faster than `none`; every 8 steps keeps its lifespan short
- * while letting its tiny query sets pay off (agreement vs `none` is measured by `compareWithNone`). The block
- * caches refresh at block starts only, as Fast-dLLM does.
+ * refreshes every 2 steps, but then half the steps are full passes and greedy cannot be more than 2x faster than
+ * `none`; every 8 steps keeps its lifespan short while letting its tiny query sets pay off (agreement vs `none` is
+ * measured by `compareWithNone`). The block caches refresh at block starts only, as Fast-dLLM does.
  */
 export function defaultRefreshInterval(cache: CacheMode, family?: ModelFamily): number {
   switch (cache) {
