@@ -1,5 +1,5 @@
 /**
- * Rotary embedding and bidirectional attention over (cached rows ⊕ query rows), in two lowerings with the
+ * Rotary embedding and bidirectional attention over (cached rows ⊕ query rows), in three lowerings with the
  * same I/O contract:
  *
  * - `gqa`: com.microsoft.RotaryEmbedding + com.microsoft.GroupQueryAttention (causal=0, do_rotary=0).
@@ -10,6 +10,10 @@
  * - `decomposed`: plain ONNX ops only (RoPE from gathered cos/sin rows, Concat, MatMul, Add, Softmax), for
  *   execution providers where the contrib kernels are missing or unverified. Query heads are grouped per
  *   K/V head by a reshape instead of repeating K/V, so nothing [Hkv·g, T, D]-sized is materialised.
+ * - `hybrid`: RotaryEmbedding, then an `If` per layer: GroupQueryAttention when the call has no cached rows (a
+ *   full pass), the plain ops of `decomposed` when it has. On onnxruntime's CPU provider GroupQueryAttention is
+ *   the faster of the two on full passes, and the slower by far on a few query rows over many cached ones
+ *   (README, "The cost of one step": 0.9-1.6 ms against about 0.35 ms a layer for 1 row over 1,400).
  *
  * RoPE is the non-interleaved `rotate_half` form with arbitrary per-row positions; new keys leave the graph
  * after RoPE, so cached rows never need their positions again.
@@ -34,8 +38,10 @@ export interface AttentionShared {
   /** decomposed: cos/sin rows of this call's positions, [1, Q, 1, D/2]. */
   cosRows?: string;
   sinRows?: string;
-  /** decomposed: attention_bias tiled over the query heads of one K/V group, [1, 1, g·Q, C+Q]. */
+  /** decomposed, hybrid: attention_bias tiled over the query heads of one K/V group, [1, 1, g·Q, C+Q]. */
   groupedBias?: string;
+  /** hybrid: [1] bool, true when the call has no cached rows (C = 0). */
+  fullPass?: string;
 }
 
 /** cos/sin of `position · θ^(-2i/D)` for i < D/2, computed in float64 (rotate_half layout, as Hugging Face). */
@@ -66,19 +72,21 @@ export function prepareAttention(
   const sinTable = computeTensor(ctx, 'rope.sin', [arch.maxPositions, half], tables.sin);
   const shared: AttentionShared = { lowering, positionIds, attentionBias, cosTable, sinTable };
 
-  if (lowering === 'gqa') {
+  if (lowering !== 'decomposed') {
     // T = C+Q is the last dim of attention_bias; GroupQueryAttention wants it as int32.
     const total = g.op('Shape', [attentionBias], { attrs: { start: { int: 3 } }, name: 'total_length.shape' });
     const total32 = g.op('Cast', [total], { attrs: { to: { int: onnxDataType('int32') } }, name: 'total_length.int32' });
     const one = g.constant('one_int32', 'int32', [1], Int32Array.of(1));
     shared.seqlensK = g.op('Sub', [total32, one], { name: 'seqlens_k' });
     shared.totalLength = g.op('Squeeze', [total32], { name: 'total_sequence_length' });
-    return shared;
+    if (lowering === 'gqa') return shared;
+    const queryRows = g.op('Shape', [attentionBias], { attrs: { start: { int: 2 }, end: { int: 3 } }, name: 'query_rows.shape' });
+    shared.fullPass = g.op('Equal', [total, queryRows], { name: 'full_pass' });
+  } else {
+    const rowsShape = g.constInt64('rope.rows_shape', [1, -1, 1, half]);
+    shared.cosRows = g.op('Reshape', [g.op('Gather', [cosTable, positionIds], { name: 'rope.cos_rows' }), rowsShape]);
+    shared.sinRows = g.op('Reshape', [g.op('Gather', [sinTable, positionIds], { name: 'rope.sin_rows' }), rowsShape]);
   }
-
-  const rowsShape = g.constInt64('rope.rows_shape', [1, -1, 1, half]);
-  shared.cosRows = g.op('Reshape', [g.op('Gather', [cosTable, positionIds], { name: 'rope.cos_rows' }), rowsShape]);
-  shared.sinRows = g.op('Reshape', [g.op('Gather', [sinTable, positionIds], { name: 'rope.sin_rows' }), rowsShape]);
   const group = arch.numHeads / arch.numKvHeads;
   shared.groupedBias =
     group === 1
@@ -107,7 +115,14 @@ export interface LayerAttention {
 
 /** Adds one layer's attention; returns the attention output [1, Q, H·D] (before o_proj). */
 export function addAttention(ctx: GraphContext, shared: AttentionShared, a: LayerAttention): string {
-  return shared.lowering === 'gqa' ? addGroupQueryAttention(ctx, shared, a) : addDecomposedAttention(ctx, shared, a);
+  switch (shared.lowering) {
+    case 'gqa':
+      return addGroupQueryAttention(ctx, shared, a);
+    case 'decomposed':
+      return addDecomposedAttention(ctx, shared, a);
+    case 'hybrid':
+      return addHybridAttention(ctx, shared, a);
+  }
 }
 
 /** [1, Q, n·D] → [1, n, Q, D] under an explicit output name (or a generated one). */
@@ -120,7 +135,8 @@ function toHeadsFirst(ctx: GraphContext, value: string, heads: number, outputNam
   })[0];
 }
 
-function addGroupQueryAttention(ctx: GraphContext, shared: AttentionShared, a: LayerAttention): string {
+/** RotaryEmbedding over the query and key rows ([1, Q, n·D]); the new K/V graph outputs are cut from them. */
+function rotateWithContribOp(ctx: GraphContext, shared: AttentionShared, a: LayerAttention) {
   const { g, arch } = ctx;
   const prefix = `layers.${a.layer}.attn`;
   const rotary = (input: string, heads: number, name: string) =>
@@ -131,8 +147,21 @@ function addGroupQueryAttention(ctx: GraphContext, shared: AttentionShared, a: L
     });
   const query = rotary(a.query, arch.numHeads, `${prefix}.rotary_q`);
   const key = rotary(a.key, arch.numKvHeads, `${prefix}.rotary_k`);
-  toHeadsFirst(ctx, key, arch.numKvHeads, a.newKeyName);
-  toHeadsFirst(ctx, a.value, arch.numKvHeads, a.newValueName);
+  const newKey = toHeadsFirst(ctx, key, arch.numKvHeads, a.newKeyName);
+  const newValue = toHeadsFirst(ctx, a.value, arch.numKvHeads, a.newValueName);
+  return { prefix, query, key, newKey, newValue };
+}
+
+/** GroupQueryAttention over rotated [1, Q, n·D] query/key rows and the past K/V. */
+function groupQueryAttention(
+  ctx: GraphContext,
+  shared: AttentionShared,
+  a: LayerAttention,
+  prefix: string,
+  query: string,
+  key: string,
+): string {
+  const { g, arch } = ctx;
   const [output] = g.node(
     'GroupQueryAttention',
     [
@@ -157,6 +186,57 @@ function addGroupQueryAttention(ctx: GraphContext, shared: AttentionShared, a: L
   return output;
 }
 
+function addGroupQueryAttention(ctx: GraphContext, shared: AttentionShared, a: LayerAttention): string {
+  const { prefix, query, key } = rotateWithContribOp(ctx, shared, a);
+  return groupQueryAttention(ctx, shared, a, prefix, query, key);
+}
+
+/**
+ * Plain-op attention of heads-first query rows [1, H, Q, D] over past ⊕ new K/V ([1, Hkv, ·, D]); returns
+ * [1, Q, H·D].
+ */
+function plainAttention(
+  ctx: GraphContext,
+  shared: AttentionShared,
+  a: LayerAttention,
+  prefix: string,
+  queryHeadsFirst: string,
+  newKey: string,
+  newValue: string,
+): string {
+  const { g, arch } = ctx;
+  const { numHeads: heads, numKvHeads: kvHeads, headDim } = arch;
+  const scale = computeScalar(ctx, 'attention_scale', 1 / Math.sqrt(headDim));
+  const query = g.op('Mul', [queryHeadsFirst, scale]);
+  const keys = g.op('Concat', [a.pastKey, newKey], { attrs: { axis: { int: 2 } }, name: `${prefix}.keys` });
+  const values = g.op('Concat', [a.pastValue, newValue], { attrs: { axis: { int: 2 } }, name: `${prefix}.values` });
+  // Query heads h = kv·g + j share K/V head kv: view them as g·Q rows of that K/V head.
+  const grouped = g.op('Reshape', [query, g.constInt64('grouped_shape', [1, kvHeads, -1, headDim])]);
+  const keysT = g.op('Transpose', [keys], { attrs: { perm: { ints: [0, 1, 3, 2] } } });
+  const scores = g.op('Add', [g.op('MatMul', [grouped, keysT], { name: `${prefix}.scores` }), shared.groupedBias!]);
+  const probs = g.op('Softmax', [scores], { attrs: { axis: { int: -1 } }, name: `${prefix}.softmax` });
+  const context = g.op('MatMul', [probs, values], { name: `${prefix}.context` }); // [1, Hkv, g·Q, D]
+  const perHead = g.op('Reshape', [context, g.constInt64('per_head_shape', [1, heads, -1, headDim])]);
+  const rows = g.op('Transpose', [perHead], { attrs: { perm: { ints: [0, 2, 1, 3] } } }); // [1, Q, H, D]
+  return g.op('Reshape', [rows, g.constInt64('merged_shape', [1, -1, heads * headDim])], { name: `${prefix}.output` });
+}
+
+function addHybridAttention(ctx: GraphContext, shared: AttentionShared, a: LayerAttention): string {
+  const { g, arch } = ctx;
+  const { prefix, query, key, newKey, newValue } = rotateWithContribOp(ctx, shared, a);
+  const rows = [1, 'rows', arch.numHeads * arch.headDim];
+  const fullPass = g.subgraph(`${prefix}.full_pass`, ctx.compute, rows, () =>
+    groupQueryAttention(ctx, shared, a, prefix, query, key),
+  );
+  const cachedRows = g.subgraph(`${prefix}.cached_rows`, ctx.compute, rows, () =>
+    plainAttention(ctx, shared, a, prefix, toHeadsFirst(ctx, query, arch.numHeads), newKey, newValue),
+  );
+  return g.op('If', [shared.fullPass!], {
+    attrs: { then_branch: { graph: fullPass }, else_branch: { graph: cachedRows } },
+    name: `${prefix}.if_full_pass`,
+  });
+}
+
 function addDecomposedAttention(ctx: GraphContext, shared: AttentionShared, a: LayerAttention): string {
   const { g, arch } = ctx;
   const { numHeads: heads, numKvHeads: kvHeads, headDim } = arch;
@@ -172,25 +252,12 @@ function addDecomposedAttention(ctx: GraphContext, shared: AttentionShared, a: L
     return g.op('Concat', [y1, y2], { attrs: { axis: { int: -1 } }, name }); // [1, Q, n, D]
   };
   const perm = { perm: { ints: [0, 2, 1, 3] } };
-
-  const scale = computeScalar(ctx, 'attention_scale', 1 / Math.sqrt(headDim));
-  const query = g.op('Mul', [g.op('Transpose', [rope(a.query, heads, `${prefix}.rope_q`)], { attrs: perm }), scale]);
+  const query = g.op('Transpose', [rope(a.query, heads, `${prefix}.rope_q`)], { attrs: perm });
   const newKey = g.node('Transpose', [rope(a.key, kvHeads, `${prefix}.rope_k`)], {
     attrs: perm,
     outputs: [a.newKeyName],
     name: `${a.newKeyName}.transpose`,
   })[0];
   const newValue = toHeadsFirst(ctx, a.value, kvHeads, a.newValueName);
-
-  const keys = g.op('Concat', [a.pastKey, newKey], { attrs: { axis: { int: 2 } }, name: `${prefix}.keys` });
-  const values = g.op('Concat', [a.pastValue, newValue], { attrs: { axis: { int: 2 } }, name: `${prefix}.values` });
-  // Query heads h = kv·g + j share K/V head kv: view them as g·Q rows of that K/V head.
-  const grouped = g.op('Reshape', [query, g.constInt64('grouped_shape', [1, kvHeads, -1, headDim])]);
-  const keysT = g.op('Transpose', [keys], { attrs: { perm: { ints: [0, 1, 3, 2] } } });
-  const scores = g.op('Add', [g.op('MatMul', [grouped, keysT], { name: `${prefix}.scores` }), shared.groupedBias!]);
-  const probs = g.op('Softmax', [scores], { attrs: { axis: { int: -1 } }, name: `${prefix}.softmax` });
-  const context = g.op('MatMul', [probs, values], { name: `${prefix}.context` }); // [1, Hkv, g·Q, D]
-  const perHead = g.op('Reshape', [context, g.constInt64('per_head_shape', [1, heads, -1, headDim])]);
-  const rows = g.op('Transpose', [perHead], { attrs: perm }); // [1, Q, H, D]
-  return g.op('Reshape', [rows, g.constInt64('merged_shape', [1, -1, heads * headDim])], { name: `${prefix}.output` });
+  return plainAttention(ctx, shared, a, prefix, query, newKey, newValue);
 }

@@ -29,7 +29,9 @@ export type Attribute =
   | { float: number }
   | { ints: number[] }
   | { floats: number[] }
-  | { string: string };
+  | { string: string }
+  /** A subgraph, e.g. a branch of an `If` (`OnnxGraphBuilder.subgraph`). */
+  | { graph: onnx.IGraphProto };
 
 /** Tensor contents in their final element type (fp16 as raw half bits). */
 export type TensorData = Float32Array | Uint16Array | BigInt64Array | Int32Array | Uint8Array | Int8Array;
@@ -87,6 +89,7 @@ function toAttributeProto(name: string, value: Attribute): onnx.IAttributeProto 
   if ('float' in value) return { name, type: A.FLOAT, f: value.float };
   if ('ints' in value) return { name, type: A.INTS, ints: value.ints };
   if ('floats' in value) return { name, type: A.FLOATS, floats: value.floats };
+  if ('graph' in value) return { name, type: A.GRAPH, g: value.graph };
   return { name, type: A.STRING, s: new TextEncoder().encode(value.string) };
 }
 
@@ -110,7 +113,8 @@ export interface ModelOptions {
 }
 
 export class OnnxGraphBuilder {
-  private readonly nodes: onnx.INodeProto[] = [];
+  /** Where `node()` adds to: the main graph's nodes, or those of the subgraph being built. */
+  private nodes: onnx.INodeProto[] = [];
   private readonly inputs: onnx.IValueInfoProto[] = [];
   private readonly outputs: onnx.IValueInfoProto[] = [];
   private readonly initializers: onnx.ITensorProto[] = [];
@@ -219,6 +223,21 @@ export class OnnxGraphBuilder {
   /** Adds a single-output node and returns the output name. */
   op(opType: string, inputs: string[], options: Omit<NodeOptions, 'outputs'> = {}): string {
     return this.node(opType, inputs, options)[0];
+  }
+
+  /**
+   * A subgraph whose nodes are those `build` adds; they may read every value of the enclosing graph (initializers
+   * included: constants made while building land in the main graph). `build` returns the one value it outputs.
+   */
+  subgraph(name: string, type: ElementType, dims: Dim[], build: () => string): onnx.IGraphProto {
+    const enclosing = this.nodes;
+    this.nodes = [];
+    try {
+      const output = build();
+      return { name: this.uniqueName(name), node: this.nodes, output: [{ name: output, type: tensorType(type, dims) }] };
+    } finally {
+      this.nodes = enclosing;
+    }
   }
 
   /** Encodes the model to `modelPath` and closes the external data file. */

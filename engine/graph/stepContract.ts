@@ -43,8 +43,12 @@ export type Int4AccuracyLevel = 0 | 4;
 export const INT4_ACCURACY_LEVELS: readonly Int4AccuracyLevel[] = [0, 4];
 /** Element type of activations, the K/V cache and attention_bias at the graph boundary. */
 export type CacheDtype = 'float32' | 'float16';
-/** `gqa`: com.microsoft.GroupQueryAttention with causal=0. `decomposed`: plain ONNX ops, runs everywhere. */
-export type AttentionLowering = 'gqa' | 'decomposed';
+/**
+ * `gqa`: com.microsoft.GroupQueryAttention with causal=0. `decomposed`: plain ONNX ops, runs everywhere.
+ * `hybrid`: GroupQueryAttention on full passes, the plain ops on calls with cached rows (attention.ts).
+ */
+export const ATTENTION_LOWERINGS = ['gqa', 'decomposed', 'hybrid'] as const;
+export type AttentionLowering = (typeof ATTENTION_LOWERINGS)[number];
 
 /** Value used in attention_bias for a hidden key, per dtype. */
 export const HIDDEN_BIAS: Record<CacheDtype, number> = { float32: -3.4028234663852886e38, float16: -65504 };

@@ -123,6 +123,24 @@ export function writeSegmentGraphs(modelDir: string, variant: GraphVariant, arch
   return files;
 }
 
+/**
+ * Values a node's subgraphs (the branches of the hybrid lowering's `If`) read from the enclosing graph: they are
+ * not in the node's input list, and a cut that followed that list alone would leave them without a producer.
+ */
+function outerScopeInputs(node: onnx.INodeProto): string[] {
+  const read: string[] = [];
+  for (const attribute of node.attribute ?? []) {
+    for (const sub of [attribute.g, ...(attribute.graphs ?? [])]) {
+      if (!sub) continue;
+      const produced = new Set<string>([...(sub.initializer ?? []).map((t) => t.name!), ...(sub.input ?? []).map((v) => v.name!)]);
+      for (const n of sub.node ?? []) n.output?.forEach((o) => produced.add(o));
+      const reads = [...(sub.node ?? []).flatMap((n) => [...(n.input ?? []), ...outerScopeInputs(n)]), ...(sub.output ?? []).map((o) => o.name!)];
+      for (const value of reads) if (value && !produced.has(value)) read.push(value);
+    }
+  }
+  return read;
+}
+
 /** The sub-model computing `spec.outputs` from `spec.hiddenIn` and the allowed step-graph inputs. */
 function cutSegment(model: onnx.IModelProto, spec: SegmentSpec, variant: GraphVariant, arch: ModelArchitecture): onnx.IModelProto {
   const graph = model.graph!;
@@ -150,7 +168,7 @@ function cutSegment(model: onnx.IModelProto, spec: SegmentSpec, variant: GraphVa
       if (index === undefined) throw new Error(`${variant.file}: value ${value} has no producer`);
       if (!keep.has(index)) {
         keep.add(index);
-        pending.push(...(nodes[index].input ?? []));
+        pending.push(...(nodes[index].input ?? []), ...outerScopeInputs(nodes[index]));
       }
     }
   }
@@ -162,6 +180,10 @@ function cutSegment(model: onnx.IModelProto, spec: SegmentSpec, variant: GraphVa
   const rename = new Map<string, string>(spec.outputs.map((o) => [o.value, o.as]));
   if (spec.hiddenIn) rename.set(spec.hiddenIn, SegmentIo.hiddenIn);
   const renamed = (v: string) => rename.get(v) ?? v;
+  for (const index of keep) {
+    const hidden = outerScopeInputs(nodes[index]).filter((v) => renamed(v) !== v);
+    if (hidden.length) throw new Error(`${variant.file}: a subgraph of ${nodes[index].name} reads ${hidden.join(', ')}, which the cut renames`);
+  }
   const segmentNodes = nodes
     .filter((_, i) => keep.has(i))
     .map((n) => ({ ...n, input: (n.input ?? []).map(renamed), output: (n.output ?? []).map(renamed) }));

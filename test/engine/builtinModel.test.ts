@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { convertCheckpoint } from '../../engine/convert/convert';
-import type { AttentionLowering } from '../../engine/graph/stepContract';
+import { ATTENTION_LOWERINGS } from '../../engine/graph/stepContract';
 import { loadStepModel } from '../../engine/runtime/onnxStepModel';
 import { temporaryDir } from './graphTestSupport';
 
@@ -47,7 +47,7 @@ describe('built-in model: converted graph against the PyTorch reference', functi
       'engine/models/builtin changed: re-run engine/training/dump_logits.py');
   });
 
-  for (const attention of ['gqa', 'decomposed'] as AttentionLowering[]) {
+  for (const attention of ATTENTION_LOWERINGS) {
     it(`gives the PyTorch logits on an infill canvas (fp32, ${attention} attention)`, async () => {
       const out = path.join(tmp, attention);
       const { manifest } = await convertCheckpoint(checkpointDir, out, { precision: 'fp32', attention, head: 'logits' });

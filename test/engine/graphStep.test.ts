@@ -42,7 +42,11 @@ const VARIANTS: VariantSpec[] = [
   { precision: 'fp16', cacheDtype: 'float16', attention: 'decomposed', head: 'logits', topK: 0 },
   { precision: 'fp32', cacheDtype: 'float32', attention: 'gqa', head: 'stats', topK: TOP_K },
   { precision: 'fp32', cacheDtype: 'float32', attention: 'decomposed', head: 'stats', topK: TOP_K },
+  { precision: 'fp32', cacheDtype: 'float32', attention: 'hybrid', head: 'logits', topK: 0 },
+  { precision: 'fp16', cacheDtype: 'float16', attention: 'hybrid', head: 'logits', topK: 0 },
+  { precision: 'fp32', cacheDtype: 'float32', attention: 'hybrid', head: 'stats', topK: TOP_K },
 ];
+const LOWERINGS = ['gqa', 'decomposed', 'hybrid'] as const;
 const fileOf = (attention: string, dtype: string, head: string) =>
   `step.${dtype === 'float16' ? 'fp16' : 'fp32'}.${dtype}.${attention}.${head === 'stats' ? `stats${TOP_K}` : 'logits'}.onnx`;
 
@@ -68,7 +72,7 @@ for (const testCase of CASES) {
     let weights: Map<string, Float32Array>;
     const models = new Map<string, OnnxStepModel>();
 
-    const model = (attention: 'gqa' | 'decomposed', dtype: 'float32' | 'float16' = 'float32', head = 'logits') => {
+    const model = (attention: (typeof LOWERINGS)[number], dtype: 'float32' | 'float16' = 'float32', head = 'logits') => {
       const m = models.get(fileOf(attention, dtype, head));
       assert.ok(m, 'variant loaded');
       return m;
@@ -113,7 +117,7 @@ for (const testCase of CASES) {
       for (const m of models.values()) await m.release();
     });
 
-    for (const attention of ['gqa', 'decomposed'] as const) {
+    for (const attention of LOWERINGS) {
       it(`${attention}: a full pass (C = 0) gives the reference logits and post-RoPE K/V`, async () => {
         const result = await run(model(attention), fullCall);
         const expected = reference(fullCall);
@@ -155,16 +159,16 @@ for (const testCase of CASES) {
       });
     }
 
-    it('gqa and decomposed lowerings agree', async () => {
+    it('the gqa, decomposed and hybrid lowerings agree', async () => {
       const full = await run(model('gqa'), fullCall);
-      const fullDecomposed = await run(model('decomposed'), fullCall);
-      assert.ok(maxAbsDiff(logitsOf(full), logitsOf(fullDecomposed)) < FP32_TOLERANCE);
       const cached = await run(model('gqa'), cachedCall(full));
-      const cachedDecomposed = await run(model('decomposed'), cachedCall(full));
-      assert.ok(maxAbsDiff(logitsOf(cached), logitsOf(cachedDecomposed)) < FP32_TOLERANCE);
+      for (const other of ['decomposed', 'hybrid'] as const) {
+        assert.ok(maxAbsDiff(logitsOf(full), logitsOf(await run(model(other), fullCall))) < FP32_TOLERANCE, `${other} full pass`);
+        assert.ok(maxAbsDiff(logitsOf(cached), logitsOf(await run(model(other), cachedCall(full)))) < FP32_TOLERANCE, `${other} cached`);
+      }
     });
 
-    for (const attention of ['gqa', 'decomposed'] as const) {
+    for (const attention of LOWERINGS) {
       it(`${attention}: fp16 weights and activations stay within ${FP16_TOLERANCE} of the reference`, async () => {
         const full = await run(model(attention, 'float16'), fullCall);
         assert.ok(full.newKeys[0] instanceof Uint16Array, 'fp16 K/V come back as raw halves');
@@ -244,6 +248,22 @@ describe('step graph file', () => {
       assert.ok(node.output!.every((o) => o.length > 0));
       const causal = node.attribute!.find((a) => a.name === 'causal');
       assert.equal(Number(causal?.i), 0);
+    }
+  });
+});
+
+describe('hybrid step graph file', () => {
+  it('routes each layer through an If: GroupQueryAttention on full passes, plain MatMuls with cached rows', async () => {
+    const dir = temporaryDir('graph-hybrid');
+    await writeSyntheticModel(dir, { preset: 'tiny-dream', variants: [VARIANTS.find((v) => v.attention === 'hybrid')!] });
+    const model = onnx.ModelProto.decode(fs.readFileSync(path.join(dir, fileOf('hybrid', 'float32', 'logits'))));
+    const ifs = model.graph!.node!.filter((n) => n.opType === 'If');
+    assert.equal(ifs.length, 2, 'one per layer');
+    assert.equal(model.graph!.node!.filter((n) => n.opType === 'GroupQueryAttention').length, 0, 'none outside the branches');
+    for (const node of ifs) {
+      const branch = (name: string) => node.attribute!.find((a) => a.name === name)!.g!.node!.map((n) => n.opType);
+      assert.deepEqual(branch('then_branch'), ['GroupQueryAttention']);
+      assert.ok(branch('else_branch').includes('MatMul') && !branch('else_branch').includes('GroupQueryAttention'));
     }
   });
 });

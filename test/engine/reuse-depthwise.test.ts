@@ -23,7 +23,7 @@ import type { ReusablePrefix } from '../../engine/reuse/reuseHarvest';
 import { segmentFileNames } from '../../engine/reuse/segmentFiles';
 import type { SegmentedStepModel } from '../../engine/reuse/segmentedModel';
 import { fromCache, maxAbsDiff, referenceBias, stepFeeds, takeRows } from './graphTestSupport';
-import { byteTokens, FP16_STATS, FP32_DECOMPOSED, FP32_GQA, segmentedFixture, type SegmentedFixture } from './reuseTestSupport';
+import { byteTokens, FP16_STATS, FP32_DECOMPOSED, FP32_GQA, FP32_HYBRID, segmentedFixture, type SegmentedFixture } from './reuseTestSupport';
 
 const FP32_TOLERANCE = 1e-4;
 const FP16_TOLERANCE = 0.05;
@@ -63,7 +63,7 @@ describe('depth-wise segments cut from the step graph (real onnxruntime)', funct
   let externalFixture: SegmentedFixture;
 
   before(async () => {
-    fixture = await segmentedFixture('tiny-dream', [FP32_GQA, FP32_DECOMPOSED, FP16_STATS]);
+    fixture = await segmentedFixture('tiny-dream', [FP32_GQA, FP32_DECOMPOSED, FP32_HYBRID, FP16_STATS]);
     externalFixture = await segmentedFixture('tiny-llada', [FP32_GQA], { numLayers: 3 }, { externalData: 'always' });
   });
   after(async () => {
@@ -81,7 +81,7 @@ describe('depth-wise segments cut from the step graph (real onnxruntime)', funct
     return referenceForward(fixture.arch, weights, { inputIds: canvasIds, positionIds: positions, bias, logitsIndex, pastKeys: [], pastValues: [], contextLength: 0 });
   }
 
-  it('compute what the step graph computes: full pass and cached call, fp32 and fp16, both lowerings', async () => {
+  it('compute what the step graph computes: full pass and cached call, fp32 and fp16, every lowering', async () => {
     for (const { variant, monolithic, segments } of fixture.variants) {
       const tolerance = variant.cacheDtype === 'float16' ? FP16_TOLERANCE : FP32_TOLERANCE;
       const full = stepFeeds(monolithic, { ids: canvasIds, positions, read: [0, 4, 11] });

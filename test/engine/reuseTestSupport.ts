@@ -12,6 +12,7 @@ import { temporaryDir } from './graphTestSupport';
 
 export const FP32_GQA: VariantSpec = { precision: 'fp32', cacheDtype: 'float32', attention: 'gqa', head: 'logits', topK: 0 };
 export const FP32_DECOMPOSED: VariantSpec = { ...FP32_GQA, attention: 'decomposed' };
+export const FP32_HYBRID: VariantSpec = { ...FP32_GQA, attention: 'hybrid' };
 export const FP16_STATS: VariantSpec = { precision: 'fp16', cacheDtype: 'float16', attention: 'decomposed', head: 'stats', topK: 16 };
 
 export interface SegmentedFixture {
