@@ -1,8 +1,8 @@
 /**
  * `dlm bench --step-cost`: what one denoising step costs at real scale, and what each way of cutting it buys,
  * side by side in one run. A real geometry with random weights (randomCheckpoint.ts) is converted into graph
- * variants that differ in one thing each, starting from the reference, fp32 weights with full logits (the CPU's
- * graph for models under 2B parameters until the stats head became the default):
+ * variants that differ in one thing each, starting from the reference, fp32 weights with full logits and
+ * GroupQueryAttention (the CPU's graph for models under 2B parameters until the stats head became the default):
  *
  * - `int4`: int4 weights (MatMulNBits, float32 activations), the CPU's graph for larger models;
  * - `int4+stats`: the stats head (top-k and entropy in the graph) instead of full-vocabulary logits, which the host
@@ -10,7 +10,8 @@
  * - `int4+stats+acc4`: MatMulNBits with `accuracy_level` 4 (int8 activations on the CPU's integer kernels);
  * - `...+threads`: the CPU provider's intra-op threads set to the cores the OS reports, instead of its default
  *   (onnxruntime's default is the number of physical cores); measured on the graph alone;
- * - `int8+stats`: int8 weights (DynamicQuantizeMatMul, int8.ts) with the stats head.
+ * - `int8+stats`: int8 weights (DynamicQuantizeMatMul, int8.ts) with the stats head;
+ * - `int8+stats+hybrid`: attention lowered as `hybrid` (attention.ts) instead of GroupQueryAttention throughout.
  *
  * Per variant: the graph alone (a full pass over the canvas, as the first step of a prefill fill computes it,
  * and a cached step of the fill's rows over the prompt's K/V) and, for the graph variants, whole fills through
@@ -44,8 +45,9 @@ export interface StepCostVariant {
 /** Cached steps timed per round and variant (a fill has 15 of them to one full pass). */
 const CACHED_STEPS_PER_ROUND = 4;
 
-const FP32: Partial<StepGraphOptions> = { precision: 'fp32', cacheDtype: 'float32', head: 'logits' };
-const INT4: Partial<StepGraphOptions> = { ...GEOMETRY_GRAPH, head: 'logits', int4AccuracyLevel: 0 };
+const FP32: Partial<StepGraphOptions> = { precision: 'fp32', cacheDtype: 'float32', attention: 'gqa', head: 'logits' };
+const INT4: Partial<StepGraphOptions> = { ...GEOMETRY_GRAPH, attention: 'gqa', head: 'logits', int4AccuracyLevel: 0 };
+const INT8_STATS: Partial<StepGraphOptions> = { precision: 'int8', cacheDtype: 'float32', attention: 'gqa', head: 'stats', topK: DEFAULT_TOP_K };
 const INT4_STATS: Partial<StepGraphOptions> = { ...INT4, head: 'stats', topK: DEFAULT_TOP_K };
 
 /** The variants, each one change on the one before (int8+stats: on int4+stats); the first is the reference. */
@@ -57,7 +59,8 @@ export function stepCostVariants(): StepCostVariant[] {
     { name: 'int4+stats', graph: INT4_STATS },
     { name: 'int4+stats+acc4', graph: { ...INT4_STATS, int4AccuracyLevel: 4 } },
     { name: `int4+stats+acc4+threads${cores}`, graph: { ...INT4_STATS, int4AccuracyLevel: 4 }, session: { intraOpNumThreads: cores } },
-    { name: 'int8+stats', graph: { precision: 'int8', cacheDtype: 'float32', head: 'stats', topK: DEFAULT_TOP_K } },
+    { name: 'int8+stats', graph: INT8_STATS },
+    { name: 'int8+stats+hybrid', graph: { ...INT8_STATS, attention: 'hybrid' } },
   ];
 }
 

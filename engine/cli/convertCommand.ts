@@ -7,7 +7,7 @@ import path from 'node:path';
 import { convertCheckpoint, defaultGraphOptions, type ConvertProgress } from '../convert/convert';
 import { parseHubModelId } from '../store/huggingFaceHub';
 import { downloadToCache } from '../store/modelManager';
-import type { AttentionLowering, CacheDtype, HeadKind, Int4AccuracyLevel, WeightPrecision } from '../graph/stepContract';
+import { ATTENTION_LOWERINGS, type AttentionLowering, type CacheDtype, type HeadKind, type Int4AccuracyLevel, type WeightPrecision } from '../graph/stepContract';
 import { EXIT_OK, numberOption, stringOption, type CliCommand } from './command';
 import { defaultCacheDir } from './cacheDir';
 import { progressLine } from './progressLine';
@@ -39,7 +39,7 @@ export const convertCommand: CliCommand = {
   options: {
     precision: { type: { choices: ['fp32', 'fp16', 'int4', 'int8'] }, description: 'Weight format.', defaultText: 'fp16' },
     'cache-dtype': { type: { choices: ['float32', 'float16'] }, description: 'Activation and K/V cache type.', defaultText: 'float32 for fp32 and int8, else float16' },
-    attention: { type: { choices: ['gqa', 'decomposed'] }, description: 'Attention lowering.', defaultText: 'gqa with float32, else decomposed' },
+    attention: { type: { choices: [...ATTENTION_LOWERINGS] }, description: 'Attention lowering.', defaultText: 'hybrid with float32, else decomposed' },
     head: { type: { choices: ['logits', 'stats'] }, description: 'Full logits, or top-k + entropy.', defaultText: 'stats' },
     'top-k': { type: 'integer', description: 'K of the stats head.', defaultText: '32' },
     'int4-accuracy-level': { type: { choices: ['0', '4'] }, description: 'int4: MatMulNBits accuracy_level (4 = int8 activations on the CPU).', defaultText: '4 with float32 activations, else 0' },

@@ -104,10 +104,14 @@ export function keepsKvOnDevice(device: ExecutionDevice): boolean {
 /**
  * The lowering for onnxruntime's CPU provider. On the medium synthetic model (2-core VM, other work
  * running) full passes took 0.93 s (gqa) vs 1.15 s (decomposed) for 384 rows and 2.8 s vs 3.4 s for 1056
- * rows in the quietest run, and were even under heavier load; cached passes of 1-64 rows were within noise
- * of each other; the tiny model's per-call time was 0.13 vs 0.35 ms (fewer nodes).
+ * rows in the quietest run; cached passes of 1-64 rows were within noise of each other. At the 0.5B geometry
+ * (int8) GroupQueryAttention costs 0.9-1.6 ms a layer for one query row over 1,400 cached rows where the plain
+ * ops take about 0.35 ms, so `hybrid` (GroupQueryAttention on full passes, plain ops over cached rows) is the CPU's:
+ * 1-29 % less per cached call than gqa in 10 of 10 interleaved comparisons (README, "The cost of one step").
+ * CPU_ATTENTION_RANK orders the lowerings from the least to the most preferred on the CPU.
  */
-export const PREFERRED_CPU_ATTENTION: AttentionLowering = 'gqa';
+const CPU_ATTENTION_RANK: readonly AttentionLowering[] = ['decomposed', 'gqa', 'hybrid'];
+export const PREFERRED_CPU_ATTENTION: AttentionLowering = CPU_ATTENTION_RANK[CPU_ATTENTION_RANK.length - 1];
 
 /**
  * How well a graph variant suits a device; higher is better, null = unusable there.
@@ -115,17 +119,17 @@ export const PREFERRED_CPU_ATTENTION: AttentionLowering = 'gqa';
  *   transfer cost).
  * - GPUs: fp16 activations and the stats head (reading back full-vocabulary logits dominates a step there).
  * - Attention: onnxruntime-node 1.30's WebGPU GroupQueryAttention rejects causal=0 ("not implemented"), so
- *   WebGPU cannot use gqa variants at all; causal=0 is unverified on the CUDA/DirectML/CoreML kernels, so
- *   they prefer the decomposed lowering. On the CPU, PREFERRED_CPU_ATTENTION.
+ *   WebGPU cannot use gqa (or hybrid) variants at all; causal=0 is unverified on the CUDA/DirectML/CoreML kernels, so
+ *   they prefer the decomposed lowering. On the CPU, hybrid, then gqa (CPU_ATTENTION_RANK).
  */
 export function variantScore(variant: GraphVariant, device: ExecutionDevice): number | null {
   if (variant.devices && !variant.devices.includes(device)) return null;
-  if (device === 'webgpu' && variant.attention === 'gqa') return null;
+  if (device === 'webgpu' && variant.attention !== 'decomposed') return null;
   const onCpu = device === 'cpu';
   let score = 0;
   if ((variant.cacheDtype === 'float32') === onCpu) score += 100;
   if ((variant.head === 'logits') === onCpu) score += 10;
-  if (variant.attention === (onCpu ? PREFERRED_CPU_ATTENTION : 'decomposed')) score += 1;
+  score += onCpu ? CPU_ATTENTION_RANK.indexOf(variant.attention) : variant.attention === 'decomposed' ? 1 : 0;
   return score;
 }
 

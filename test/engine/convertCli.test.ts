@@ -29,7 +29,7 @@ describe('dlm convert', function () {
     assert.match(run.stdout, /tiny-llada: llada family, 2 layers, vocab 320, mask 303, logit shift no/);
     assert.match(run.stderr, /convert: tensor (\d+)\/\1,/);
     const manifest = readManifest(out);
-    assert.deepEqual(manifest.variants.map((v) => [v.precision, v.cacheDtype, v.attention, v.head]), [['int4', 'float32', 'gqa', 'stats']]);
+    assert.deepEqual(manifest.variants.map((v) => [v.precision, v.cacheDtype, v.attention, v.head]), [['int4', 'float32', 'hybrid', 'stats']]);
     const again = dlm(['convert', src.dir, out]);
     assert.equal(again.code, 1);
     assert.match(again.stderr, /already exists and is not empty/);

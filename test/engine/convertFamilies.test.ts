@@ -171,7 +171,7 @@ describe('conversion of Hugging Face checkpoints, per family', function () {
       const out = path.join(tmp, 'model');
       await convertCheckpoint(fixture.dir, out, { precision: 'int8', head: 'logits' });
       const [variant] = readManifest(out).variants;
-      assert.deepEqual([variant.file, variant.precision, variant.cacheDtype], ['step.int8.float32.gqa.logits.onnx', 'int8', 'float32']);
+      assert.deepEqual([variant.file, variant.precision, variant.cacheDtype], ['step.int8.float32.hybrid.logits.onnx', 'int8', 'float32']);
       const asComputed = { ...fixture.architecture, tieWordEmbeddings: false };
       const dequantized = await compareWithReference(out, asComputed, quantizedWeights(fixture.architecture, fixture.weights, int8));
       // Activations are quantised to 8 bits per call (one range for all rows), so not exact; a wrong layout or
@@ -191,7 +191,7 @@ describe('conversion of Hugging Face checkpoints, per family', function () {
     const out = path.join(tmp, 'model');
     await convertCheckpoint(fixture.dir, out, { precision: 'int4', cacheDtype: 'float32', head: 'logits', int4AccuracyLevel: 4 });
     const [variant] = readManifest(out).variants;
-    assert.deepEqual([variant.file, variant.int4AccuracyLevel], ['step.int4acc4.float32.gqa.logits.onnx', 4]);
+    assert.deepEqual([variant.file, variant.int4AccuracyLevel], ['step.int4acc4.float32.hybrid.logits.onnx', 4]);
     assert.ok(fs.readFileSync(path.join(out, variant.file)).includes('accuracy_level'), 'the MatMulNBits nodes carry the attribute');
     const asComputed = { ...fixture.architecture, tieWordEmbeddings: false };
     const { correlation } = await compareWithReference(out, asComputed, quantizedWeights(fixture.architecture, fixture.weights, int4));

@@ -50,11 +50,11 @@ describe('model manager: checkpoint folders and Hugging Face ids', function () {
   });
 
   it('picks int4 above 2B parameters, fp32 activations on the CPU (int8 in the int4 matmuls) and fp16 elsewhere', () => {
-    assert.deepEqual(conversionFor(7.6e9, 'cpu'), { precision: 'int4', cacheDtype: 'float32', attention: 'gqa', head: 'stats', topK: 32, int4AccuracyLevel: 4 });
+    assert.deepEqual(conversionFor(7.6e9, 'cpu'), { precision: 'int4', cacheDtype: 'float32', attention: 'hybrid', head: 'stats', topK: 32, int4AccuracyLevel: 4 });
     assert.deepEqual(conversionFor(7.6e9, 'cuda'), { precision: 'int4', cacheDtype: 'float16', attention: 'decomposed', head: 'stats', topK: 32 });
     assert.equal(conversionFor(0.5e9, 'auto', () => true).precision, 'fp16');
     assert.deepEqual(conversionFor(0.5e9, 'auto', () => false), conversionFor(0.5e9, 'cpu'), 'auto without a GPU to try converts for the CPU');
-    assert.deepEqual(conversionFor(0.5e9, 'cpu'), { precision: 'int8', cacheDtype: 'float32', attention: 'gqa', head: 'stats', topK: 32 });
+    assert.deepEqual(conversionFor(0.5e9, 'cpu'), { precision: 'int8', cacheDtype: 'float32', attention: 'hybrid', head: 'stats', topK: 32 });
   });
 
   it('refuses a folder that is neither a model nor a checkpoint, and a path that does not exist', async () => {

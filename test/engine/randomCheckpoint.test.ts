@@ -131,14 +131,14 @@ describe('random checkpoints of real geometries', function () {
     const first = spawnSync(process.execPath, [ENGINE, ...args], { cwd: ROOT, encoding: 'utf8' });
     assert.equal(first.status, 0, first.stderr);
     assert.match(first.stderr, /writing a tiny-qwen2 checkpoint with random weights/);
-    assert.match(first.stderr, /converting it \(int4acc4\.float32\.gqa\.stats32\)/);
+    assert.match(first.stderr, /converting it \(int4acc4\.float32\.hybrid\.stats32\)/);
     const runs = (JSON.parse(fs.readFileSync(json, 'utf8')) as { runs: Record<string, unknown>[] }).runs;
     assert.deepEqual(runs.map((r) => [r.model, r.canvas, r.cache, r.promptTokens, r.genTokens]), [
       ['tiny-qwen2', '1024+16', 'none', 1024, 16],
       ['tiny-qwen2', '1024+16', 'prefill', 1024, 16],
     ]);
     for (const key of ['steps', 'tokensPerSecond', 'speedupVsNone', 'agreementVsNone', 'graphCalls', 'rowsPerCall', 'ms', 'graphMs']) assert.equal(typeof runs[0][key], 'number', key);
-    const manifest = readManifest(path.join(modelsDir, fs.readdirSync(modelsDir).find((f) => f.endsWith('int4acc4.float32.gqa.stats32'))!));
+    const manifest = readManifest(path.join(modelsDir, fs.readdirSync(modelsDir).find((f) => f.endsWith('int4acc4.float32.hybrid.stats32'))!));
     assert.deepEqual(manifest.variants.map((v) => [v.precision, v.cacheDtype, v.head, v.int4AccuracyLevel]), [['int4', 'float32', 'stats', 4]]);
     const again = spawnSync(process.execPath, [ENGINE, ...args], { cwd: ROOT, encoding: 'utf8' });
     assert.equal(again.status, 0, again.stderr);
