@@ -28,6 +28,9 @@ export const CALIBRATION_CONTEXT = 512;
 /** Weight of the newest request in the running scale (the device's speed drifts with its load). */
 const SMOOTHING = 0.3;
 
+/** A fresh estimate within this fraction of the canvas limit in use keeps that limit (SteadyCanvasLimits). */
+export const LIMIT_HYSTERESIS = 0.1;
+
 /** Context kept however slow the device: less than this is no context to complete code from. */
 export const MIN_CONTEXT_TOKENS = 64;
 
@@ -132,4 +135,21 @@ export function canvasTokensForBudget(
     else high = mid;
   }
   return low;
+}
+
+/**
+ * The canvas limits in use, one per budget and decoding shape. Every cold request rescales the cost, and every
+ * move of a limit moves where the context is cut, which costs the next request the rows it would have carried
+ * from the one before; so a limit moves only when its estimate leaves ±LIMIT_HYSTERESIS around it (a cold request
+ * may then be expected up to that fraction over the budget).
+ */
+export class SteadyCanvasLimits {
+  private readonly inUse = new Map<string, number>();
+
+  limit(key: string, estimate: number): number {
+    const current = this.inUse.get(key);
+    if (current !== undefined && Math.abs(estimate - current) <= current * LIMIT_HYSTERESIS) return current;
+    this.inUse.set(key, estimate);
+    return estimate;
+  }
 }

@@ -11,7 +11,7 @@ import { readManifest, type ModelManifest } from '../model/manifest';
 import { parseHubModelId } from '../store/huggingFaceHub';
 import { hubDownloadDir, resolveModel, type ModelProgress } from '../store/modelManager';
 import { canvasTokenIds, type CanvasIds } from '../model/canvasTokens';
-import { GraphCost, calibrationShapes, canvasTokensForBudget } from './coldBudget';
+import { GraphCost, SteadyCanvasLimits, calibrationShapes, canvasTokensForBudget } from './coldBudget';
 import { Tokenizer } from '../model/tokenizer';
 import type { DenoiseRequest, DenoiseSpec } from '../denoiser/denoiser';
 import { CanvasTooLongError, checkCanvasFits } from '../denoiser/tokenCanvas';
@@ -78,8 +78,9 @@ interface LoadedModel {
   endTokens: Set<number>;
   /** Why the model cannot reuse prefixes, once logged. */
   reuseUnavailable?: string;
-  /** Graph time per call and per computed row on its device: calibrated at load, rescaled by every request. */
+  /** Graph time per call and per computed row on its device: calibrated at load, rescaled by cold requests. */
   graphCost: GraphCost;
+  canvasLimits: SteadyCanvasLimits;
 }
 
 export class Engine {
@@ -217,6 +218,7 @@ export class Engine {
       worker: session.worker,
       endTokens: new Set([...tokens.eos, ...(tokens.pad === null ? [] : [tokens.pad])]),
       graphCost,
+      canvasLimits: new SteadyCanvasLimits(),
     });
     const ms = Math.round(performance.now() - started);
     this.options.log('info', `loaded ${manifest.name} from ${dir} on ${info.device} as ${modelId} in ${ms} ms`);
@@ -299,10 +301,9 @@ export class Engine {
     } catch {
       return undefined; // infillTokens reports the bad options
     }
-    const canvasTokenLimit = Math.min(
-      model.info.maxCanvasTokens,
-      canvasTokensForBudget(params.coldBudgetMs, cost, params.length, options.steps, options.cache, model.info.maxCanvasTokens),
-    );
+    const estimate = canvasTokensForBudget(params.coldBudgetMs, cost, params.length, options.steps, options.cache, model.info.maxCanvasTokens);
+    const shape = `${params.coldBudgetMs}/${params.length}/${options.steps}/${options.cache}`;
+    const canvasTokenLimit = Math.min(model.info.maxCanvasTokens, model.canvasLimits.limit(shape, estimate));
     const ms = (value: number) => Math.round(value * 1000) / 1000;
     return { canvasTokenLimit, msPerCall: ms(cost.msPerCall), msPerRow: ms(cost.msPerRow), msPerContextRow: ms(cost.msPerContextRow) };
   }

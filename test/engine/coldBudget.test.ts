@@ -3,7 +3,7 @@ import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import { writeSyntheticModel } from '../../engine/model/synthetic';
 import {
-  GraphCost, MIN_CONTEXT_TOKENS, calibrationShapes, callMs, canvasTokensForBudget, coldRequestMs, type CostPerCall,
+  GraphCost, LIMIT_HYSTERESIS, MIN_CONTEXT_TOKENS, SteadyCanvasLimits, calibrationShapes, callMs, canvasTokensForBudget, coldRequestMs, type CostPerCall,
 } from '../../engine/service/coldBudget';
 import { Engine } from '../../engine/service/engine';
 import { temporaryDir } from './graphTestSupport';
@@ -61,6 +61,18 @@ describe('context sized to a cold-request budget', () => {
     assert.equal(cost.cost!.msPerContextRow, 0);
     // A model too short for any context calibrates the context terms to 0.
     assert.deepEqual(calibrationShapes(100).context, 0);
+  });
+
+  it('keeps the canvas limit in use while the estimate stays within the hysteresis, per budget and decoding shape', () => {
+    assert.equal(LIMIT_HYSTERESIS, 0.1);
+    const limits = new SteadyCanvasLimits();
+    assert.equal(limits.limit('2000/16/16/pd', 500), 500);
+    assert.equal(limits.limit('2000/16/16/pd', 550), 500, '+10 % keeps it');
+    assert.equal(limits.limit('2000/16/16/pd', 450), 500, '-10 % keeps it');
+    assert.equal(limits.limit('2000/16/16/pd', 551), 551, 'past +10 % moves it');
+    assert.equal(limits.limit('2000/16/16/pd', 500), 551, '500 is within 10 % of the new limit');
+    assert.equal(limits.limit('1000/16/16/pd', 260), 260, 'another budget has its own limit');
+    assert.equal(limits.limit('2000/16/16/pd', 495), 495);
   });
 
   it('has the cost measured when the model is loaded, so the first request is already sized', async function () {
