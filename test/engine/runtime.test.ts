@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { writeStepGraph } from '../../engine/graph/stepGraphBuilder';
+import type { AttentionLowering } from '../../engine/graph/stepContract';
 import { MANIFEST_FILE, ManifestError, readManifest, writeManifest, type GraphVariant, type ModelManifest } from '../../engine/model/manifest';
 import { SYNTHETIC_TOKENS, SyntheticWeights, syntheticArchitecture, syntheticTokenizerJson, writeSyntheticModel } from '../../engine/model/synthetic';
 import { autoGpuOrder, rankVariants } from '../../engine/runtime/executionProviders';
@@ -134,8 +135,8 @@ describe('loadStepModel (onnxruntime-node)', () => {
     manifest = await writeSyntheticModel(dir, { preset: 'tiny-dream', seed: 2 });
   });
 
-  it('ranks variants per device: CPU fp32 logits, GPUs fp16 stats with decomposed attention', () => {
-    const variant = (attention: 'gqa' | 'decomposed', cacheDtype: 'float32' | 'float16', head: 'logits' | 'stats', devices?: GraphVariant['devices']): GraphVariant => ({
+  it('ranks variants per device: CPU fp32 logits (hybrid, then gqa attention), GPUs fp16 stats with decomposed attention', () => {
+    const variant = (attention: AttentionLowering, cacheDtype: 'float32' | 'float16', head: 'logits' | 'stats', devices?: GraphVariant['devices']): GraphVariant => ({
       file: `${attention}-${cacheDtype}-${head}`, precision: cacheDtype === 'float16' ? 'fp16' : 'fp32', cacheDtype, attention, head,
       ...(head === 'stats' ? { topK: 8 } : {}), ...(devices ? { devices } : {}),
     });
@@ -144,11 +145,12 @@ describe('loadStepModel (onnxruntime-node)', () => {
       variant('gqa', 'float16', 'stats'),
       variant('decomposed', 'float32', 'logits'),
       variant('gqa', 'float32', 'logits', ['cpu']),
+      variant('hybrid', 'float32', 'logits'),
     ];
     const files = (device: Parameters<typeof rankVariants>[1]) => rankVariants(variants, device).map((v) => v.file);
-    assert.deepEqual(files('cpu'), ['gqa-float32-logits', 'decomposed-float32-logits', 'gqa-float16-stats', 'decomposed-float16-stats']);
-    assert.deepEqual(files('webgpu'), ['decomposed-float16-stats', 'decomposed-float32-logits']);
-    assert.deepEqual(files('cuda'), ['decomposed-float16-stats', 'gqa-float16-stats', 'decomposed-float32-logits']);
+    assert.deepEqual(files('cpu'), ['hybrid-float32-logits', 'gqa-float32-logits', 'decomposed-float32-logits', 'gqa-float16-stats', 'decomposed-float16-stats']);
+    assert.deepEqual(files('webgpu'), ['decomposed-float16-stats', 'decomposed-float32-logits'], 'WebGPU has no causal=0 GroupQueryAttention, which hybrid runs too');
+    assert.deepEqual(files('cuda'), ['decomposed-float16-stats', 'gqa-float16-stats', 'decomposed-float32-logits', 'hybrid-float32-logits']);
   });
 
   it('loads the CPU variant and runs it; an explicit variant is honoured', async () => {
