@@ -39,7 +39,12 @@ describe('inline completions (real engine, tiny synthetic model)', () => {
       if (end.kind !== 'final') return;
       assert.ok(!hasPlaceholder(end.text));
       assert.equal(await inlineText(api, editor), end.text, 'the provider now offers the final fill');
-      assert.equal(api.lastStats()?.steps, Math.min(length, 256), 'the engine took one step per token');
+      // One step per token is planned; the loop stops sooner when the fill's end-of-text is decided early
+      // (engine/denoiser/denoiser.ts), which this document's changing text sometimes makes the tiny model do.
+      const planned = Math.min(length, 256);
+      assert.equal(partial[0].totalSteps, planned, 'the engine planned one step per token');
+      const taken = api.lastStats()!.steps;
+      assert.ok(taken >= 1 && taken <= planned, `${taken} steps of ${planned}`);
     }));
 
   it('accepting while denoising inserts the final fill, never a placeholder', () =>
