@@ -94,8 +94,8 @@ export function seeded(n: number, seed: number, scale = 1): Float32Array {
 }
 
 /**
- * Runs `x` ([m, k], in the graph's dtype) through a graph of one linear layer that `addLinear` lowers, in a
- * temporary folder, and returns the output's raw data.
+ * Runs `x` ([m, k], in the graph's dtype) through a graph of one linear layer that `addLinear` lowers, built in
+ * memory, and returns the output's raw data.
  */
 export async function runOneLinear(
   compute: CacheDtype,
@@ -103,22 +103,15 @@ export async function runOneLinear(
   shape: { m: number; k: number; n: number },
   addLinear: (g: OnnxGraphBuilder, input: string) => string,
 ): Promise<Float32Array | Uint16Array> {
-  const dir = temporaryDir('linear');
+  const g = new OnnxGraphBuilder('', 'inline', 'one_linear');
+  const input = g.input('x', compute, [1, shape.m, shape.k]);
+  g.output(addLinear(g, input), compute, [1, shape.m, shape.n]);
+  const session = await InferenceSession.create(g.encode({ opset: 17, extraOpsets: { 'com.microsoft': 1 } }));
   try {
-    const file = path.join(dir, 'matmul.onnx');
-    const g = new OnnxGraphBuilder(file, 'inline');
-    const input = g.input('x', compute, [1, shape.m, shape.k]);
-    g.output(addLinear(g, input), compute, [1, shape.m, shape.n]);
-    g.write({ opset: 17, extraOpsets: { 'com.microsoft': 1 } });
-    const session = await InferenceSession.create(file);
-    try {
-      const out = await session.run({ x: new Tensor(compute, x, [1, shape.m, shape.k]) });
-      return out[session.outputNames[0]].data as Float32Array | Uint16Array;
-    } finally {
-      await session.release();
-    }
+    const out = await session.run({ x: new Tensor(compute, x, [1, shape.m, shape.k]) });
+    return out[session.outputNames[0]].data as Float32Array | Uint16Array;
   } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
+    await session.release();
   }
 }
 
