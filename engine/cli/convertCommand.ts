@@ -7,7 +7,7 @@ import path from 'node:path';
 import { convertCheckpoint, defaultGraphOptions, type ConvertProgress } from '../convert/convert';
 import { parseHubModelId } from '../store/huggingFaceHub';
 import { downloadToCache } from '../store/modelManager';
-import { ATTENTION_LOWERINGS, type AttentionLowering, type CacheDtype, type HeadKind, type Int4AccuracyLevel, type WeightPrecision } from '../graph/stepContract';
+import { ATTENTION_LOWERINGS, WEIGHT_PRECISIONS, type AttentionLowering, type CacheDtype, type HeadKind, type Int4AccuracyLevel, type WeightPrecision } from '../graph/stepContract';
 import { EXIT_OK, numberOption, stringOption, type CliCommand } from './command';
 import { defaultCacheDir } from './cacheDir';
 import { progressLine } from './progressLine';
@@ -17,7 +17,7 @@ const mib = (bytes: number) => (bytes / 1024 ** 2).toFixed(0);
 export const convertCommand: CliCommand = {
   name: 'convert',
   summary: 'Convert a Hugging Face checkpoint (folder or id) into a model folder.',
-  synopsis: '<checkpoint> <out-dir> [--precision fp32|fp16|int4|int8] [options]',
+  synopsis: `<checkpoint> <out-dir> [--precision ${WEIGHT_PRECISIONS.join('|')}] [options]`,
   details: [
     'Reads config.json, the safetensors weights and the tokenizer; writes the step graph, tokenizer.json and',
     'dlm-model.json into <out-dir> (all or nothing). Supported: Dream, Dream-Coder, DiffuCoder, Open-dCoder,',
@@ -37,7 +37,7 @@ export const convertCommand: CliCommand = {
     { name: 'out-dir', description: 'Model folder to create (must not exist, or be empty).', required: true },
   ],
   options: {
-    precision: { type: { choices: ['fp32', 'fp16', 'int4', 'int8'] }, description: 'Weight format.', defaultText: 'fp16' },
+    precision: { type: { choices: [...WEIGHT_PRECISIONS] }, description: 'Weight format.', defaultText: 'fp16' },
     'cache-dtype': { type: { choices: ['float32', 'float16'] }, description: 'Activation and K/V cache type.', defaultText: 'float32 for fp32 and int8, else float16' },
     attention: { type: { choices: [...ATTENTION_LOWERINGS] }, description: 'Attention lowering.', defaultText: 'hybrid with float32, else decomposed' },
     head: { type: { choices: ['logits', 'stats'] }, description: 'Full logits, or top-k + entropy.', defaultText: 'stats' },

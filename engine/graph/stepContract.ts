@@ -37,7 +37,8 @@ export const StepOutput = {
 
 /** `logits`: full vocabulary rows. `stats`: top-k ids and probabilities plus entropy, far less to transfer. */
 export type HeadKind = 'logits' | 'stats';
-export type WeightPrecision = 'fp32' | 'fp16' | 'int4' | 'int8';
+export const WEIGHT_PRECISIONS = ['fp32', 'fp16', 'int4', 'int8'] as const;
+export type WeightPrecision = (typeof WEIGHT_PRECISIONS)[number];
 /** MatMulNBits `accuracy_level`: 0 = compute in the activation dtype, 4 = int8 activations (int4.ts). */
 export type Int4AccuracyLevel = 0 | 4;
 export const INT4_ACCURACY_LEVELS: readonly Int4AccuracyLevel[] = [0, 4];

@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { DeviceOption } from '../../common/protocol';
 import type { DecodingOptions } from '../../common/decodingOptions';
-import { ATTENTION_LOWERINGS, INT4_ACCURACY_LEVELS, type AttentionLowering, type CacheDtype, type HeadKind, type Int4AccuracyLevel, type WeightPrecision } from '../graph/stepContract';
+import { ATTENTION_LOWERINGS, INT4_ACCURACY_LEVELS, WEIGHT_PRECISIONS, type AttentionLowering, type CacheDtype, type HeadKind, type Int4AccuracyLevel, type WeightPrecision } from '../graph/stepContract';
 import type { ModelArchitecture, SpecialTokens } from '../architecture/architecture';
 
 export const MANIFEST_FILE = 'dlm-model.json';
@@ -66,7 +66,6 @@ export class ManifestError extends Error {
 }
 
 const FAMILIES = ['dream', 'llada'];
-const PRECISIONS: WeightPrecision[] = ['fp32', 'fp16', 'int4', 'int8'];
 const CACHE_DTYPES: CacheDtype[] = ['float32', 'float16'];
 const HEADS: HeadKind[] = ['logits', 'stats'];
 const DEVICES: ExecutionDevice[] = ['cpu', 'webgpu', 'cuda', 'dml', 'coreml'];
@@ -135,9 +134,9 @@ export function manifestProblems(value: unknown, dir?: string): string[] {
       if (!isObject(v)) return problems.push(`${at} must be an object`);
       if (!isPlainFileName(v.file)) problems.push(`${at}.file must be a file name inside the model folder`);
       else if (dir && !fs.existsSync(path.join(dir, v.file as string))) problems.push(`${at}: graph file ${v.file} is missing`);
-      if (!PRECISIONS.includes(v.precision as WeightPrecision)) problems.push(`${at}.precision must be one of ${PRECISIONS.join(', ')}`);
+      if (!WEIGHT_PRECISIONS.includes(v.precision as WeightPrecision)) problems.push(`${at}.precision must be one of ${WEIGHT_PRECISIONS.join(', ')}`);
       if (!CACHE_DTYPES.includes(v.cacheDtype as CacheDtype)) problems.push(`${at}.cacheDtype must be one of ${CACHE_DTYPES.join(', ')}`);
-      if (!(ATTENTION_LOWERINGS as readonly string[]).includes(v.attention as string)) problems.push(`${at}.attention must be one of ${ATTENTION_LOWERINGS.join(', ')}`);
+      if (!ATTENTION_LOWERINGS.includes(v.attention as AttentionLowering)) problems.push(`${at}.attention must be one of ${ATTENTION_LOWERINGS.join(', ')}`);
       if (!HEADS.includes(v.head as HeadKind)) problems.push(`${at}.head must be one of ${HEADS.join(', ')}`);
       if (v.head === 'stats' && !(Number.isInteger(v.topK) && (v.topK as number) >= 1)) problems.push(`${at}.topK must be a positive integer for the stats head`);
       if (v.int4AccuracyLevel !== undefined && !(INT4_ACCURACY_LEVELS.includes(v.int4AccuracyLevel as Int4AccuracyLevel) && v.precision === 'int4')) {
